@@ -1,0 +1,135 @@
+/**
+ * The event bus contract. Two implementations (embedded, Redis Streams) keep the same
+ * observable behaviour; test/bus-contract.test.ts runs one suite against both.
+ *
+ * Topics are base names (`trade.signal.v5`); the bus applies its stream prefix.
+ * Delivery is at-least-once: an entry is acknowledged only when its handler returned
+ * and the handler's outputs were written, in the same transaction as the ack.
+ */
+
+/** A raw stream entry: its id and its field/value pairs. */
+export interface StreamEntry {
+  id: string;
+  fields: Record<string, string>;
+}
+
+/** A message a handler wants published when (and only when) its input is acknowledged. */
+export interface Outbound {
+  topic: string;
+  payload: unknown;
+}
+
+export interface Delivery<T> {
+  topic: string;
+  /** Stream entry id, e.g. "1700000000000-0". */
+  id: string;
+  message: T;
+  /** 1 on first delivery; grows with each redelivery after a handler failure. */
+  attempt: number;
+  fields: Record<string, string>;
+}
+
+export type Handler<T> = (delivery: Delivery<T>) => Outbound[] | void | Promise<Outbound[] | void>;
+
+/** Thrown by a decoder: the entry is malformed and goes straight to `<topic>.dlq`. */
+export class DecodeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DecodeError';
+  }
+}
+
+export interface SubscribeOptions<T> {
+  topic: string;
+  group: string;
+  consumer: string;
+  /** Parses and validates one entry; throws DecodeError (or any error) for a malformed one. */
+  decode: (fields: Record<string, string>, id: string) => T;
+  handler: Handler<T>;
+  /** Entries read per round trip. Default 256. */
+  batchSize?: number;
+  /** How long one blocking read waits. Default 1000 ms. */
+  blockMs?: number;
+  /** Deliveries before a failing entry is dead-lettered. Default 5. */
+  maxAttempts?: number;
+  /** Wait before a failed entry is delivered again. Default 200 ms. */
+  retryDelayMs?: number;
+  /** Entries pending longer than this on another consumer are claimed. Default 30 000 ms. */
+  claimIdleMs?: number;
+  /** How often pending entries of dead consumers are looked for. Default 10 000 ms. */
+  claimIntervalMs?: number;
+  /** Where a newly created group starts: '0' (whole stream, default) or '$' (new entries only). */
+  startId?: string;
+  /** Called when reading, handling or committing fails in a way the bus retries. */
+  onError?: (error: unknown) => void;
+}
+
+export interface Subscription {
+  /** Stops reading and resolves once in-flight handlers and their commit are done. */
+  close(): Promise<void>;
+  /** Entries acknowledged so far (handled or dead-lettered). */
+  readonly acknowledged: number;
+}
+
+export interface GroupInfo {
+  name: string;
+  consumers: number;
+  pending: number;
+  /** Entries not yet delivered to the group; null when Redis cannot tell. */
+  lag: number | null;
+  last_delivered_id: string;
+}
+
+export interface StreamInfo {
+  topic: string;
+  stream: string;
+  length: number;
+  first_id: string | null;
+  last_id: string | null;
+  groups: GroupInfo[];
+}
+
+export interface EventBus {
+  readonly kind: 'embedded' | 'redis';
+  readonly prefix: string;
+
+  /** Publishes one message as `{payload: JSON}`; returns the entry id. */
+  publish(topic: string, payload: unknown): Promise<string>;
+  /** Publishes several messages in one round trip, in order; returns their ids. */
+  publishMany(items: readonly Outbound[]): Promise<string[]>;
+  /** Appends raw fields (no JSON encoding); for tests and the DLQ. */
+  publishRaw(topic: string, fields: Record<string, string>): Promise<string>;
+
+  subscribe<T>(options: SubscribeOptions<T>): Subscription;
+
+  /** Entries with id > afterId (exclusive), oldest first, at most `count`. afterId '0' = from the start. */
+  readAfter(topic: string, afterId: string, count: number): Promise<StreamEntry[]>;
+  /** The newest `count` entries, newest first. */
+  readLatest(topic: string, count: number): Promise<StreamEntry[]>;
+
+  length(topic: string): Promise<number>;
+  info(topic: string): Promise<StreamInfo>;
+  ensureGroup(topic: string, group: string, startId?: string): Promise<void>;
+  /** Approximate trim to about `maxlen` entries; returns entries removed. */
+  trim(topic: string, maxlen: number): Promise<number>;
+  /** Removes entries with id < minId (approximate); returns entries removed. */
+  trimBefore(topic: string, minId: string): Promise<number>;
+
+  /** Small key/value store for service snapshots (SPEC §7). */
+  getValue(key: string): Promise<string | null>;
+  setValue(key: string, value: string): Promise<void>;
+
+  /** True while the bus can serve requests. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Compares two stream ids ("ms-seq"). */
+export function compareIds(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  const ms = BigInt(am) - BigInt(bm);
+  if (ms !== 0n) return ms < 0n ? -1 : 1;
+  const seq = BigInt(as) - BigInt(bs);
+  return seq === 0n ? 0 : seq < 0n ? -1 : 1;
+}

@@ -1,0 +1,52 @@
+/**
+ * The switchboard: every stream, group and key name is spelled here and nowhere else.
+ * `stream_prefix` (e.g. "{acct7}:") is prepended to every name so one Redis (or one
+ * Redis Cluster slot, with a hash tag) can hold several accounts.
+ */
+export const TOPICS = {
+  signal: 'trade.signal.v5',
+  safe: 'trade.signal.safe',
+  rejected: 'trade.signal.rejected',
+  execution: 'trade.execution.res',
+  position: 'trade.position.update',
+  tick: 'market.tick',
+} as const;
+
+export type Topic = (typeof TOPICS)[keyof typeof TOPICS];
+
+/** The four topics of the core loop, in pipeline order (SPEC §1). */
+export const CORE_TOPICS: readonly Topic[] = [TOPICS.signal, TOPICS.safe, TOPICS.execution, TOPICS.position];
+export const ALL_TOPICS: readonly Topic[] = Object.values(TOPICS);
+
+/** Consumer groups are named after the service that owns them. */
+export const GROUPS = {
+  risk: 'risk-safety',
+  execution: 'execution',
+  monitor: 'position-monitor',
+  dashboard: 'dashboard',
+} as const;
+
+export type ServiceName = 'risk' | 'execution' | 'monitor';
+
+export const DLQ_SUFFIX = '.dlq';
+
+export function dlqTopic(topic: string): string {
+  return `${topic}${DLQ_SUFFIX}`;
+}
+
+/** Resolves base names to the keys actually used in Redis for one account. */
+export class StreamNames {
+  constructor(readonly prefix: string = '') {}
+
+  stream(topic: string): string {
+    return `${this.prefix}${topic}`;
+  }
+
+  dlq(topic: string): string {
+    return `${this.prefix}${dlqTopic(topic)}`;
+  }
+
+  snapshot(service: string): string {
+    return `${this.prefix}snapshot:${service}`;
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * Exact decimal arithmetic for money, prices and quantities.
+ *
+ * A `Fixed` is a bigint counting units of 1e-18. Prices and quantities on the wire
+ * have at most 8–10 decimals, so sums and products of two of them are exact; only
+ * division (average entry price) and fee rates rounds, at the 18th decimal, half
+ * away from zero. Nothing here ever goes through a binary float except the final
+ * conversion back to a JSON number at the edge (`toNumber`).
+ */
+export type Fixed = bigint;
+
+export const DECIMALS = 18;
+export const SCALE: Fixed = 10n ** 18n;
+export const ZERO: Fixed = 0n;
+export const ONE: Fixed = SCALE;
+
+const DECIMAL_RE = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+
+/** Parses a JSON number or decimal string exactly (via its shortest decimal form). */
+export function fx(value: number | string | bigint): Fixed {
+  if (typeof value === 'bigint') return value * SCALE;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new RangeError(`not a finite number: ${value}`);
+    if (Number.isInteger(value) && Math.abs(value) <= Number.MAX_SAFE_INTEGER) return BigInt(value) * SCALE;
+  }
+  const text = String(value).trim();
+  const m = DECIMAL_RE.exec(text);
+  if (!m || (m[2] === '' && (m[3] === undefined || m[3] === ''))) throw new RangeError(`not a decimal: ${text}`);
+  const sign = m[1] === '-' ? -1n : 1n;
+  const intPart = m[2] ?? '';
+  const fracPart = m[3] ?? '';
+  const exp = m[4] ? Number(m[4]) : 0;
+  // digits × 10^(exp - fracPart.length), expressed in units of 1e-18
+  const digits = BigInt((intPart + fracPart) || '0');
+  const shift = exp - fracPart.length + DECIMALS;
+  if (shift >= 0) return sign * digits * 10n ** BigInt(shift);
+  return sign * roundDiv(digits, 10n ** BigInt(-shift));
+}
+
+/** Converts to the nearest JS number, for JSON output. */
+export function toNumber(value: Fixed): number {
+  return Number(toDecimalString(value));
+}
+
+/** Plain decimal string without trailing zeros, e.g. "50025.5". */
+export function toDecimalString(value: Fixed): string {
+  const negative = value < 0n;
+  const abs = negative ? -value : value;
+  const int = abs / SCALE;
+  const frac = (abs % SCALE).toString().padStart(DECIMALS, '0').replace(/0+$/, '');
+  return `${negative ? '-' : ''}${int}${frac ? `.${frac}` : ''}`;
+}
+
+/** a / b rounded half away from zero (b > 0 or < 0). */
+function roundDiv(a: bigint, b: bigint): bigint {
+  if (b === 0n) throw new RangeError('division by zero');
+  const negative = (a < 0n) !== (b < 0n);
+  const absA = a < 0n ? -a : a;
+  const absB = b < 0n ? -b : b;
+  const q = (absA + absB / 2n) / absB;
+  return negative ? -q : q;
+}
+
+export function mul(a: Fixed, b: Fixed): Fixed {
+  return roundDiv(a * b, SCALE);
+}
+
+export function div(a: Fixed, b: Fixed): Fixed {
+  return roundDiv(a * SCALE, b);
+}
+
+export function abs(a: Fixed): Fixed {
+  return a < 0n ? -a : a;
+}
+
+export function min(a: Fixed, b: Fixed): Fixed {
+  return a < b ? a : b;
+}
+
+export function max(a: Fixed, b: Fixed): Fixed {
+  return a > b ? a : b;
+}
+
+export function sign(a: Fixed): -1 | 0 | 1 {
+  return a > 0n ? 1 : a < 0n ? -1 : 0;
+}
+
+/** Largest multiple of `step` that is <= value (toward zero for negatives). */
+export function floorToStep(value: Fixed, step: Fixed): Fixed {
+  if (step <= 0n) throw new RangeError('step must be positive');
+  return (value / step) * step;
+}
+
+/** Nearest multiple of `step`, half away from zero. */
+export function roundToStep(value: Fixed, step: Fixed): Fixed {
+  if (step <= 0n) throw new RangeError('step must be positive');
+  return roundDiv(value, step) * step;
+}
+
+/** Smallest multiple of `step` that is >= value (for positives). */
+export function ceilToStep(value: Fixed, step: Fixed): Fixed {
+  if (step <= 0n) throw new RangeError('step must be positive');
+  const q = value / step;
+  return (q * step < value ? q + 1n : q) * step;
+}

@@ -1,0 +1,238 @@
+/**
+ * Every message on the bus, defined once: each zod schema gives the TypeScript type
+ * and the runtime check. Keys are snake_case on the wire (SPEC §2) so a Python
+ * producer can publish with plain XADD. JSON Schemas are exported from here by
+ * `npm run schemas` into docs/schemas/.
+ */
+import { z } from 'zod';
+
+export const SCHEMA_VERSION = 1 as const;
+
+export const SYMBOL_PATTERN = /^[A-Z0-9]{2,20}$/;
+
+const symbol = z.string().regex(SYMBOL_PATTERN, { error: 'symbol must be 2-20 upper-case letters or digits' });
+const epochMs = z.number().int().nonnegative();
+const schemaVersion = z.number().int().min(1);
+const positive = z.number().positive().finite();
+const nonNegative = z.number().nonnegative().finite();
+const finite = z.number().finite();
+const fraction = z.number().min(0).max(1);
+
+export const SignalAction = z.enum(['BUY', 'SELL', 'HOLD', 'CLOSE']);
+export type SignalAction = z.infer<typeof SignalAction>;
+export const OrderSide = z.enum(['BUY', 'SELL']);
+export type OrderSide = z.infer<typeof OrderSide>;
+export const Intent = z.enum(['OPEN', 'INCREASE', 'CLOSE']);
+export type Intent = z.infer<typeof Intent>;
+export const Origin = z.enum(['signal', 'manual_close', 'protective_exit']);
+export type Origin = z.infer<typeof Origin>;
+export const PositionSide = z.enum(['LONG', 'SHORT', 'FLAT']);
+export type PositionSide = z.infer<typeof PositionSide>;
+export const TickSource = z.enum(['simulator', 'manual', 'feed']);
+export type TickSource = z.infer<typeof TickSource>;
+
+export const ReasonCode = z.enum([
+  'UNKNOWN_SYMBOL',
+  'NO_PRICE',
+  'NO_POSITION',
+  'LOW_CONFIDENCE',
+  'CIRCUIT_BREAKER',
+  'COOLDOWN',
+  'DAILY_LIMIT',
+  'NEGATIVE_EDGE',
+  'POSITION_LIMIT',
+  'EXPOSURE_LIMIT',
+]);
+export type ReasonCode = z.infer<typeof ReasonCode>;
+
+/** Flat key → scalar map carried along unchanged. */
+const metadata = z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]));
+
+const signalFields = {
+  schema_version: schemaVersion,
+  signal_id: z.string().min(1).max(128),
+  symbol,
+  action: SignalAction,
+  confidence: fraction,
+  source: z.string().min(1).max(64),
+  ts: epochMs,
+  price: positive.optional(),
+  stop_loss: positive.optional(),
+  take_profit: positive.optional(),
+  metadata: metadata.optional(),
+};
+
+/** A signal as a producer may publish it: id, timestamp and version can be left out. */
+export const TradeSignalInput = z.object({
+  ...signalFields,
+  schema_version: schemaVersion.optional(),
+  signal_id: signalFields.signal_id.optional(),
+  ts: epochMs.optional(),
+});
+export type TradeSignalInput = z.infer<typeof TradeSignalInput>;
+
+/** A signal after normalisation: every field the loop relies on is present. */
+export const TradeSignal = z.object(signalFields);
+export type TradeSignal = z.infer<typeof TradeSignal>;
+
+/** One rule's verdict in a decision record. */
+export const CheckEntry = z.object({
+  rule: z.string(),
+  passed: z.boolean(),
+  value: z.union([z.number(), z.string(), z.boolean(), z.null()]),
+  limit: z.union([z.number(), z.string(), z.boolean(), z.null()]),
+  note: z.string().optional(),
+});
+export type CheckEntry = z.infer<typeof CheckEntry>;
+
+/** The inputs of the Kelly sizing, so a user can recompute the size by hand. */
+export const SizingRecord = z.object({
+  p: fraction,
+  b: z.number().nonnegative(),
+  b_source: z.enum(['round_trips', 'take_profit_stop_loss', 'default']),
+  kelly_fraction: fraction,
+  kelly_optimal: finite,
+  kelly_applied: finite,
+  equity_usd: finite,
+  symbol_room_usd: finite,
+  exposure_room_usd: finite,
+  target_notional_usd: finite,
+  reference_price: positive,
+  step_size: positive,
+  stop_distance_pct: nonNegative,
+});
+export type SizingRecord = z.infer<typeof SizingRecord>;
+
+export const RiskApprovedSignal = z.object({
+  ...signalFields,
+  intent: Intent,
+  side: OrderSide,
+  quantity: positive,
+  notional_usd: nonNegative,
+  reference_price: positive,
+  kelly_optimal: finite,
+  kelly_applied: finite,
+  risk_amount_usd: nonNegative,
+  reduce_only: z.boolean(),
+  approved_ts: epochMs,
+  origin: Origin,
+  checks: z.array(CheckEntry),
+  sizing: SizingRecord.nullable(),
+});
+export type RiskApprovedSignal = z.infer<typeof RiskApprovedSignal>;
+
+export const RiskRejection = z.object({
+  ...signalFields,
+  /** When the rejection was made; the signal's own time is `signal_ts`. */
+  ts: epochMs,
+  signal_ts: epochMs,
+  reasons: z.array(ReasonCode).min(1),
+  checks: z.array(CheckEntry),
+  sizing: SizingRecord.nullable(),
+});
+export type RiskRejection = z.infer<typeof RiskRejection>;
+
+export const ExecutionStatus = z.enum(['FILLED', 'REJECTED']);
+export type ExecutionStatus = z.infer<typeof ExecutionStatus>;
+
+export const ORDER_ID_PATTERN = /^PAPER-[0-9a-f]{12}$/;
+
+export const ExecutionResult = z.object({
+  schema_version: schemaVersion,
+  order_id: z.string().regex(ORDER_ID_PATTERN, { error: 'order_id must be PAPER- and 12 lowercase hex digits' }),
+  signal_id: z.string().min(1),
+  symbol,
+  side: OrderSide,
+  quantity: nonNegative,
+  reference_price: nonNegative,
+  fill_price: nonNegative,
+  slippage_pct: nonNegative,
+  fee_usd: nonNegative,
+  fee_rate: nonNegative,
+  notional_usd: nonNegative,
+  status: ExecutionStatus,
+  reject_reason: z.string().optional(),
+  signal_ts: epochMs,
+  ts: epochMs,
+  reduce_only: z.boolean(),
+  origin: Origin,
+});
+export type ExecutionResult = z.infer<typeof ExecutionResult>;
+
+export const PortfolioSummary = z.object({
+  balance_usd: finite,
+  equity_usd: finite,
+  exposure_usd: nonNegative,
+  exposure_pct: nonNegative,
+  drawdown_pct: nonNegative,
+  open_positions: z.number().int().nonnegative(),
+  win_rate: fraction,
+  closed_trades: z.number().int().nonnegative(),
+});
+export type PortfolioSummary = z.infer<typeof PortfolioSummary>;
+
+export const PositionCause = z.enum(['fill', 'mark', 'close']);
+export type PositionCause = z.infer<typeof PositionCause>;
+
+const positionFields = {
+  schema_version: schemaVersion,
+  symbol,
+  side: PositionSide,
+  quantity: nonNegative,
+  avg_entry_price: nonNegative,
+  mark_price: nonNegative,
+  unrealized_pnl_usd: finite,
+  realized_pnl_usd: finite,
+  fees_usd: nonNegative,
+  cause: PositionCause,
+  order_id: z.string().optional(),
+  ts: epochMs,
+};
+
+/** A position's state without the portfolio (the elements of GET /positions). */
+export const PositionView = z.object(positionFields);
+export type PositionView = z.infer<typeof PositionView>;
+
+export const PositionUpdate = z.object({ ...positionFields, portfolio: PortfolioSummary });
+export type PositionUpdate = z.infer<typeof PositionUpdate>;
+
+export const PriceTick = z.object({
+  schema_version: schemaVersion,
+  symbol,
+  price: positive,
+  ts: epochMs,
+  source: TickSource,
+});
+export type PriceTick = z.infer<typeof PriceTick>;
+
+/** The schema of each topic's payload, keyed by the topic's base name. */
+export const TOPIC_SCHEMAS = {
+  'trade.signal.v5': TradeSignalInput,
+  'trade.signal.safe': RiskApprovedSignal,
+  'trade.signal.rejected': RiskRejection,
+  'trade.execution.res': ExecutionResult,
+  'trade.position.update': PositionUpdate,
+  'market.tick': PriceTick,
+} as const;
+
+/** Every named schema, for the JSON Schema export and the OpenAPI components. */
+export const NAMED_SCHEMAS = {
+  TradeSignalInput,
+  TradeSignal,
+  RiskApprovedSignal,
+  RiskRejection,
+  ExecutionResult,
+  PositionUpdate,
+  PositionView,
+  PortfolioSummary,
+  PriceTick,
+  CheckEntry,
+  SizingRecord,
+} as const;
+
+/** Formats a zod error as "field: problem; field: problem" naming every field. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .join('; ');
+}

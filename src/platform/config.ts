@@ -1,0 +1,230 @@
+/**
+ * Configuration (SPEC §8): one JSON file, then environment variables over it, parsed
+ * once at the edge into a frozen, typed object. Unknown keys and bad values are all
+ * reported together, each naming its key; the CLI exits with code 2 on them.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { SYMBOL_PATTERN } from '../core/messages.js';
+
+const pct = z.number().min(0).max(1);
+const port = z.number().int().min(0).max(65535);
+const positive = z.number().positive().finite();
+
+export const InstrumentConfig = z.strictObject({
+  symbol: z.string().regex(SYMBOL_PATTERN, { error: 'must be 2-20 upper-case letters or digits' }),
+  tick_size: positive,
+  step_size: positive,
+  min_notional_usd: z.number().nonnegative().finite(),
+  start_price: positive,
+});
+export type InstrumentConfig = z.infer<typeof InstrumentConfig>;
+
+export const DEFAULT_INSTRUMENTS: InstrumentConfig[] = [
+  { symbol: 'BTCUSDT', tick_size: 0.01, step_size: 0.00001, min_notional_usd: 10, start_price: 65000 },
+  { symbol: 'ETHUSDT', tick_size: 0.01, step_size: 0.0001, min_notional_usd: 10, start_price: 3500 },
+  { symbol: 'BNBUSDT', tick_size: 0.01, step_size: 0.001, min_notional_usd: 10, start_price: 600 },
+  { symbol: 'SOLUSDT', tick_size: 0.01, step_size: 0.01, min_notional_usd: 10, start_price: 150 },
+  { symbol: 'XRPUSDT', tick_size: 0.0001, step_size: 0.1, min_notional_usd: 10, start_price: 0.6 },
+];
+
+export const ConfigSchema = z.strictObject({
+  redis_url: z
+    .string()
+    .regex(/^rediss?:\/\/.+/, { error: 'must be a redis:// or rediss:// URL' })
+    .optional(),
+  stream_prefix: z
+    .string()
+    .max(64)
+    .regex(/^[A-Za-z0-9_.:{}-]*$/, { error: 'may hold letters, digits and _ . : { } -' })
+    .default(''),
+  host: z.string().min(1).default('127.0.0.1'),
+  api_token: z.string().min(8, { error: 'must be at least 8 characters' }).optional(),
+  seed: z.number().int().nonnegative().default(42),
+  ports: z
+    .strictObject({
+      risk: port.default(8003),
+      execution: port.default(8002),
+      monitor: port.default(8004),
+      dashboard: port.default(8000),
+    })
+    .prefault({}),
+  account: z.strictObject({ initial_balance_usd: positive.default(10_000) }).prefault({}),
+  instruments: z
+    .array(InstrumentConfig)
+    .min(1)
+    .refine((list) => new Set(list.map((i) => i.symbol)).size === list.length, { error: 'symbols must be unique' })
+    .default(DEFAULT_INSTRUMENTS),
+  risk: z
+    .strictObject({
+      min_confidence: pct.default(0.65),
+      max_position_pct: pct.default(0.1),
+      max_exposure_pct: pct.default(0.5),
+      max_drawdown_pct: pct.default(0.15),
+      kelly_fraction: pct.default(0.25),
+      cooldown_minutes: z.number().nonnegative().finite().default(60),
+      max_daily_entries: z.number().int().nonnegative().default(20),
+      min_order_notional_usd: z.number().nonnegative().finite().default(10),
+      default_stop_pct: z.number().positive().max(1).default(0.02),
+      /** An approved order with no fill after this long stops counting as in flight (logged). */
+      inflight_timeout_ms: z.number().int().positive().default(30_000),
+    })
+    .prefault({}),
+  execution: z
+    .strictObject({
+      fee_rate: z.number().min(0).max(0.1).default(0.0004),
+      max_slippage_pct: z.number().min(0).max(0.1).default(0.001),
+      price_interval_ms: z.number().int().nonnegative().default(5000),
+      price_step_pct: z.number().min(0).max(0.5).default(0.001),
+    })
+    .prefault({}),
+  monitor: z
+    .strictObject({
+      mark_interval_ms: z.number().int().nonnegative().default(30_000),
+      publish_on_tick: z.boolean().default(false),
+    })
+    .prefault({}),
+  streams: z
+    .strictObject({
+      maxlen: z.number().int().min(1000).default(100_000),
+    })
+    .prefault({}),
+  demo: z
+    .strictObject({
+      signals_per_second: z.number().positive().max(100_000).default(2),
+    })
+    .prefault({}),
+});
+
+export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+
+/** Environment variable → config path, and how to read its text. */
+const ENV_KEYS: ReadonlyArray<{ env: string; path: string[]; kind: 'string' | 'int' }> = [
+  { env: 'REDIS_URL', path: ['redis_url'], kind: 'string' },
+  { env: 'QT_STREAM_PREFIX', path: ['stream_prefix'], kind: 'string' },
+  { env: 'QT_HOST', path: ['host'], kind: 'string' },
+  { env: 'QT_API_TOKEN', path: ['api_token'], kind: 'string' },
+  { env: 'QT_SEED', path: ['seed'], kind: 'int' },
+  { env: 'QT_RISK_PORT', path: ['ports', 'risk'], kind: 'int' },
+  { env: 'QT_EXECUTION_PORT', path: ['ports', 'execution'], kind: 'int' },
+  { env: 'QT_MONITOR_PORT', path: ['ports', 'monitor'], kind: 'int' },
+  { env: 'QT_DASHBOARD_PORT', path: ['ports', 'dashboard'], kind: 'int' },
+];
+
+export class ConfigError extends Error {
+  readonly exitCode = 2;
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadConfigOptions {
+  /** --config path; else QT_CONFIG; else ./quantum.config.json when it exists. */
+  configPath?: string;
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** Values from command-line flags, applied last (e.g. {redis_url} from --redis). */
+  overrides?: Record<string, unknown>;
+}
+
+type Json = Record<string, unknown>;
+
+function setPath(target: Json, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Json;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function readFile(path: string, problems: string[]): Json {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    problems.push(`config file ${path}: cannot be read (${(err as Error).message})`);
+    return {};
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      problems.push(`config file ${path}: must hold a JSON object`);
+      return {};
+    }
+    return parsed as Json;
+  } catch (err) {
+    problems.push(`config file ${path}: not valid JSON (${(err as Error).message})`);
+    return {};
+  }
+}
+
+function describeIssue(issue: z.core.$ZodIssue, envNames: Map<string, string>): string {
+  const key = issue.path.join('.') || '(root)';
+  const env = envNames.get(key);
+  const where = env ? `${key} (from ${env})` : key;
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys.map((k) => (key === '(root)' ? k : `${key}.${k}`));
+    return `${keys.join(', ')}: unknown key${keys.length > 1 ? 's' : ''}`;
+  }
+  return `${where}: ${issue.message}`;
+}
+
+/** Reads, merges and validates the configuration; throws ConfigError naming every bad key. */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const problems: string[] = [];
+
+  const explicit = options.configPath ?? env.QT_CONFIG;
+  let raw: Json = {};
+  if (explicit) {
+    raw = readFile(resolve(cwd, explicit), problems);
+  } else {
+    const local = resolve(cwd, 'quantum.config.json');
+    if (existsSync(local)) raw = readFile(local, problems);
+  }
+
+  const envNames = new Map<string, string>();
+  for (const { env: name, path, kind } of ENV_KEYS) {
+    const text = env[name];
+    if (text === undefined || text === '') continue;
+    envNames.set(path.join('.'), name);
+    if (kind === 'int') {
+      const value = Number(text);
+      if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(value)) {
+        problems.push(`${path.join('.')} (from ${name}): expected a whole number, got "${text}"`);
+        continue;
+      }
+      setPath(raw, path, value);
+    } else {
+      setPath(raw, path, text);
+    }
+  }
+  for (const [key, value] of Object.entries(options.overrides ?? {})) {
+    if (value !== undefined) setPath(raw, key.split('.'), value);
+  }
+
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) problems.push(...result.error.issues.map((issue) => describeIssue(issue, envNames)));
+  if (problems.length > 0 || !result.success) throw new ConfigError(problems);
+  return deepFreeze(result.data);
+}
+
+/** The defaults alone, for tests and tools; `patch` is merged like a config file. */
+export function defaultConfig(patch: Record<string, unknown> = {}): Config {
+  const result = ConfigSchema.safeParse(patch);
+  if (!result.success) throw new ConfigError(result.error.issues.map((i) => describeIssue(i, new Map())));
+  return deepFreeze(result.data);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
