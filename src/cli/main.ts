@@ -1,0 +1,196 @@
+/**
+ * The `quantum` command. Parses arguments and config at the edge, then hands over to
+ * the launchers; every command returns an exit code (0 ok, 1 failure, 2 bad config
+ * or bad arguments).
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ConfigError, loadConfig, type Config } from '../platform/config.js';
+
+const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
+
+interface CommonOptions {
+  config?: string;
+  redis?: string;
+}
+
+function readConfig(options: CommonOptions, extra: Record<string, unknown> = {}): Config {
+  return loadConfig({ configPath: options.config, overrides: { redis_url: options.redis, ...extra } });
+}
+
+/** Commands that talk to a separate deployment need Redis: default to the local one. */
+function withRedis(config: Config): Config & { redis_url: string } {
+  return { ...config, redis_url: config.redis_url ?? DEFAULT_REDIS };
+}
+
+function parseNumber(name: string) {
+  return (text: string): number => {
+    const value = Number(text);
+    if (text.trim() === '' || !Number.isFinite(value)) throw new InvalidArgumentError(`${name} must be a number, got "${text}"`);
+    return value;
+  };
+}
+
+function addCommon(command: Command, redisHelp: string): Command {
+  return command
+    .option('-c, --config <path>', 'config file (default ./quantum.config.json, or QT_CONFIG)')
+    .option('--redis <url>', redisHelp);
+}
+
+export function buildProgram(exit: (code: number) => void): Command {
+  const program = new Command();
+  program
+    .name('quantum')
+    .description(
+      'quantum-trader: an event-driven paper-trading loop.\n' +
+        'Signals flow trade.signal.v5 → Risk Safety → trade.signal.safe → Execution → trade.execution.res → Position Monitor.',
+    )
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)');
+
+  addCommon(
+    program
+      .command('up')
+      .description('run all three services (and the dashboard) in one process, with a demo signal source')
+      .option('--no-demo', 'do not start the demo signal source')
+      .option('--rate <per-second>', 'demo signals per second (default from config demo.signals_per_second)', parseNumber('rate'))
+      .option('--plain', 'print plain summary lines even on a terminal')
+      .option('--no-dashboard', 'do not serve the web dashboard'),
+    'run on this Redis instead of the embedded bus (or REDIS_URL)',
+  ).action(async (options: CommonOptions & { demo: boolean; rate?: number; plain?: boolean; dashboard: boolean }) => {
+    const config = readConfig(options, options.rate ? { 'demo.signals_per_second': options.rate } : {});
+    const { runUp } = await import('./up.js');
+    exit(await runUp(config, { demo: options.demo, plain: options.plain === true, dashboard: options.dashboard }));
+  });
+
+  for (const [name, title] of [
+    ['risk', 'the Risk Safety service (port 8003)'],
+    ['execution', 'the paper Execution service (port 8002)'],
+    ['monitor', 'the Position Monitor (port 8004)'],
+  ] as const) {
+    addCommon(
+      program.command(name).description(`run ${title} on Redis`),
+      `Redis URL (default REDIS_URL, else ${DEFAULT_REDIS})`,
+    ).action(async (options: CommonOptions) => {
+      const config = withRedis(readConfig(options));
+      const { runService } = await import('./serve.js');
+      exit(await runService(name, config));
+    });
+  }
+
+  addCommon(
+    program.command('dashboard').description('serve the web dashboard (port 8000) for a deployment on Redis'),
+    `Redis URL (default REDIS_URL, else ${DEFAULT_REDIS})`,
+  ).action(async (options: CommonOptions) => {
+    const config = withRedis(readConfig(options));
+    const { runService } = await import('./serve.js');
+    exit(await runService('dashboard', config));
+  });
+
+  addCommon(
+    program
+      .command('signal')
+      .description('publish one TradeSignal to trade.signal.v5 and print its id')
+      .argument('<symbol>', 'e.g. BTCUSDT')
+      .argument('<action>', 'BUY, SELL, HOLD or CLOSE')
+      .argument('<confidence>', 'model confidence, 0..1', parseNumber('confidence'))
+      .option('-s, --source <source>', 'who produced it', 'cli')
+      .option('-p, --price <price>', 'informational price', parseNumber('price'))
+      .option('--stop-loss <price>', 'stop-loss price', parseNumber('stop-loss'))
+      .option('--take-profit <price>', 'take-profit price', parseNumber('take-profit'))
+      .option('--json', 'print the whole signal as JSON'),
+    `Redis URL (default REDIS_URL, else ${DEFAULT_REDIS})`,
+  ).action(
+    async (
+      symbol: string,
+      action: string,
+      confidence: number,
+      options: CommonOptions & { source: string; price?: number; stopLoss?: number; takeProfit?: number; json?: boolean },
+    ) => {
+      const config = withRedis(readConfig(options));
+      const { runSignal } = await import('./tools.js');
+      exit(
+        await runSignal(config, {
+          symbol,
+          action,
+          confidence,
+          source: options.source,
+          price: options.price,
+          stop_loss: options.stopLoss,
+          take_profit: options.takeProfit,
+          json: options.json === true,
+        }),
+      );
+    },
+  );
+
+  const streams = addCommon(
+    program
+      .command('streams')
+      .description('stream lengths, consumer groups, pending entries and lag for every topic')
+      .option('--json', 'print JSON'),
+    `Redis URL (default REDIS_URL, else ${DEFAULT_REDIS})`,
+  ).action(async (options: CommonOptions & { json?: boolean }) => {
+    const config = withRedis(readConfig(options));
+    const { runStreams } = await import('./tools.js');
+    exit(await runStreams(config, { json: options.json === true }));
+  });
+  addCommon(
+    streams
+      .command('trim')
+      .description('trim streams to about --maxlen entries (trade.execution.res only below the latest snapshots)')
+      .addOption(new Option('--maxlen <n>', 'entries to keep').argParser(parseNumber('maxlen')).makeOptionMandatory())
+      .option('--topic <topic>', 'only this topic'),
+    `Redis URL (default REDIS_URL, else ${DEFAULT_REDIS})`,
+  ).action(async (options: CommonOptions & { maxlen: number; topic?: string }) => {
+    const config = withRedis(readConfig(options));
+    const { runTrim } = await import('./tools.js');
+    exit(await runTrim(config, { maxlen: options.maxlen, topic: options.topic }));
+  });
+  addCommon(
+    streams.command('create-groups').description("create every service's consumer groups (idempotent)"),
+    `Redis URL (default REDIS_URL, else ${DEFAULT_REDIS})`,
+  ).action(async (options: CommonOptions) => {
+    const config = withRedis(readConfig(options));
+    const { runCreateGroups } = await import('./tools.js');
+    exit(await runCreateGroups(config));
+  });
+
+  addCommon(
+    program
+      .command('validate')
+      .description('run the 13 checks of a healthy core loop against a running deployment')
+      .option('--json', 'print the result as JSON')
+      .option('--no-systemd', 'skip systemd unit checks even where systemctl exists'),
+    `Redis URL (default REDIS_URL, else ${DEFAULT_REDIS})`,
+  ).action(async (options: CommonOptions & { json?: boolean; systemd: boolean }) => {
+    const config = withRedis(readConfig(options));
+    const { runValidate } = await import('./validate.js');
+    exit(await runValidate(config, { json: options.json === true, systemd: options.systemd }));
+  });
+
+  return program;
+}
+
+/** Runs the CLI; resolves with the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let code = 0;
+  const program = buildProgram((c) => {
+    code = c;
+  });
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are not failures; commander already printed the message.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof ConfigError) {
+      console.error(`quantum: ${err.message}`);
+      return err.exitCode;
+    }
+    console.error(`quantum: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}

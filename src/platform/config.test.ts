@@ -1,0 +1,132 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULT_INSTRUMENTS, defaultConfig, loadConfig } from './config.js';
+
+function folderWith(config: unknown): string {
+  const dir = mkdtempSync(join(tmpdir(), 'qt-config-'));
+  writeFileSync(join(dir, 'quantum.config.json'), typeof config === 'string' ? config : JSON.stringify(config));
+  return dir;
+}
+
+function problemsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).exitCode).toBe(2);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('gives the SPEC defaults when there is no file and no environment', () => {
+    const config = loadConfig({ env: {}, cwd: mkdtempSync(join(tmpdir(), 'qt-empty-')) });
+    expect(config.redis_url).toBeUndefined();
+    expect(config.stream_prefix).toBe('');
+    expect(config.host).toBe('127.0.0.1');
+    expect(config.ports).toEqual({ risk: 8003, execution: 8002, monitor: 8004, dashboard: 8000 });
+    expect(config.account.initial_balance_usd).toBe(10_000);
+    expect(config.risk).toMatchObject({
+      min_confidence: 0.65,
+      max_position_pct: 0.1,
+      max_exposure_pct: 0.5,
+      max_drawdown_pct: 0.15,
+      kelly_fraction: 0.25,
+      cooldown_minutes: 60,
+      max_daily_entries: 20,
+      min_order_notional_usd: 10,
+      default_stop_pct: 0.02,
+    });
+    expect(config.execution).toEqual({ fee_rate: 0.0004, max_slippage_pct: 0.001, price_interval_ms: 5000, price_step_pct: 0.001 });
+    expect(config.monitor.mark_interval_ms).toBe(30_000);
+    expect(config.instruments.map((i) => i.symbol)).toEqual(DEFAULT_INSTRUMENTS.map((i) => i.symbol));
+  });
+
+  it('reads quantum.config.json from the working folder and freezes the result', () => {
+    const cwd = folderWith({ risk: { min_confidence: 0.7 }, ports: { risk: 9003 } });
+    const config = loadConfig({ env: {}, cwd });
+    expect(config.risk.min_confidence).toBe(0.7);
+    expect(config.risk.max_position_pct).toBe(0.1);
+    expect(config.ports.risk).toBe(9003);
+    expect(config.ports.execution).toBe(8002);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.risk)).toBe(true);
+  });
+
+  it('uses the --config path, then QT_CONFIG, over the local file', () => {
+    const local = folderWith({ seed: 1 });
+    const other = folderWith({ seed: 2 });
+    expect(loadConfig({ env: {}, cwd: local }).seed).toBe(1);
+    expect(loadConfig({ env: { QT_CONFIG: join(other, 'quantum.config.json') }, cwd: local }).seed).toBe(2);
+    expect(loadConfig({ configPath: join(other, 'quantum.config.json'), env: {}, cwd: local }).seed).toBe(2);
+  });
+
+  it('lets environment variables override the file', () => {
+    const cwd = folderWith({ seed: 1, host: '0.0.0.0', ports: { monitor: 9004 } });
+    const config = loadConfig({
+      cwd,
+      env: {
+        QT_SEED: '7',
+        QT_HOST: '127.0.0.2',
+        QT_MONITOR_PORT: '9104',
+        REDIS_URL: 'redis://127.0.0.1:6380',
+        QT_STREAM_PREFIX: '{acct7}:',
+        QT_API_TOKEN: 'secret-token',
+      },
+    });
+    expect(config.seed).toBe(7);
+    expect(config.host).toBe('127.0.0.2');
+    expect(config.ports.monitor).toBe(9104);
+    expect(config.redis_url).toBe('redis://127.0.0.1:6380');
+    expect(config.stream_prefix).toBe('{acct7}:');
+    expect(config.api_token).toBe('secret-token');
+  });
+
+  it('applies command-line overrides last', () => {
+    const config = loadConfig({ env: { REDIS_URL: 'redis://a:1' }, cwd: folderWith({}), overrides: { redis_url: 'redis://b:2' } });
+    expect(config.redis_url).toBe('redis://b:2');
+  });
+
+  it.each([
+    [{ colour: 'blue' }, 'colour: unknown key'],
+    [{ risk: { min_confidance: 0.7 } }, 'risk.min_confidance: unknown key'],
+    [{ risk: { min_confidence: 1.5 } }, 'risk.min_confidence'],
+    [{ ports: { risk: 'eight' } }, 'ports.risk'],
+    [{ redis_url: 'http://x' }, 'redis_url: must be a redis:// or rediss:// URL'],
+    [{ instruments: [{ symbol: 'btc', tick_size: 0.01, step_size: 0.001, min_notional_usd: 10, start_price: 1 }] }, 'instruments.0.symbol'],
+    [{ execution: { price_interval_ms: -1 } }, 'execution.price_interval_ms'],
+  ])('rejects %j naming the key', (file, expected) => {
+    const problems = problemsOf(() => loadConfig({ env: {}, cwd: folderWith(file) }));
+    expect(problems.join('\n')).toContain(expected);
+  });
+
+  it('reports every problem at once', () => {
+    const problems = problemsOf(() => loadConfig({ env: {}, cwd: folderWith({ seed: -1, risk: { kelly_fraction: 2 }, extra: 1 }) }));
+    expect(problems).toHaveLength(3);
+  });
+
+  it('names the environment variable behind a bad value', () => {
+    const problems = problemsOf(() => loadConfig({ env: { QT_RISK_PORT: 'abc' }, cwd: folderWith({}) }));
+    expect(problems.join('\n')).toContain('ports.risk (from QT_RISK_PORT)');
+    const range = problemsOf(() => loadConfig({ env: { QT_EXECUTION_PORT: '70000' }, cwd: folderWith({}) }));
+    expect(range.join('\n')).toContain('ports.execution (from QT_EXECUTION_PORT)');
+  });
+
+  it('says when the file is not JSON', () => {
+    const problems = problemsOf(() => loadConfig({ env: {}, cwd: folderWith('{ not json') }));
+    expect(problems.join('\n')).toMatch(/not valid JSON/);
+  });
+
+  it('says when an explicit config file is missing', () => {
+    const problems = problemsOf(() => loadConfig({ configPath: '/nonexistent/qt.json', env: {} }));
+    expect(problems.join('\n')).toContain('/nonexistent/qt.json');
+  });
+
+  it('rejects duplicate instrument symbols', () => {
+    const btc = DEFAULT_INSTRUMENTS[0];
+    expect(() => defaultConfig({ instruments: [btc, btc] })).toThrow(/symbols must be unique/);
+  });
+});
