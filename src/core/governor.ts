@@ -1,0 +1,507 @@
+/**
+ * The risk governor (SPEC §4): a pure function from (signal, account view, instrument,
+ * price, limits, now) to a decision. It owns no state, does no I/O and reads no clock;
+ * the Risk service builds the account view (ledger + in-flight approved orders) and
+ * publishes the result. A rejection is data: reason codes plus the decision record.
+ *
+ * All money, quantity and limit comparisons are in `Fixed` (bigint units of 1e-18), so
+ * boundaries are exact: confidence 0.65 vs min 0.65 passes, drawdown 0.15 vs max 0.15
+ * trips the breaker. Times are integer epoch milliseconds.
+ */
+import { SCALE, ZERO, abs, fx, max, mul, toDecimalString, toNumber, type Fixed } from './fixed.js';
+import type { InstrumentSpec } from './instruments.js';
+import type {
+  CheckEntry,
+  OrderSide,
+  Origin,
+  ReasonCode,
+  RiskApprovedSignal,
+  RiskRejection,
+  SizingRecord,
+  TradeSignal,
+} from './messages.js';
+import {
+  kellyApplied,
+  kellyOptimal,
+  payoffRatio,
+  sizeOrder,
+  stopDistance,
+  type OrderSize,
+  type RoundTripStats,
+} from './sizing.js';
+
+export type { RoundTripStats } from './sizing.js';
+
+export const MS_PER_DAY = 86_400_000;
+const MS_PER_MINUTE = 60_000;
+
+/** The UTC day number of an epoch-ms instant (day 0 = 1970-01-01). */
+export function utcDay(ms: number): number {
+  return Math.floor(ms / MS_PER_DAY);
+}
+
+/**
+ * What the governor sees of the account. Plain data built by the Risk service from the
+ * accounting fold of `trade.execution.res` + `market.tick`, plus the orders it approved
+ * that have not filled yet (in-flight orders count everywhere quantities appear).
+ */
+export interface AccountView {
+  readonly equity: Fixed;
+  readonly peakEquity: Fixed;
+  /** (peak − equity) / peak, as a fraction: fx(0.15) is 15%. */
+  readonly drawdown: Fixed;
+  /** Trading state HALTED (sticky; the service persists it and leaves it on POST /resume). */
+  readonly halted: boolean;
+  /** Σ over all symbols of |net quantity incl. in-flight| × reference price. */
+  readonly exposure: Fixed;
+  /** Signed net quantity in a symbol, in-flight orders included (+ long, − short, 0 flat). */
+  netQuantity(symbol: string): Fixed;
+  readonly roundTrips: RoundTripStats;
+  /** Epoch ms when the last losing round trip closed; null when there was none. */
+  readonly lastLossClosedAt: number | null;
+  /** Entries approved on that UTC day (see `utcDay`). */
+  entriesOnDay(utcDay: number): number;
+}
+
+/** The `risk` config keys the governor uses (numbers as in config; fractions for percentages). */
+export interface RiskLimits {
+  readonly min_confidence: number;
+  readonly max_position_pct: number;
+  readonly max_exposure_pct: number;
+  readonly max_drawdown_pct: number;
+  readonly kelly_fraction: number;
+  readonly cooldown_minutes: number;
+  readonly max_daily_entries: number;
+  readonly min_order_notional_usd: number;
+  readonly default_stop_pct: number;
+}
+
+export interface DecideInput {
+  signal: TradeSignal;
+  account: AccountView;
+  /** Undefined when the symbol has no instrument spec. */
+  instrument: InstrumentSpec | undefined;
+  /** Latest market.tick price; undefined when none has been seen yet. */
+  price: Fixed | undefined;
+  /** Treated as immutable: converted to exact decimals once per object and cached. */
+  limits: RiskLimits;
+  /** Epoch ms of the decision. */
+  now: number;
+}
+
+export type Decision =
+  | { kind: 'skip'; reason: 'HOLD' }
+  | { kind: 'approve'; message: RiskApprovedSignal }
+  | { kind: 'reject'; message: RiskRejection };
+
+/** The `rule` names used in `checks`, in the order they appear. */
+export const CHECK_RULES = {
+  knownSymbol: 'known_symbol',
+  price: 'price',
+  openPosition: 'open_position',
+  reduceOnlyClose: 'reduce_only_close',
+  confidence: 'confidence',
+  circuitBreaker: 'circuit_breaker',
+  cooldown: 'cooldown',
+  dailyEntries: 'daily_entries',
+  edge: 'edge',
+  position: 'position',
+  exposure: 'exposure',
+  minNotional: 'min_notional',
+} as const;
+
+export type TradingState = 'ACTIVE' | 'HALTED';
+
+/** HALTED once drawdown >= max; stays HALTED (only the service's resume leaves it). */
+export function tradingStateAfter(current: TradingState, drawdown: Fixed, maxDrawdown: Fixed): TradingState {
+  return current === 'HALTED' || drawdown >= maxDrawdown ? 'HALTED' : 'ACTIVE';
+}
+
+// ---------------------------------------------------------------------------------
+// Limits in exact decimals, computed once per limits object.
+
+interface CompiledLimits {
+  minConfidence: Fixed;
+  maxPositionPct: Fixed;
+  maxExposurePct: Fixed;
+  maxDrawdownPct: Fixed;
+  kellyFraction: Fixed;
+  /** cooldown_minutes × 60 000, rounded up to whole ms (exact for integer timestamps). */
+  cooldownMs: number;
+  maxDailyEntries: number;
+  minOrderNotional: Fixed;
+  defaultStopPct: Fixed;
+}
+
+const compiledCache = new WeakMap<RiskLimits, CompiledLimits>();
+
+function compile(limits: RiskLimits): CompiledLimits {
+  let c = compiledCache.get(limits);
+  if (c) return c;
+  const cooldown = fx(limits.cooldown_minutes) * BigInt(MS_PER_MINUTE);
+  // For integer now and t: now < t + x  ⇔  now − t < ceil(x).
+  const cooldownMs = Number(cooldown / SCALE + (cooldown % SCALE > ZERO ? 1n : 0n));
+  c = {
+    minConfidence: fx(limits.min_confidence),
+    maxPositionPct: fx(limits.max_position_pct),
+    maxExposurePct: fx(limits.max_exposure_pct),
+    maxDrawdownPct: fx(limits.max_drawdown_pct),
+    kellyFraction: fx(limits.kelly_fraction),
+    cooldownMs,
+    maxDailyEntries: limits.max_daily_entries,
+    minOrderNotional: fx(limits.min_order_notional_usd),
+    defaultStopPct: fx(limits.default_stop_pct),
+  };
+  compiledCache.set(limits, c);
+  return c;
+}
+
+// ---------------------------------------------------------------------------------
+
+const usd = (value: Fixed): string => `${toDecimalString(value)} USDT`;
+
+// Conversions at the edge, tuned for `decide`'s hot path (exported for their tests).
+
+const E10 = 10n ** 10n;
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * `toNumber` with a fast path: a value with at most 8 decimals whose digits fit a safe
+ * integer converts as (integer) / 1e8, a correctly rounded division of two exact doubles,
+ * which is the same double `toNumber` returns, without building a string. Used for the
+ * fields downstream services act on (quantity, notional, price) and the check values.
+ */
+export function num(value: Fixed): number {
+  if (value % E10 === ZERO) {
+    const q = value / E10;
+    if (q <= MAX_SAFE && q >= -MAX_SAFE) return Number(q) / 1e8;
+  }
+  return toNumber(value);
+}
+
+/**
+ * For derived, informational numbers (Kelly values, rooms, risk amount, stop distance):
+ * the fast path of `num`, else within one ulp of `toNumber` without building a string.
+ */
+export function approx(value: Fixed): number {
+  if (value % E10 === ZERO) {
+    const q = value / E10;
+    if (q <= MAX_SAFE && q >= -MAX_SAFE) return Number(q) / 1e8;
+  }
+  return Number(value) / 1e18;
+}
+
+/**
+ * `fx` for a JSON number with a fast path: when x has at most 8 decimals (|x| < 1e7, so
+ * no other 8-decimal value maps to the same double), round(x × 1e8) is its exact digits.
+ */
+export function fxNumber(x: number): Fixed {
+  if (x < 1e7 && x > -1e7) {
+    const n = Math.round(x * 1e8);
+    if (n / 1e8 === x) return BigInt(n) * E10;
+  }
+  return fx(x);
+}
+
+/*
+ * Messages are built as literals listing every field (not `{ ...signal, ... }`): V8
+ * builds a literal in one step but grows a spread copy key by key, which made `decide`
+ * four times slower. Optional signal fields the producer left out are present as
+ * `undefined`, which JSON.stringify (the bus codec) omits.
+ */
+function reject(signal: TradeSignal, now: number, reasons: ReasonCode[], checks: CheckEntry[], sizing: SizingRecord | null): Decision {
+  return {
+    kind: 'reject',
+    message: {
+      schema_version: signal.schema_version,
+      signal_id: signal.signal_id,
+      symbol: signal.symbol,
+      action: signal.action,
+      confidence: signal.confidence,
+      source: signal.source,
+      ts: now,
+      price: signal.price,
+      stop_loss: signal.stop_loss,
+      take_profit: signal.take_profit,
+      metadata: signal.metadata,
+      signal_ts: signal.ts,
+      reasons,
+      checks,
+      sizing,
+    },
+  };
+}
+
+/** Decides one signal (SPEC §4, steps 1–8). Never throws for a business outcome. */
+export function decide({ signal, account, instrument, price, limits, now }: DecideInput): Decision {
+  // 1. HOLD: skipped, not a rejection.
+  if (signal.action === 'HOLD') return { kind: 'skip', reason: 'HOLD' };
+
+  // 2. Unknown symbol, then no price.
+  if (instrument === undefined) {
+    return reject(signal, now, ['UNKNOWN_SYMBOL'], [
+      { rule: CHECK_RULES.knownSymbol, passed: false, value: signal.symbol, limit: null, note: `no instrument spec for ${signal.symbol}` },
+    ], null);
+  }
+  if (price === undefined || price <= ZERO) {
+    return reject(signal, now, ['NO_PRICE'], [
+      { rule: CHECK_RULES.price, passed: false, value: price === undefined ? null : num(price), limit: null, note: `no market price for ${signal.symbol} yet` },
+    ], null);
+  }
+
+  // 3. Intent from the net position, in-flight orders included.
+  const net = account.netQuantity(signal.symbol);
+  const isClose = signal.action === 'CLOSE' || (net > ZERO && signal.action === 'SELL') || (net < ZERO && signal.action === 'BUY');
+  if (isClose) {
+    if (net === ZERO) {
+      return reject(signal, now, ['NO_POSITION'], [
+        { rule: CHECK_RULES.openPosition, passed: false, value: 0, limit: null, note: `CLOSE requested but ${signal.symbol} is flat (in-flight orders included)` },
+      ], null);
+    }
+    return approveClose(signal, net, price, now);
+  }
+
+  return decideEntry(signal, account, instrument, price, compile(limits), limits, net, now);
+}
+
+// 4. A close is reduce-only and always approved: no risk gate may trap a trader in a position.
+function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number): Decision {
+  const quantity = abs(net);
+  const long = net > ZERO;
+  const side: OrderSide = long ? 'SELL' : 'BUY';
+  const origin: Origin =
+    signal.source === 'manual_close' ? 'manual_close' : signal.source === 'protective_exit' ? 'protective_exit' : 'signal';
+  const why = signal.action === 'CLOSE' ? 'CLOSE requested' : `${signal.action} signal against a ${long ? 'LONG' : 'SHORT'} position`;
+  const quantityNumber = num(quantity);
+  return {
+    kind: 'approve',
+    message: {
+      schema_version: signal.schema_version,
+      signal_id: signal.signal_id,
+      symbol: signal.symbol,
+      action: signal.action,
+      confidence: signal.confidence,
+      source: signal.source,
+      ts: signal.ts,
+      price: signal.price,
+      stop_loss: signal.stop_loss,
+      take_profit: signal.take_profit,
+      metadata: signal.metadata,
+      intent: 'CLOSE',
+      side,
+      quantity: quantityNumber,
+      notional_usd: num(mul(quantity, price)),
+      reference_price: num(price),
+      kelly_optimal: 0,
+      kelly_applied: 0,
+      risk_amount_usd: 0,
+      reduce_only: true,
+      approved_ts: now,
+      origin,
+      checks: [
+        {
+          rule: CHECK_RULES.reduceOnlyClose,
+          passed: true,
+          value: quantityNumber,
+          limit: quantityNumber,
+          note: `${why}: ${side} the whole ${long ? 'LONG' : 'SHORT'} ${toDecimalString(quantity)} ${signal.symbol} (in-flight orders included); reduce-only, entry rules do not apply`,
+        },
+      ],
+      sizing: null,
+    },
+  };
+}
+
+// 5–8. An entry (OPEN / INCREASE) must pass every rule; all failures are collected.
+function decideEntry(
+  signal: TradeSignal,
+  account: AccountView,
+  instrument: InstrumentSpec,
+  price: Fixed,
+  L: CompiledLimits,
+  limits: RiskLimits,
+  net: Fixed,
+  now: number,
+): Decision {
+  const reasons: ReasonCode[] = [];
+  const checks: CheckEntry[] = [];
+  const side = signal.action as OrderSide; // BUY or SELL here: HOLD and CLOSE are handled above
+
+  // Confidence: exactly the minimum passes.
+  const p = fxNumber(signal.confidence);
+  const confidenceOk = p >= L.minConfidence;
+  if (!confidenceOk) reasons.push('LOW_CONFIDENCE');
+  checks.push({ rule: CHECK_RULES.confidence, passed: confidenceOk, value: signal.confidence, limit: limits.min_confidence });
+
+  // Circuit breaker: halted, or drawdown at or beyond the maximum.
+  const breakerOk = !account.halted && account.drawdown < L.maxDrawdownPct;
+  if (!breakerOk) reasons.push('CIRCUIT_BREAKER');
+  const breaker: CheckEntry = { rule: CHECK_RULES.circuitBreaker, passed: breakerOk, value: approx(account.drawdown), limit: limits.max_drawdown_pct };
+  if (!breakerOk) {
+    breaker.note = `${account.halted ? 'trading HALTED (leave with POST /resume)' : 'drawdown reached the maximum'}; equity ${usd(account.equity)}, peak ${usd(account.peakEquity)}`;
+  }
+  checks.push(breaker);
+
+  // Cooldown after a losing round trip: exactly at its end it passes.
+  const lastLoss = account.lastLossClosedAt;
+  const cooldownOk = lastLoss === null || now - lastLoss >= L.cooldownMs;
+  if (!cooldownOk) reasons.push('COOLDOWN');
+  const cooldown: CheckEntry = {
+    rule: CHECK_RULES.cooldown,
+    passed: cooldownOk,
+    value: lastLoss === null ? null : (now - lastLoss) / MS_PER_MINUTE,
+    limit: limits.cooldown_minutes,
+  };
+  cooldown.note =
+    lastLoss === null
+      ? 'no losing round trip'
+      : cooldownOk
+        ? 'minutes since the last losing round trip'
+        : `minutes since the last losing round trip; cooling down until ${new Date(lastLoss + L.cooldownMs).toISOString()}`;
+  checks.push(cooldown);
+
+  // Daily entries (UTC day of `now`): the max-th entry passes, the next one fails.
+  const day = utcDay(now);
+  const entriesToday = account.entriesOnDay(day);
+  const dailyOk = entriesToday < L.maxDailyEntries;
+  if (!dailyOk) reasons.push('DAILY_LIMIT');
+  const daily: CheckEntry = { rule: CHECK_RULES.dailyEntries, passed: dailyOk, value: entriesToday, limit: limits.max_daily_entries };
+  if (!dailyOk) daily.note = `entries already approved on UTC day ${new Date(day * MS_PER_DAY).toISOString().slice(0, 10)}; the count restarts at 00:00 UTC`;
+  checks.push(daily);
+
+  // Edge: Kelly with p = confidence and b from round trips / take-profit & stop-loss / 1.
+  const stopLoss = signal.stop_loss === undefined ? undefined : fxNumber(signal.stop_loss);
+  const payoff = payoffRatio({
+    roundTrips: account.roundTrips,
+    side,
+    price,
+    takeProfit: signal.take_profit === undefined ? undefined : fxNumber(signal.take_profit),
+    stopLoss,
+  });
+  const optimal = kellyOptimal(p, payoff.b);
+  const edgeOk = optimal > ZERO;
+  if (!edgeOk) reasons.push('NEGATIVE_EDGE');
+  const applied = kellyApplied(optimal, L.kellyFraction, L.maxPositionPct);
+  const bNumber = approx(payoff.b);
+  const optimalNumber = approx(optimal);
+  const edge: CheckEntry = { rule: CHECK_RULES.edge, passed: edgeOk, value: optimalNumber, limit: 0 };
+  if (!edgeOk || payoff.warning !== undefined) {
+    // On success the sizing record carries p and b; explain them here when it matters.
+    edge.note = `kelly_optimal = p − (1 − p)/b with p=${signal.confidence}, b=${bNumber} (${payoff.source})${payoff.warning ? `; ${payoff.warning}` : ''}`;
+  }
+  checks.push(edge);
+
+  // Rooms: per symbol and in total, each must leave at least one minimum order.
+  const equity = account.equity;
+  const symbolNotional = mul(abs(net), price);
+  const symbolRoom = mul(L.maxPositionPct, equity) - symbolNotional;
+  const exposureRoom = mul(L.maxExposurePct, equity) - account.exposure;
+  const minNotional = max(instrument.minNotional, L.minOrderNotional);
+  const step = instrument.stepSize;
+
+  const kellyTarget = mul(applied, equity);
+  let target = kellyTarget;
+  if (symbolRoom < target) target = symbolRoom;
+  if (exposureRoom < target) target = exposureRoom;
+  if (target < ZERO) target = ZERO;
+  const order = sizeOrder(target, price, step);
+  const fits = (o: OrderSize): boolean => o.quantity > ZERO && o.notional >= minNotional;
+  const orderOk = fits(order);
+
+  let positionOk = symbolRoom >= minNotional;
+  let exposureOk = exposureRoom >= minNotional;
+  let minNote: string | undefined;
+  if (!orderOk) {
+    if (!edgeOk) {
+      minNote = 'nothing to size: no positive edge';
+    } else if (fits(sizeOrder(kellyTarget, price, step))) {
+      // The Kelly target alone would make a valid order: the binding room(s) made it too small.
+      if (!fits(sizeOrder(symbolRoom, price, step))) positionOk = false;
+      if (!fits(sizeOrder(exposureRoom, price, step))) exposureOk = false;
+      minNote = `capped by the ${!positionOk && !exposureOk ? 'symbol and exposure rooms' : !positionOk ? 'symbol room' : 'exposure room'} below one minimum order`;
+    } else {
+      // The Kelly target itself (or one step at this price) is below the minimum order.
+      positionOk = false;
+      minNote = `Kelly target ${usd(kellyTarget)} rounds to ${toDecimalString(sizeOrder(kellyTarget, price, step).quantity)} at step ${toDecimalString(step)}: below one minimum order`;
+    }
+  }
+  if (!positionOk) reasons.push('POSITION_LIMIT');
+  if (!exposureOk) reasons.push('EXPOSURE_LIMIT');
+
+  // Values are fractions of equity (display only: the decisions above are exact).
+  const equityPositive = equity > ZERO;
+  const position: CheckEntry = {
+    rule: CHECK_RULES.position,
+    passed: positionOk,
+    value: equityPositive ? Number(symbolNotional) / Number(equity) : null,
+    limit: limits.max_position_pct,
+  };
+  if (!positionOk) {
+    position.note = `${signal.symbol} notional ${usd(symbolNotional)} of equity ${usd(equity)}; room ${usd(symbolRoom)}, min order ${usd(minNotional)}`;
+  }
+  checks.push(position);
+  const exposure: CheckEntry = {
+    rule: CHECK_RULES.exposure,
+    passed: exposureOk,
+    value: equityPositive ? Number(account.exposure) / Number(equity) : null,
+    limit: limits.max_exposure_pct,
+  };
+  if (!exposureOk) {
+    exposure.note = `exposure ${usd(account.exposure)} of equity ${usd(equity)}; room ${usd(exposureRoom)}, min order ${usd(minNotional)}`;
+  }
+  checks.push(exposure);
+  const minCheck: CheckEntry = { rule: CHECK_RULES.minNotional, passed: orderOk, value: num(order.notional), limit: num(minNotional) };
+  if (minNote !== undefined) minCheck.note = minNote;
+  checks.push(minCheck);
+
+  const stop = stopDistance(price, stopLoss, L.defaultStopPct);
+  const priceNumber = num(price);
+  const appliedNumber = approx(applied);
+  const sizing: SizingRecord = {
+    p: signal.confidence,
+    b: bNumber,
+    b_source: payoff.source,
+    kelly_fraction: limits.kelly_fraction,
+    kelly_optimal: optimalNumber,
+    kelly_applied: appliedNumber,
+    equity_usd: approx(equity),
+    symbol_room_usd: approx(symbolRoom),
+    exposure_room_usd: approx(exposureRoom),
+    target_notional_usd: approx(target),
+    reference_price: priceNumber,
+    step_size: num(step),
+    stop_distance_pct: approx(stop),
+  };
+
+  if (reasons.length > 0) return reject(signal, now, reasons, checks, sizing);
+
+  return {
+    kind: 'approve',
+    message: {
+      schema_version: signal.schema_version,
+      signal_id: signal.signal_id,
+      symbol: signal.symbol,
+      action: signal.action,
+      confidence: signal.confidence,
+      source: signal.source,
+      ts: signal.ts,
+      price: signal.price,
+      stop_loss: signal.stop_loss,
+      take_profit: signal.take_profit,
+      metadata: signal.metadata,
+      intent: net === ZERO ? 'OPEN' : 'INCREASE',
+      side,
+      quantity: num(order.quantity),
+      notional_usd: num(order.notional),
+      reference_price: priceNumber,
+      kelly_optimal: optimalNumber,
+      kelly_applied: appliedNumber,
+      risk_amount_usd: approx(mul(order.notional, stop)),
+      reduce_only: false,
+      approved_ts: now,
+      origin: 'signal',
+      checks,
+      sizing,
+    },
+  };
+}
