@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest';
+import { createFillModels, paperFill } from '../../core/fills.js';
+import { fx } from '../../core/fixed.js';
+import { instrumentTable } from '../../core/instruments.js';
+import type { RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
+import { defaultConfig } from '../../platform/config.js';
+import { RiskState } from './state.js';
+
+const config = defaultConfig();
+const instruments = instrumentTable(config.instruments);
+const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
+
+function makeState(patch: Partial<typeof config.risk> = {}) {
+  return new RiskState({
+    initialBalance: 10_000,
+    instruments,
+    limits: { ...config.risk, ...patch },
+    execution: config.execution,
+    seed: 42,
+    inflightTimeoutMs: 30_000,
+  });
+}
+
+let n = 0;
+function signal(symbol: string, action: TradeSignal['action'], confidence: number, extra: Partial<TradeSignal> = {}): TradeSignal {
+  n += 1;
+  return { schema_version: 1, signal_id: `s-${n}`, symbol, action, confidence, source: 'test', ts: T0, ...extra };
+}
+
+function priceAll(state: RiskState, ts = T0) {
+  for (const i of config.instruments) state.onTick({ schema_version: 1, symbol: i.symbol, price: i.start_price, ts, source: 'manual' });
+}
+
+/** What the execution service would publish for an approval. */
+function fillOf(order: RiskApprovedSignal, mark: number, now = T0 + 5) {
+  return paperFill({
+    order,
+    mark: fx(mark),
+    instrument: instruments.get(order.symbol),
+    seed: 42,
+    models: createFillModels(config.execution),
+    now,
+  });
+}
+
+describe('RiskState', () => {
+  it('sizes a 0.85 BUY on a flat 10,000 account at 1,000 USDT and a 0.65 BUY at 750', () => {
+    const state = makeState();
+    priceAll(state);
+    const a = state.onSignal(signal('BTCUSDT', 'BUY', 0.85), T0);
+    expect(a.kind).toBe('approve');
+    if (a.kind !== 'approve') return;
+    expect(a.message.notional_usd).toBeCloseTo(1000, 0);
+    expect(a.message.notional_usd).toBeLessThanOrEqual(1000);
+    const b = state.onSignal(signal('ETHUSDT', 'BUY', 0.65), T0);
+    expect(b.kind === 'approve' && b.message.notional_usd).toBeCloseTo(750, 0);
+  });
+
+  it('decides once per signal_id', () => {
+    const state = makeState();
+    priceAll(state);
+    const s = signal('BTCUSDT', 'BUY', 0.9);
+    expect(state.onSignal(s, T0).kind).toBe('approve');
+    expect(state.onSignal(s, T0).kind).toBe('duplicate');
+    expect(state.stats(T0).counts).toMatchObject({ received: 1, approved: 1, duplicates: 1 });
+  });
+
+  it('never lets a burst of 200 BUYs pass 10% per symbol or 50% in total before any fill', () => {
+    const state = makeState({ max_daily_entries: 1000 });
+    priceAll(state);
+    const symbols = config.instruments.map((i) => i.symbol);
+    const perSymbol = new Map<string, number>();
+    let total = 0;
+    for (let i = 0; i < 200; i++) {
+      const d = state.onSignal(signal(symbols[i % symbols.length]!, 'BUY', 0.9), T0);
+      if (d.kind !== 'approve') continue;
+      perSymbol.set(d.message.symbol, (perSymbol.get(d.message.symbol) ?? 0) + d.message.notional_usd);
+      total += d.message.notional_usd;
+    }
+    for (const value of perSymbol.values()) expect(value).toBeLessThanOrEqual(1000 + 1e-6);
+    expect(total).toBeLessThanOrEqual(5000 + 1e-6);
+    expect(total).toBeGreaterThan(4900);
+    expect(state.inflightCount()).toBeGreaterThan(0);
+  });
+
+  it('closes the whole position, in flight included, and never twice', () => {
+    const state = makeState();
+    priceAll(state);
+    const open = state.onSignal(signal('SOLUSDT', 'BUY', 0.9), T0);
+    expect(open.kind).toBe('approve');
+    const close = state.onSignal(signal('SOLUSDT', 'SELL', 0.9), T0);
+    expect(close.kind === 'approve' && close.message).toMatchObject({ intent: 'CLOSE', reduce_only: true, side: 'SELL' });
+    if (open.kind === 'approve' && close.kind === 'approve') expect(close.message.quantity).toBe(open.message.quantity);
+    const again = state.onSignal(signal('SOLUSDT', 'CLOSE', 0.9, { source: 'manual_close' }), T0);
+    expect(again.kind === 'reject' && again.message.reasons).toEqual(['NO_POSITION']);
+  });
+
+  it('keeps the view still when the real fill equals its projection, and folds it into the confirmed books', () => {
+    const state = makeState();
+    priceAll(state);
+    const d = state.onSignal(signal('BTCUSDT', 'BUY', 0.9), T0);
+    if (d.kind !== 'approve') throw new Error('expected approval');
+    const before = state.stats(T0);
+    state.onExecution(fillOf(d.message, config.instruments[0]!.start_price));
+    const after = state.stats(T0);
+    expect(after.equity_usd).toBe(before.equity_usd);
+    expect(after.inflight_orders).toBe(0);
+    expect(after.confirmed_balance_usd).toBe(after.balance_usd);
+  });
+
+  it('halts at 15% drawdown, rejects entries CIRCUIT_BREAKER, still closes, and resumes', () => {
+    const state = makeState({ max_position_pct: 1, max_exposure_pct: 1, kelly_fraction: 1 });
+    priceAll(state);
+    const buy = state.onSignal(signal('BTCUSDT', 'BUY', 0.99), T0);
+    if (buy.kind !== 'approve') throw new Error('expected approval');
+    state.onExecution(fillOf(buy.message, 65_000));
+    // A 20% fall on a ~100% position is well past 15% drawdown.
+    state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 52_000, ts: T0 + 10, source: 'manual' });
+    expect(state.state).toBe('HALTED');
+    const entry = state.onSignal(signal('ETHUSDT', 'BUY', 0.99), T0 + 20);
+    expect(entry.kind === 'reject' && entry.message.reasons).toContain('CIRCUIT_BREAKER');
+    const exit = state.onSignal(signal('BTCUSDT', 'SELL', 0.5), T0 + 20);
+    expect(exit.kind === 'approve' && exit.message.intent).toBe('CLOSE');
+    // Recovering prices does not re-arm; only resume does.
+    state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 65_000, ts: T0 + 30, source: 'manual' });
+    expect(state.state).toBe('HALTED');
+    state.resume();
+    expect(state.state).toBe('ACTIVE');
+    expect(state.stats(T0).drawdown_pct).toBe(0);
+  });
+
+  it('expires in-flight orders after the timeout and frees their room', () => {
+    const state = makeState();
+    priceAll(state);
+    state.onSignal(signal('BTCUSDT', 'BUY', 0.9), T0);
+    expect(state.stats(T0).exposure_usd).toBeGreaterThan(900);
+    expect(state.expireInflight(T0 + 29_999)).toHaveLength(0);
+    expect(state.expireInflight(T0 + 30_000)).toHaveLength(1);
+    expect(state.stats(T0).exposure_usd).toBe(0);
+  });
+
+  it('restores from a snapshot to the same decisions', () => {
+    const a = makeState();
+    priceAll(a);
+    const first = a.onSignal(signal('BTCUSDT', 'BUY', 0.9), T0);
+    if (first.kind !== 'approve') throw new Error('expected approval');
+    a.onSignal(signal('ETHUSDT', 'BUY', 0.8), T0);
+    a.onExecution(fillOf(first.message, 65_000));
+    const b = makeState();
+    b.restore(JSON.parse(JSON.stringify(a.toSnapshot())));
+    expect(b.stats(T0)).toEqual(a.stats(T0));
+    const next = signal('SOLUSDT', 'BUY', 0.75);
+    expect(b.onSignal(next, T0 + 1)).toEqual(a.onSignal(next, T0 + 1));
+  });
+});
