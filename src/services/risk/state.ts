@@ -241,6 +241,10 @@ export class RiskState {
     return this.tradingState;
   }
 
+  isHalted(): boolean {
+    return this.tradingState === 'HALTED';
+  }
+
   inflightCount(): number {
     return this.inflight.size;
   }

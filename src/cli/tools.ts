@@ -1,0 +1,130 @@
+/** `quantum signal`, `quantum streams` and its sub-commands. */
+import { compareIds, type EventBus } from '../bus/bus.js';
+import { createBus } from '../bus/factory.js';
+import { formatStreamReport, streamReport } from '../bus/admin.js';
+import { publishTradeSignal } from '../bus/publish.js';
+import { ALL_TOPICS, GROUPS, TOPICS } from '../bus/topics.js';
+import { SignalAction } from '../core/messages.js';
+import type { Config } from '../platform/config.js';
+import { redactUrl } from './serve.js';
+
+type RedisConfig = Config & { redis_url: string };
+
+async function withBus<T>(config: RedisConfig, fn: (bus: EventBus) => Promise<T>): Promise<T> {
+  let bus: EventBus;
+  try {
+    bus = await createBus({ redisUrl: config.redis_url, prefix: config.stream_prefix, maxlen: config.streams.maxlen, connectTimeoutMs: 5000 });
+  } catch (err) {
+    throw new Error(`cannot connect to Redis at ${redactUrl(config.redis_url)}: ${(err as Error).message}`);
+  }
+  try {
+    return await fn(bus);
+  } finally {
+    await bus.close();
+  }
+}
+
+export interface SignalArgs {
+  symbol: string;
+  action: string;
+  confidence: number;
+  source: string;
+  price?: number;
+  stop_loss?: number;
+  take_profit?: number;
+  json: boolean;
+}
+
+export async function runSignal(config: RedisConfig, args: SignalArgs): Promise<number> {
+  const action = SignalAction.safeParse(args.action.toUpperCase());
+  if (!action.success) {
+    console.error(`quantum signal: action must be one of ${SignalAction.options.join(', ')}, got "${args.action}"`);
+    return 2;
+  }
+  return withBus(config, async (bus) => {
+    let signal;
+    try {
+      signal = await publishTradeSignal(bus, args.symbol, action.data, args.confidence, args.source, {
+        price: args.price,
+        stop_loss: args.stop_loss,
+        take_profit: args.take_profit,
+      });
+    } catch (err) {
+      console.error(`quantum signal: ${(err as Error).message}`);
+      return 2;
+    }
+    console.log(args.json ? JSON.stringify(signal) : signal.signal_id);
+    return 0;
+  });
+}
+
+export async function runStreams(config: RedisConfig, options: { json: boolean }): Promise<number> {
+  return withBus(config, async (bus) => {
+    const report = await streamReport(bus);
+    console.log(options.json ? JSON.stringify(report, null, 2) : formatStreamReport(report));
+    return 0;
+  });
+}
+
+export async function runTrim(config: RedisConfig, options: { maxlen: number; topic?: string }): Promise<number> {
+  if (!Number.isInteger(options.maxlen) || options.maxlen < 0) {
+    console.error('quantum streams trim: --maxlen must be a whole number >= 0');
+    return 2;
+  }
+  const topics = options.topic ? [options.topic] : ALL_TOPICS;
+  return withBus(config, async (bus) => {
+    for (const topic of topics) {
+      // The monitor and the risk service keep their state in snapshots; the fills behind
+      // them are history, but fills after the oldest snapshot must stay (SPEC §7).
+      if (topic === TOPICS.execution) {
+        const oldest = await oldestSnapshotCoverage(bus);
+        const removed = oldest ? await bus.trimBefore(topic, oldest) : 0;
+        console.log(`${topic}: removed ${removed} (kept everything from ${oldest ?? 'the start'}: needed by recovery)`);
+        continue;
+      }
+      const removed = await bus.trim(topic, options.maxlen);
+      console.log(`${topic}: removed ${removed}`);
+    }
+    return 0;
+  });
+}
+
+/**
+ * The newest id trade.execution.res may be trimmed up to: entries every consumer group
+ * has been handed and acknowledged (no group has pending entries), and that the
+ * monitor's snapshot already covers. Null when nothing may go yet.
+ */
+async function oldestSnapshotCoverage(bus: EventBus): Promise<string | null> {
+  const text = await bus.getValue('snapshot:monitor');
+  if (!text) return null;
+  let watermark: string | null = null;
+  try {
+    const id = (JSON.parse(text) as { last_fill_id?: unknown }).last_fill_id;
+    watermark = typeof id === 'string' && id !== '0-0' ? id : null;
+  } catch {
+    return null;
+  }
+  if (!watermark) return null;
+  const info = await bus.info(TOPICS.execution);
+  if (info.groups.some((g) => g.pending > 0)) return null;
+  return info.groups.reduce((min, g) => (compareIds(g.last_delivered_id, min) < 0 ? g.last_delivered_id : min), watermark);
+}
+
+export async function runCreateGroups(config: RedisConfig): Promise<number> {
+  const plan: Array<[string, string]> = [
+    [TOPICS.signal, GROUPS.risk],
+    [TOPICS.execution, GROUPS.risk],
+    [TOPICS.tick, GROUPS.risk],
+    [TOPICS.safe, GROUPS.execution],
+    [TOPICS.tick, GROUPS.execution],
+    [TOPICS.execution, GROUPS.monitor],
+    [TOPICS.tick, GROUPS.monitor],
+  ];
+  return withBus(config, async (bus) => {
+    for (const [topic, group] of plan) {
+      await bus.ensureGroup(topic, group, '0');
+      console.log(`${topic}: group ${group} ready`);
+    }
+    return 0;
+  });
+}

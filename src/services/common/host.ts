@@ -1,0 +1,167 @@
+/**
+ * What the three services share around their pure state: one consumer-group
+ * subscription over all of the service's input topics, and a snapshot of the state
+ * written in the same transaction as each batch's acknowledgements.
+ *
+ * That one transaction is what makes a service restart-proof (SPEC §7): the snapshot
+ * in Redis always reflects exactly the entries acknowledged, so after kill -9 the
+ * service restores the snapshot and the group hands it back exactly the entries it
+ * had not finished. Nothing is lost and nothing is applied twice.
+ */
+import type { EventBus, Delivery, Outbound, Subscription } from '../../bus/bus.js';
+import { decodeSignal, decoderFor, type Fields } from '../../bus/codec.js';
+import { StreamNames, TOPICS, type ServiceName } from '../../bus/topics.js';
+import type { Clock } from '../../core/clock.js';
+import { ExecutionResult, PriceTick, RiskApprovedSignal, RiskRejection } from '../../core/messages.js';
+import type { Config } from '../../platform/config.js';
+import type { Logger } from '../../platform/logger.js';
+import type { ServiceMetrics } from '../../platform/metrics.js';
+
+export interface ServiceDeps {
+  bus: EventBus;
+  config: Config;
+  clock: Clock;
+  logger: Logger;
+  /** Consumer name inside the group; stable across restarts so own pending entries resume at once. */
+  consumer?: string;
+}
+
+const DECODERS: Record<string, (fields: Fields, id: string) => unknown> = {
+  [TOPICS.signal]: decodeSignal,
+  [TOPICS.safe]: decoderFor(RiskApprovedSignal),
+  [TOPICS.rejected]: decoderFor(RiskRejection),
+  [TOPICS.execution]: decoderFor(ExecutionResult),
+  [TOPICS.tick]: decoderFor(PriceTick),
+};
+
+export function decodeTopic(topic: string, fields: Fields, id: string): unknown {
+  const decode = DECODERS[topic];
+  if (!decode) throw new Error(`no decoder for topic ${topic}`);
+  return decode(fields, id);
+}
+
+/** One string field of an entry's JSON payload, or undefined (for rebuilding guards at start-up). */
+export function payloadString(payload: string | undefined, key: string): string | undefined {
+  if (!payload) return undefined;
+  try {
+    const value = (JSON.parse(payload) as Record<string, unknown>)[key];
+    return typeof value === 'string' ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The snapshot key of a service; the bus applies the stream prefix. */
+export function snapshotKey(service: ServiceName): string {
+  return new StreamNames('').snapshot(service);
+}
+
+export interface HostOptions {
+  service: ServiceName;
+  group: string;
+  /** Input topics, in the order entries of one batch are handled. */
+  topics: readonly string[];
+  handle: (delivery: Delivery<unknown>) => Outbound[] | void;
+  snapshot: () => unknown;
+  restore: (snapshot: unknown) => void;
+  metrics: ServiceMetrics;
+  batchSize?: number;
+}
+
+export class ServiceHost {
+  private subscription?: Subscription;
+  private busUp = true;
+  private lastBusCheck = 0;
+
+  constructor(
+    private readonly deps: ServiceDeps,
+    private readonly options: HostOptions,
+  ) {}
+
+  get consumer(): string {
+    return this.deps.consumer ?? `${this.options.group}-1`;
+  }
+
+  /** Restores the snapshot (if any) and starts consuming. */
+  async start(): Promise<{ restored: boolean }> {
+    const { bus, logger } = this.deps;
+    const key = snapshotKey(this.options.service);
+    const text = await bus.getValue(key);
+    let restored = false;
+    if (text) {
+      try {
+        this.options.restore(JSON.parse(text));
+        restored = true;
+      } catch (err) {
+        // A snapshot from an incompatible version must not be half-applied: stop.
+        throw new Error(`snapshot ${key} cannot be restored: ${(err as Error).message}`);
+      }
+    }
+    logger.info({ restored, key }, 'state loaded');
+    return { restored };
+  }
+
+  /** Starts the subscription (after the service finished its own start-up work). */
+  consume(): void {
+    const { bus, logger } = this.deps;
+    const { metrics, topics } = this.options;
+    const key = snapshotKey(this.options.service);
+    this.subscription = bus.subscribe<unknown>({
+      topics,
+      group: this.options.group,
+      consumer: this.consumer,
+      batchSize: this.options.batchSize,
+      decode: decodeTopic,
+      handler: (delivery) => {
+        metrics.messages.inc({ topic: delivery.topic, direction: 'in' });
+        const out = this.options.handle(delivery);
+        if (out) for (const o of out) metrics.messages.inc({ topic: o.topic, direction: 'out' });
+        return out;
+      },
+      commitState: () => ({ key, value: JSON.stringify(this.options.snapshot()) }),
+      onDeadLetter: (topic, id, error) => {
+        metrics.messages.inc({ topic, direction: 'dlq' });
+        logger.warn({ topic, id, error }, 'entry moved to the dead-letter stream');
+      },
+      onError: (err) => {
+        this.busUp = false;
+        logger.warn({ err }, 'bus error; retrying');
+      },
+    });
+  }
+
+  /**
+   * Runs `fn` between batches (never while one is being handled or committed), then
+   * saves the snapshot: for state changes from HTTP (resume, reset, prices).
+   */
+  async mutate<R>(fn: () => R): Promise<R> {
+    const run = async () => {
+      const result = fn();
+      await this.deps.bus.setValue(snapshotKey(this.options.service), JSON.stringify(this.options.snapshot()));
+      return result;
+    };
+    return this.subscription ? this.subscription.exclusive(run) : run();
+  }
+
+  /** Bus reachability, cached for a second so /health stays cheap under load. */
+  async busConnected(): Promise<boolean> {
+    const now = this.deps.clock.now();
+    if (now - this.lastBusCheck < 1000 && this.busUp) return this.busUp;
+    this.lastBusCheck = now;
+    this.busUp = await this.deps.bus.ping().catch(() => false);
+    return this.busUp;
+  }
+
+  async refreshLag(): Promise<void> {
+    for (const topic of this.options.topics) {
+      const info = await this.deps.bus.info(topic);
+      const group = info.groups.find((g) => g.name === this.options.group);
+      if (group?.lag !== null && group?.lag !== undefined) this.options.metrics.busLag.set({ topic }, group.lag);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.subscription?.close();
+    this.subscription = undefined;
+  }
+}

@@ -1,0 +1,25 @@
+/** Route pieces every service uses the same way. */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { SYMBOL_PATTERN } from '../../core/messages.js';
+import { jsonSchemaOf } from '../../platform/http.js';
+
+export const symbolParamsSchema = jsonSchemaOf(
+  z.object({ symbol: z.string().regex(SYMBOL_PATTERN).describe('instrument symbol, e.g. BTCUSDT') }),
+);
+
+export const priceBodySchema = jsonSchemaOf(
+  z.object({ price: z.number().positive().describe('the new price in USDT') }).strict(),
+);
+
+/** GET /health: 200 when the bus answers, 503 (same body) when it does not. */
+export function healthRoute(
+  app: FastifyInstance,
+  health: () => Promise<{ status: string; bus: { connected: boolean } }>,
+  description: string,
+): void {
+  app.get('/health', { schema: { description, tags: ['ops'] } }, async (_request, reply) => {
+    const body = await health();
+    return reply.code(body.bus.connected ? 200 : 503).send(body);
+  });
+}

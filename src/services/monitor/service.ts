@@ -1,0 +1,193 @@
+/**
+ * The Position Monitor (SPEC §6): consumes trade.execution.res and market.tick
+ * (group `position-monitor`), keeps the books with the accounting core, publishes a
+ * PositionUpdate on every fill at once and for every open position each
+ * `mark_interval_ms`, and closes positions by hand through the risk gate.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Delivery, Outbound } from '../../bus/bus.js';
+import { GROUPS, TOPICS } from '../../bus/topics.js';
+import { toNumber } from '../../core/fixed.js';
+import type { ExecutionResult, PriceTick, RiskRejection, TradeSignal } from '../../core/messages.js';
+import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
+import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
+import { MonitorState, type FillOutcome } from './state.js';
+
+/** How far back trade.execution.res is read at start to rebuild the duplicate guard. */
+const GUARD_REBUILD_ENTRIES = 50_000;
+export const CLOSE_TIMEOUT_MS = 5000;
+
+export type CloseResult =
+  | { kind: 'filled'; fill: ExecutionResult; realized_pnl_usd: number; position: unknown }
+  | { kind: 'not_open' }
+  | { kind: 'rejected'; reason: string; signal_id: string }
+  | { kind: 'timeout'; signal_id: string };
+
+interface Waiter {
+  resolve: (value: { result: ExecutionResult; outcome: FillOutcome }) => void;
+}
+
+export class MonitorService {
+  readonly state: MonitorState;
+  readonly metrics: ServiceMetrics;
+  readonly host: ServiceHost;
+  private markTimer?: NodeJS.Timeout;
+  private startedAt = 0;
+  private readonly waiters = new Map<string, Waiter>();
+
+  constructor(private readonly deps: ServiceDeps) {
+    this.state = new MonitorState(deps.config.account.initial_balance_usd);
+    this.metrics = createServiceMetrics('monitor');
+    this.host = new ServiceHost(deps, {
+      service: 'monitor',
+      group: GROUPS.monitor,
+      topics: [TOPICS.tick, TOPICS.execution],
+      handle: (d) => this.handle(d),
+      snapshot: () => this.state.toSnapshot(),
+      restore: (s) => this.state.restore(s),
+      metrics: this.metrics,
+    });
+  }
+
+  async start(): Promise<void> {
+    const { bus, clock, config, logger } = this.deps;
+    this.startedAt = clock.now();
+    await this.host.start();
+    for (const entry of await bus.readLatest(TOPICS.execution, GUARD_REBUILD_ENTRIES)) {
+      const orderId = payloadString(entry.fields.payload, 'order_id');
+      if (orderId) this.state.rememberApplied(orderId, entry.id);
+    }
+    this.host.consume();
+    if (config.monitor.mark_interval_ms > 0) {
+      this.markTimer = setInterval(() => void this.publishMarks(), config.monitor.mark_interval_ms);
+      this.markTimer.unref();
+    }
+    logger.info({ open_positions: this.state.openPositionCount() }, 'position monitor started');
+  }
+
+  private handle(delivery: Delivery<unknown>): Outbound[] | void {
+    const now = this.deps.clock.now();
+    if (delivery.topic === TOPICS.tick) {
+      const tick = delivery.message as PriceTick;
+      const changed = this.state.onTick(tick);
+      if (changed && this.deps.config.monitor.publish_on_tick && this.state.hasOpenPosition(tick.symbol)) {
+        return [{ topic: TOPICS.position, payload: this.state.update(tick.symbol, 'mark', now) }];
+      }
+      return;
+    }
+    const result = delivery.message as ExecutionResult;
+    const outcome = this.state.onExecution(result, delivery.id);
+    this.waiters.get(result.signal_id)?.resolve({ result, outcome });
+    if (outcome.kind === 'duplicate') {
+      this.metrics.outcomes.inc({ outcome: 'duplicate' });
+      return;
+    }
+    if (outcome.kind === 'rejected') {
+      this.metrics.outcomes.inc({ outcome: 'rejected_fill' });
+      return;
+    }
+    this.metrics.outcomes.inc({ outcome: 'applied' });
+    this.metrics.signalToFill.observe(Math.max(0, result.ts - result.signal_ts) / 1000);
+    return [{ topic: TOPICS.position, payload: outcome.update }];
+  }
+
+  /** Mark-to-market: one update per open position, with the portfolio. */
+  async publishMarks(): Promise<number> {
+    const updates = this.state.markUpdates(this.deps.clock.now());
+    if (updates.length === 0) return 0;
+    try {
+      await this.deps.bus.publishMany(updates.map((payload) => ({ topic: TOPICS.position, payload })));
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'publishing mark-to-market updates failed');
+    }
+    return updates.length;
+  }
+
+  /**
+   * POST /close/{symbol}: a CLOSE signal through the risk gate (which makes it a
+   * reduce-only close), then waits for its fill.
+   */
+  async close(symbol: string, timeoutMs = CLOSE_TIMEOUT_MS): Promise<CloseResult> {
+    if (!this.state.hasOpenPosition(symbol)) return { kind: 'not_open' };
+    const { bus, clock } = this.deps;
+    const signal: TradeSignal = {
+      schema_version: 1,
+      signal_id: `close-${randomUUID()}`,
+      symbol,
+      action: 'CLOSE',
+      confidence: 1,
+      source: 'manual_close',
+      ts: clock.now(),
+    };
+    const filled = new Promise<{ result: ExecutionResult; outcome: FillOutcome } | null>((resolve) => {
+      const timer = setTimeout(() => resolve(null), timeoutMs);
+      this.waiters.set(signal.signal_id, {
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+      });
+    });
+    try {
+      await bus.publish(TOPICS.signal, signal);
+      const outcome = await filled;
+      if (!outcome) {
+        const rejection = await this.findRejection(signal.signal_id);
+        return rejection
+          ? { kind: 'rejected', reason: rejection.reasons.join(', '), signal_id: signal.signal_id }
+          : { kind: 'timeout', signal_id: signal.signal_id };
+      }
+      const { result, outcome: applied } = outcome;
+      if (result.status !== 'FILLED') return { kind: 'rejected', reason: result.reject_reason ?? 'REJECTED', signal_id: signal.signal_id };
+      const roundTrip = applied.kind === 'applied' ? applied.effect.closedRoundTrip : null;
+      return {
+        kind: 'filled',
+        fill: result,
+        realized_pnl_usd: roundTrip ? toNumber(roundTrip.net) : 0,
+        position: applied.kind === 'applied' ? applied.update : null,
+      };
+    } finally {
+      this.waiters.delete(signal.signal_id);
+    }
+  }
+
+  private async findRejection(signalId: string): Promise<RiskRejection | undefined> {
+    for (const entry of await this.deps.bus.readLatest(TOPICS.rejected, 500)) {
+      try {
+        const value = JSON.parse(entry.fields.payload ?? '') as RiskRejection;
+        if (value.signal_id === signalId) return value;
+      } catch {
+        // not ours to judge
+      }
+    }
+    return undefined;
+  }
+
+  /** POST /prices/{symbol} on the monitor: publishes a manual tick (applied when it comes back). */
+  async publishPrice(symbol: string, price: number): Promise<PriceTick> {
+    const tick: PriceTick = { schema_version: 1, symbol, price, ts: this.deps.clock.now(), source: 'manual' };
+    await this.deps.bus.publish(TOPICS.tick, tick);
+    return tick;
+  }
+
+  positions() {
+    return this.state.positions(this.deps.clock.now());
+  }
+
+  async health() {
+    const bus = await this.host.busConnected();
+    return {
+      status: bus ? 'ok' : 'degraded',
+      service: 'position-monitor',
+      bus: { kind: this.deps.bus.kind, connected: bus },
+      open_positions: this.state.openPositionCount(),
+      unrealized_pnl_usd: this.state.unrealizedPnl(),
+      uptime_s: Math.round((this.deps.clock.now() - this.startedAt) / 1000),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.markTimer) clearInterval(this.markTimer);
+    await this.host.stop();
+  }
+}
