@@ -6,6 +6,7 @@
  * Delivery is at-least-once: an entry is acknowledged only when its handler returned
  * and the handler's outputs were written, in the same transaction as the ack.
  */
+import { TOPICS } from './topics.js';
 
 /** A raw stream entry: its id and its field/value pairs. */
 export interface StreamEntry {
@@ -26,7 +27,8 @@ export interface Delivery<T> {
   message: T;
   /** 1 on first delivery; grows with each redelivery after a handler failure. */
   attempt: number;
-  fields: Record<string, string>;
+  /** The raw entry; read-only (the embedded bus shares it between groups). */
+  fields: Readonly<Record<string, string>>;
 }
 
 export type Handler<T> = (delivery: Delivery<T>) => Outbound[] | void | Promise<Outbound[] | void>;
@@ -39,14 +41,12 @@ export class DecodeError extends Error {
   }
 }
 
-export interface SubscribeOptions<T> {
-  topic: string;
+/** Settings shared by both forms of subscription. */
+export interface SubscribeSettings<T> {
   group: string;
   consumer: string;
-  /** Parses and validates one entry; throws DecodeError (or any error) for a malformed one. */
-  decode: (fields: Record<string, string>, id: string) => T;
   handler: Handler<T>;
-  /** Entries read per round trip. Default 256. */
+  /** Entries read per round trip (per topic). Default 256. */
   batchSize?: number;
   /** How long one blocking read waits. Default 1000 ms. */
   blockMs?: number;
@@ -62,6 +62,35 @@ export interface SubscribeOptions<T> {
   startId?: string;
   /** Called when reading, handling or committing fails in a way the bus retries. */
   onError?: (error: unknown) => void;
+  /**
+   * State written with every commit (`SET key value`, the key under the bus prefix), in
+   * the same transaction as the batch's outputs and acknowledgements: a snapshot that
+   * always matches exactly the entries acknowledged (SPEC §7). Called once per batch,
+   * after its handlers.
+   */
+  commitState?: () => { key: string; value: string };
+  /** Called once an entry's dead letter has been written to `<topic>.dlq`. */
+  onDeadLetter?: (topic: string, id: string, error: string) => void;
+}
+
+/** One topic; `decode` gets the entry's fields and id. */
+export interface SubscribeOptions<T> extends SubscribeSettings<T> {
+  topic: string;
+  topics?: undefined;
+  /** Parses and validates one entry; throws DecodeError (or any error) for a malformed one. */
+  decode: (fields: Record<string, string>, id: string) => T;
+}
+
+/**
+ * Several topics read together under one group and consumer name (the same group on
+ * each stream). Each batch is handled topic by topic in the order given, then committed
+ * as one transaction.
+ */
+export interface MultiSubscribeOptions<T> extends SubscribeSettings<T> {
+  topics: readonly string[];
+  topic?: undefined;
+  /** As for one topic, told which topic the entry came from. */
+  decode: (topic: string, fields: Record<string, string>, id: string) => T;
 }
 
 export interface Subscription {
@@ -69,6 +98,11 @@ export interface Subscription {
   close(): Promise<void>;
   /** Entries acknowledged so far (handled or dead-lettered). */
   readonly acknowledged: number;
+  /**
+   * Runs `fn` between batches, never while one is being handled or committed (e.g. a
+   * state change from HTTP, followed by its snapshot). `fn` must not close the subscription.
+   */
+  exclusive<R>(fn: () => R | Promise<R>): Promise<R>;
 }
 
 export interface GroupInfo {
@@ -100,7 +134,7 @@ export interface EventBus {
   /** Appends raw fields (no JSON encoding); for tests and the DLQ. */
   publishRaw(topic: string, fields: Record<string, string>): Promise<string>;
 
-  subscribe<T>(options: SubscribeOptions<T>): Subscription;
+  subscribe<T>(options: SubscribeOptions<T> | MultiSubscribeOptions<T>): Subscription;
 
   /** Entries with id > afterId (exclusive), oldest first, at most `count`. afterId '0' = from the start. */
   readAfter(topic: string, afterId: string, count: number): Promise<StreamEntry[]>;
@@ -122,6 +156,20 @@ export interface EventBus {
   /** True while the bus can serve requests. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** Entries kept per topic by approximate trimming on publish; null = never trimmed on publish. */
+export type MaxlenPolicy = (topic: string) => number | null;
+
+export const DEFAULT_MAXLEN = 100_000;
+
+/**
+ * The default trimming policy: `trade.execution.res` is never trimmed on publish, because
+ * state recovery folds it (SPEC §7: it is trimmed only behind a snapshot); every other
+ * topic, DLQs included, keeps about `maxlen` entries.
+ */
+export function defaultMaxlenPolicy(maxlen: number = DEFAULT_MAXLEN): MaxlenPolicy {
+  return (topic) => (topic === TOPICS.execution ? null : maxlen);
 }
 
 /** Compares two stream ids ("ms-seq"). */

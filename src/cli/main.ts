@@ -82,8 +82,8 @@ export function buildProgram(exit: (code: number) => void): Command {
     `Redis URL (default REDIS_URL, else ${DEFAULT_REDIS})`,
   ).action(async (options: CommonOptions) => {
     const config = withRedis(readConfig(options));
-    const { runService } = await import('./serve.js');
-    exit(await runService('dashboard', config));
+    const { runDashboard } = await import('./serve.js');
+    exit(await runDashboard(config));
   });
 
   addCommon(

@@ -1,0 +1,629 @@
+/**
+ * The in-process bus: Redis Streams semantics without a server (SPEC §3), the default
+ * when no Redis URL is configured. Ids are `<ms>-<seq>` from the injected clock and
+ * strictly increasing; consumer groups keep a last-delivered position and a pending
+ * entries list (consumer, delivery count, last delivery time); idle entries can be
+ * claimed; trimming is approximate like Redis' (whole chunks of APPROX_TRIM_SLACK).
+ *
+ * Consumers wait on a per-stream waiter set that appends wake, so nothing polls, and a
+ * handler never runs inside publish (waking only resolves a promise). Every group's
+ * deliveries share the stored `fields` object: read-only by contract (each delivery's
+ * `message` is decoded afresh). Not frozen, because freezing cost ~15% of relay
+ * throughput; readAfter/readLatest hand out copies.
+ */
+import type { Clock } from '../core/clock.js';
+import { systemClock } from '../platform/clock.js';
+import {
+  defaultMaxlenPolicy,
+  type EventBus,
+  type GroupInfo,
+  type MaxlenPolicy,
+  type MultiSubscribeOptions,
+  type Outbound,
+  type StreamEntry,
+  type StreamInfo,
+  type SubscribeOptions,
+  type Subscription,
+} from './bus.js';
+import { assertHasFields, encodePayload, type Fields } from './codec.js';
+import {
+  ConsumerLoop,
+  SUBSCRIBE_DEFAULTS,
+  errorMessage,
+  topicsOf,
+  type AnySubscribeOptions,
+  type ClaimPage,
+  type Commit,
+  type GroupReader,
+  type PendingEntry,
+  type TopicBatch,
+} from './consumer.js';
+import { StreamNames } from './topics.js';
+
+/** Like Redis' 100-entry stream nodes: publish trims only once a stream is this far over maxlen. */
+const APPROX_TRIM_SLACK = 100;
+/** Removed entries are compacted away once this many have accumulated at the front. */
+const COMPACT_AFTER = 4096;
+
+/** Kept small: every stored entry lives until trimmed, and each object in it costs GC time. */
+interface StoredEntry {
+  readonly id: string;
+  /** Position in the stream since its creation; the entry is gone once abs < firstAbs. */
+  readonly abs: number;
+  readonly fields: Readonly<Fields>;
+}
+
+interface PendingSlot {
+  readonly entry: StoredEntry;
+  consumer: string;
+  deliveries: number;
+  lastDelivery: number;
+}
+
+/** A batch handed to one consumer, pending as a whole until acknowledged whole (the hot path). */
+interface Run {
+  readonly consumer: string;
+  readonly entries: readonly StoredEntry[];
+  readonly deliveredAt: number;
+}
+
+/**
+ * A consumer group. Its pending entries list is kept in two forms: whole runs (a batch
+ * delivered and acknowledged in one piece costs O(1), not a map insert and delete per
+ * entry) and single slots, into which runs are split when a part of one is acknowledged
+ * or someone looks at individual entries (pending re-reads, claims).
+ */
+class MemGroup {
+  /** Absolute position of the first entry never delivered to this group. */
+  nextAbs: number;
+  lastDeliveredId: string;
+  readonly consumers = new Set<string>();
+  readonly #slots = new Map<string, PendingSlot>();
+  readonly #runs = new Set<Run>();
+
+  constructor(nextAbs: number, lastDeliveredId: string) {
+    this.nextAbs = nextAbs;
+    this.lastDeliveredId = lastDeliveredId;
+  }
+
+  get pendingCount(): number {
+    let count = this.#slots.size;
+    for (const run of this.#runs) count += run.entries.length;
+    return count;
+  }
+
+  addRun(run: Run): void {
+    this.#runs.add(run);
+  }
+
+  /** Acknowledges `ids`; `run` is the batch they came from, when they all did. */
+  ack(ids: readonly string[], run: Run | null): void {
+    if (run !== null && this.#runs.has(run)) {
+      if (ids.length === run.entries.length) {
+        this.#runs.delete(run);
+        return;
+      }
+      this.#split(run);
+    }
+    for (const id of ids) this.#slots.delete(id);
+  }
+
+  /** Every pending entry, one slot each, oldest first. */
+  slots(): PendingSlot[] {
+    for (const run of this.#runs) this.#split(run);
+    return [...this.#slots.values()].sort((a, b) => a.entry.abs - b.entry.abs);
+  }
+
+  forget(id: string): void {
+    this.#slots.delete(id);
+  }
+
+  #split(run: Run): void {
+    this.#runs.delete(run);
+    for (const entry of run.entries) {
+      this.#slots.set(entry.id, { entry, consumer: run.consumer, deliveries: 1, lastDelivery: run.deliveredAt });
+    }
+  }
+}
+
+interface ParsedId {
+  ms: number;
+  seq: number;
+}
+
+function parseId(id: string): ParsedId {
+  const dash = id.indexOf('-');
+  const ms = Number(dash === -1 ? id : id.slice(0, dash));
+  const seq = dash === -1 ? 0 : Number(id.slice(dash + 1));
+  if (!Number.isSafeInteger(ms) || !Number.isSafeInteger(seq) || ms < 0 || seq < 0) {
+    throw new Error(`invalid stream id "${id}"`);
+  }
+  return { ms, seq };
+}
+
+function compareParsed(a: ParsedId, b: ParsedId): number {
+  return a.ms !== b.ms ? a.ms - b.ms : a.seq - b.seq;
+}
+
+function isAfter(entry: StoredEntry, id: ParsedId): boolean {
+  return compareParsed(parseId(entry.id), id) > 0;
+}
+
+function toStreamEntry(entry: StoredEntry): StreamEntry {
+  return { id: entry.id, fields: { ...entry.fields } };
+}
+
+/** Resolves on the next append to any of `streams`, after `ms`, or when the function handed to `register` is called. */
+function waitForAppend(streams: readonly MemStream[], ms: number, register: (cancel: () => void) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const finish = (): void => {
+      clearTimeout(timer);
+      for (const stream of streams) stream.removeWaiter(finish);
+      resolve();
+    };
+    const timer = setTimeout(finish, ms);
+    for (const stream of streams) stream.addWaiter(finish);
+    register(finish);
+  });
+}
+
+class MemStream {
+  readonly name: string;
+  /** From the trimming policy, fixed when the stream is created. */
+  readonly maxlen: number | null;
+  readonly groups = new Map<string, MemGroup>();
+  /** Live entries are entries[head..]; entries[0] has absolute position `base`. */
+  #entries: StoredEntry[] = [];
+  #head = 0;
+  #base = 0;
+  #lastMs = 0;
+  #lastSeq = 0;
+  /** `${lastMs}-`, shared by the ids of one millisecond (fewer string objects per entry). */
+  #idPrefix = '0-';
+  readonly #waiters = new Set<() => void>();
+
+  constructor(name: string, maxlen: number | null) {
+    this.name = name;
+    this.maxlen = maxlen;
+  }
+
+  get length(): number {
+    return this.#entries.length - this.#head;
+  }
+
+  /** Absolute position of the oldest live entry. */
+  get firstAbs(): number {
+    return this.#base + this.#head;
+  }
+
+  /** Entries ever appended: the absolute position of the next one. */
+  get endAbs(): number {
+    return this.#base + this.#entries.length;
+  }
+
+  first(): StoredEntry | undefined {
+    return this.#entries[this.#head];
+  }
+
+  last(): StoredEntry | undefined {
+    return this.length > 0 ? this.#entries[this.#entries.length - 1] : undefined;
+  }
+
+  append(fields: Readonly<Fields>, now: number): StoredEntry {
+    // Redis' rule: when the clock stands still or steps back, ids still grow.
+    if (now > this.#lastMs) {
+      this.#lastMs = now;
+      this.#lastSeq = 0;
+      this.#idPrefix = `${now}-`;
+    } else {
+      this.#lastSeq += 1;
+    }
+    const entry: StoredEntry = { id: this.#idPrefix + this.#lastSeq, abs: this.endAbs, fields };
+    this.#entries.push(entry);
+    if (this.maxlen !== null && this.length > this.maxlen + APPROX_TRIM_SLACK) this.dropOldest(this.length - this.maxlen);
+    return entry;
+  }
+
+  /** Absolute position of the first live entry with id > `id`. */
+  positionAfter(id: ParsedId): number {
+    let low = this.#head;
+    let high = this.#entries.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (isAfter(this.#entries[mid] as StoredEntry, id)) high = mid;
+      else low = mid + 1;
+    }
+    return this.#base + low;
+  }
+
+  /** Drops the oldest `count` entries; returns how many went. */
+  dropOldest(count: number): number {
+    const removed = Math.max(0, Math.min(count, this.length));
+    this.#head += removed;
+    if (this.#head >= COMPACT_AFTER && this.#head * 2 >= this.#entries.length) {
+      this.#entries = this.#entries.slice(this.#head);
+      this.#base += this.#head;
+      this.#head = 0;
+    }
+    return removed;
+  }
+
+  /** Live entries from absolute position `fromAbs`, at most `count`. */
+  slice(fromAbs: number, count: number): StoredEntry[] {
+    const start = Math.max(fromAbs, this.firstAbs) - this.#base;
+    return this.#entries.slice(start, start + count);
+  }
+
+  /** The newest `count` live entries, newest first. */
+  newest(count: number): StoredEntry[] {
+    return this.#entries.slice(Math.max(this.#head, this.#entries.length - count)).reverse();
+  }
+
+  /** Creates the group when missing, like XGROUP CREATE: '0' = whole stream, '$' = new entries only. */
+  group(name: string, startId: string): MemGroup {
+    let group = this.groups.get(name);
+    if (!group) {
+      group =
+        startId === '$'
+          ? new MemGroup(this.endAbs, `${this.#lastMs}-${this.#lastSeq}`)
+          : new MemGroup(this.positionAfter(parseId(startId)), startId === '0' ? '0-0' : startId);
+      this.groups.set(name, group);
+    }
+    return group;
+  }
+
+  /** XREADGROUP ... >: hands up to `count` never-delivered entries to `consumer`; null when none. */
+  deliverNew(group: MemGroup, consumer: string, count: number, now: number): Run | null {
+    group.consumers.add(consumer);
+    if (group.nextAbs >= this.endAbs) return null;
+    const entries = this.slice(group.nextAbs, count);
+    const last = entries[entries.length - 1];
+    if (last === undefined) return null;
+    group.nextAbs = last.abs + 1;
+    group.lastDeliveredId = last.id;
+    const run: Run = { consumer, entries, deliveredAt: now };
+    group.addRun(run);
+    return run;
+  }
+
+  addWaiter(wake: () => void): void {
+    this.#waiters.add(wake);
+  }
+
+  removeWaiter(wake: () => void): void {
+    this.#waiters.delete(wake);
+  }
+
+  /** Wakes everyone waiting for an append (each waiter is called once, then forgotten). */
+  notify(): void {
+    if (this.#waiters.size === 0) return;
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const wake of waiters) wake();
+  }
+}
+
+export interface EmbeddedBusOptions {
+  prefix?: string;
+  /** Default maxlen of the default policy (100 000). */
+  maxlen?: number;
+  /** Overrides the trimming policy entirely. */
+  maxlenFor?: MaxlenPolicy;
+  /** Makes entry ids and pending times; also stamps dead letters and schedules retries. */
+  clock?: Clock;
+  /** Where retried failures are reported when a subscription has no onError. */
+  onError?: (error: unknown) => void;
+}
+
+export class EmbeddedBus implements EventBus {
+  readonly kind = 'embedded' as const;
+  readonly prefix: string;
+  readonly #names: StreamNames;
+  readonly #maxlenFor: MaxlenPolicy;
+  readonly #clock: Clock;
+  readonly #onError: (error: unknown) => void;
+  /** Keyed by base topic; each stream knows its prefixed name. */
+  readonly #streams = new Map<string, MemStream>();
+  readonly #values = new Map<string, string>();
+  readonly #subscriptions = new Set<Subscription>();
+  #closed = false;
+
+  constructor(options: EmbeddedBusOptions = {}) {
+    this.prefix = options.prefix ?? '';
+    this.#names = new StreamNames(this.prefix);
+    this.#maxlenFor = options.maxlenFor ?? defaultMaxlenPolicy(options.maxlen);
+    this.#clock = options.clock ?? systemClock;
+    this.#onError = options.onError ?? ((error) => console.error(`[bus] ${errorMessage(error)}`));
+  }
+
+  async publish(topic: string, payload: unknown): Promise<string> {
+    return this.#append(topic, encodePayload(payload)).id;
+  }
+
+  async publishMany(items: readonly Outbound[]): Promise<string[]> {
+    // Encode everything first so a bad payload publishes nothing.
+    const encoded = items.map((item) => ({ topic: item.topic, fields: encodePayload(item.payload) }));
+    return encoded.map((item) => this.#append(item.topic, item.fields).id);
+  }
+
+  async publishRaw(topic: string, fields: Record<string, string>): Promise<string> {
+    assertHasFields(fields);
+    return this.#append(topic, { ...fields }).id;
+  }
+
+  subscribe<T>(options: SubscribeOptions<T> | MultiSubscribeOptions<T>): Subscription {
+    this.#assertOpen();
+    const reader = new EmbeddedGroupReader(this, topicsOf(options), options);
+    const loop = new ConsumerLoop(reader, options, { clock: this.#clock, onError: this.#onError });
+    this.#subscriptions.add(loop);
+    return {
+      get acknowledged() {
+        return loop.acknowledged;
+      },
+      exclusive: (fn) => loop.exclusive(fn),
+      close: async () => {
+        await loop.close();
+        this.#subscriptions.delete(loop);
+      },
+    };
+  }
+
+  async readAfter(topic: string, afterId: string, count: number): Promise<StreamEntry[]> {
+    const stream = this.#streams.get(topic);
+    if (!stream || count <= 0) return [];
+    return stream.slice(stream.positionAfter(parseId(afterId)), count).map(toStreamEntry);
+  }
+
+  async readLatest(topic: string, count: number): Promise<StreamEntry[]> {
+    const stream = this.#streams.get(topic);
+    if (!stream || count <= 0) return [];
+    return stream.newest(count).map(toStreamEntry);
+  }
+
+  async length(topic: string): Promise<number> {
+    return this.#streams.get(topic)?.length ?? 0;
+  }
+
+  async info(topic: string): Promise<StreamInfo> {
+    const stream = this.#streams.get(topic);
+    const groups: GroupInfo[] = [...(stream?.groups ?? [])].map(([name, group]) => ({
+      name,
+      consumers: group.consumers.size,
+      pending: group.pendingCount,
+      // Redis' definition: entries added minus entries read, trimmed ones included.
+      lag: stream ? Math.max(0, stream.endAbs - group.nextAbs) : 0,
+      last_delivered_id: group.lastDeliveredId,
+    }));
+    // XINFO GROUPS lists groups in name order.
+    groups.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return {
+      topic,
+      stream: this.#names.stream(topic),
+      length: stream?.length ?? 0,
+      first_id: stream?.first()?.id ?? null,
+      last_id: stream?.last()?.id ?? null,
+      groups,
+    };
+  }
+
+  async ensureGroup(topic: string, group: string, startId: string = SUBSCRIBE_DEFAULTS.startId): Promise<void> {
+    this.#assertOpen();
+    this.streamOf(topic).group(group, startId);
+  }
+
+  async trim(topic: string, maxlen: number): Promise<number> {
+    const stream = this.#streams.get(topic);
+    return stream ? stream.dropOldest(stream.length - Math.max(0, maxlen)) : 0;
+  }
+
+  async trimBefore(topic: string, minId: string): Promise<number> {
+    const stream = this.#streams.get(topic);
+    const { ms, seq } = parseId(minId);
+    if (!stream || (ms === 0 && seq === 0)) return 0;
+    // Entries with id < minId are those up to and including the id just below it.
+    const below: ParsedId = seq > 0 ? { ms, seq: seq - 1 } : { ms: ms - 1, seq: Number.MAX_SAFE_INTEGER };
+    return stream.dropOldest(stream.positionAfter(below) - stream.firstAbs);
+  }
+
+  async getValue(key: string): Promise<string | null> {
+    return this.#values.get(this.prefix + key) ?? null;
+  }
+
+  async setValue(key: string, value: string): Promise<void> {
+    this.#assertOpen();
+    this.#values.set(this.prefix + key, value);
+  }
+
+  async ping(): Promise<boolean> {
+    return !this.#closed;
+  }
+
+  async close(): Promise<void> {
+    // Subscriptions first: their in-flight batches still commit into the open bus.
+    await Promise.all([...this.#subscriptions].map((subscription) => subscription.close()));
+    this.#closed = true;
+  }
+
+  /** Every key this bus holds (streams and values), prefix included; for tests and debugging. */
+  keys(): string[] {
+    return [...[...this.#streams.values()].map((stream) => stream.name), ...this.#values.keys()];
+  }
+
+  /**
+   * Delivers up to `count` new entries to `consumer` without handling or acknowledging
+   * them (XREADGROUP ... >): the primitive under subscribe, public so tests can play a
+   * consumer that dies mid-batch.
+   */
+  readGroup(topic: string, group: string, consumer: string, count: number): StreamEntry[] {
+    const stream = this.#streams.get(topic);
+    const found = stream?.groups.get(group);
+    if (!stream || !found) throw new Error(`NOGROUP no group "${group}" on ${this.#names.stream(topic)}`);
+    return stream.deliverNew(found, consumer, count, this.#clock.now())?.entries.map(toStreamEntry) ?? [];
+  }
+
+  // ---- used by EmbeddedGroupReader ----
+
+  now(): number {
+    return this.#clock.now();
+  }
+
+  /** The stream, created when missing (like MKSTREAM). */
+  streamOf(topic: string): MemStream {
+    let stream = this.#streams.get(topic);
+    if (!stream) {
+      stream = new MemStream(this.#names.stream(topic), this.#maxlenFor(topic));
+      this.#streams.set(topic, stream);
+    }
+    return stream;
+  }
+
+  /**
+   * Applies a batch's writes, state and acks in one synchronous step: atomic by
+   * construction. `runs` are the batches of the last read, per topic.
+   */
+  applyCommit(commit: Commit, groupOf: (topic: string) => MemGroup, runs: ReadonlyMap<string, Run>): void {
+    this.#assertOpen();
+    for (const write of commit.writes) this.#append(write.topic, write.fields);
+    if (commit.state) this.#values.set(this.prefix + commit.state.key, commit.state.value);
+    for (const [topic, ids] of commit.acks) {
+      if (ids.length > 0) groupOf(topic).ack(ids, runs.get(topic) ?? null);
+    }
+  }
+
+  #append(topic: string, fields: Fields): StoredEntry {
+    this.#assertOpen();
+    const stream = this.streamOf(topic);
+    const entry = stream.append(fields, this.#clock.now());
+    stream.notify();
+    return entry;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new Error('the embedded bus is closed');
+  }
+}
+
+interface Lane {
+  readonly topic: string;
+  readonly stream: MemStream;
+  readonly group: MemGroup;
+}
+
+/** The GroupReader of one embedded subscription: one lane (stream and group) per topic. */
+class EmbeddedGroupReader<T> implements GroupReader {
+  readonly #bus: EmbeddedBus;
+  readonly #topics: readonly string[];
+  readonly #groupName: string;
+  readonly #consumer: string;
+  readonly #startId: string;
+  #lanes: Lane[] = [];
+  readonly #laneByTopic = new Map<string, Lane>();
+  /** The batches of the last readNew, per topic, until their commit. */
+  readonly #runs = new Map<string, Run>();
+  #cancelWait: (() => void) | null = null;
+  #interrupted = false;
+
+  constructor(bus: EmbeddedBus, topics: readonly string[], options: AnySubscribeOptions<T>) {
+    this.#bus = bus;
+    this.#topics = topics;
+    this.#groupName = options.group;
+    this.#consumer = options.consumer;
+    this.#startId = options.startId ?? SUBSCRIBE_DEFAULTS.startId;
+  }
+
+  async prepare(): Promise<void> {
+    this.#lanes = this.#topics.map((topic) => {
+      const stream = this.#bus.streamOf(topic);
+      const group = stream.group(this.#groupName, this.#startId);
+      group.consumers.add(this.#consumer);
+      return { topic, stream, group };
+    });
+    this.#laneByTopic.clear();
+    for (const lane of this.#lanes) this.#laneByTopic.set(lane.topic, lane);
+  }
+
+  async readOwnPending(topic: string, afterId: string, count: number): Promise<PendingEntry[]> {
+    const { stream, group } = this.#lane(topic);
+    this.#runs.clear();
+    const after = parseId(afterId);
+    const now = this.#bus.now();
+    const result: PendingEntry[] = [];
+    for (const slot of group.slots()) {
+      if (result.length >= count) break;
+      if (slot.consumer !== this.#consumer || !isAfter(slot.entry, after)) continue;
+      slot.deliveries += 1;
+      slot.lastDelivery = now;
+      const live = slot.entry.abs >= stream.firstAbs;
+      result.push({ id: slot.entry.id, fields: live ? slot.entry.fields : null });
+    }
+    return result;
+  }
+
+  async claimIdle(topic: string, minIdleMs: number, cursor: string, count: number): Promise<ClaimPage> {
+    const { stream, group } = this.#lane(topic);
+    this.#runs.clear();
+    const start = parseId(cursor);
+    const now = this.#bus.now();
+    const entries: StreamEntry[] = [];
+    for (const slot of group.slots()) {
+      const { entry } = slot;
+      const { id } = entry;
+      if (compareParsed(parseId(id), start) < 0) continue;
+      if (entries.length >= count) return { next: id, entries };
+      if (now - slot.lastDelivery < minIdleMs) continue;
+      if (entry.abs < stream.firstAbs) {
+        group.forget(id); // trimmed meanwhile: Redis 7 XAUTOCLAIM drops these too
+        continue;
+      }
+      slot.consumer = this.#consumer;
+      slot.deliveries += 1;
+      slot.lastDelivery = now;
+      entries.push(entry);
+    }
+    return { next: '0-0', entries };
+  }
+
+  async readNew(count: number, blockMs: number): Promise<readonly TopicBatch[]> {
+    const batches = this.#deliverNew(count);
+    if (batches.length > 0) return batches;
+    const streams = this.#lanes.map((lane) => lane.stream);
+    await waitForAppend(streams, blockMs, (cancel) => (this.#cancelWait = cancel));
+    this.#cancelWait = null;
+    // Once interrupted, hand out nothing more: the loop is closing.
+    return this.#interrupted ? [] : this.#deliverNew(count);
+  }
+
+  async commit(commit: Commit): Promise<void> {
+    this.#bus.applyCommit(commit, (topic) => this.#lane(topic).group, this.#runs);
+    this.#runs.clear();
+  }
+
+  interrupt(): void {
+    this.#interrupted = true;
+    this.#cancelWait?.();
+  }
+
+  async dispose(): Promise<void> {
+    this.#cancelWait?.();
+  }
+
+  /** Stored entries are handed out as they are (fields shared, read-only): no copies on the hot path. */
+  #deliverNew(count: number): TopicBatch[] {
+    this.#runs.clear();
+    const now = this.#bus.now();
+    const batches: TopicBatch[] = [];
+    for (const { topic, stream, group } of this.#lanes) {
+      const run = stream.deliverNew(group, this.#consumer, count, now);
+      if (run === null) continue;
+      this.#runs.set(topic, run);
+      batches.push({ topic, entries: run.entries });
+    }
+    return batches;
+  }
+
+  #lane(topic: string): Lane {
+    const lane = this.#laneByTopic.get(topic);
+    if (!lane) throw new Error(`subscription not prepared for topic ${topic}`);
+    return lane;
+  }
+}

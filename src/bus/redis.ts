@@ -1,0 +1,413 @@
+/**
+ * The Redis Streams bus (SPEC §3) on node-redis v5.
+ *
+ * One connection serves writes and admin commands. Each subscription gets its own
+ * duplicated connection, because a blocking XREADGROUP holds its whole connection; that
+ * connection also carries the subscription's commits (one MULTI: XADD of every output
+ * and dead letter, SET of the subscription's state, XACK per topic), so a batch's
+ * results and its acknowledgement land together or not at all.
+ * Commands go through sendCommand with the raw RESP2 replies parsed here: stream
+ * replies are small and regular, and this keeps the hot path free of reply transforms.
+ */
+import { createClient } from 'redis';
+import type { Clock } from '../core/clock.js';
+import { systemClock } from '../platform/clock.js';
+import {
+  defaultMaxlenPolicy,
+  type EventBus,
+  type GroupInfo,
+  type MaxlenPolicy,
+  type MultiSubscribeOptions,
+  type Outbound,
+  type StreamEntry,
+  type StreamInfo,
+  type SubscribeOptions,
+  type Subscription,
+} from './bus.js';
+import { assertHasFields, encodePayload, type Fields } from './codec.js';
+import {
+  ConsumerLoop,
+  SUBSCRIBE_DEFAULTS,
+  errorMessage,
+  topicsOf,
+  type ClaimPage,
+  type Commit,
+  type GroupReader,
+  type PendingEntry,
+  type TopicBatch,
+} from './consumer.js';
+import { StreamNames } from './topics.js';
+
+type RedisClient = ReturnType<typeof createClient>;
+
+/** RESP2 shapes of the stream replies used here. */
+type RawEntry = [id: string, fields: string[] | null];
+type RawStreams = [key: string, entries: RawEntry[]][] | null;
+type RawAutoClaim = [next: string, entries: (RawEntry | null)[], deleted?: string[]];
+type RawInfo = (string | number | null | RawEntry)[];
+
+const RECONNECT_MAX_MS = 1000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+
+export interface RedisBusOptions {
+  url: string;
+  prefix?: string;
+  /** Default maxlen of the default policy (100 000). */
+  maxlen?: number;
+  /** Overrides the trimming policy entirely. */
+  maxlenFor?: MaxlenPolicy;
+  /** Stamps dead letters (dlq_ts) and schedules retries. */
+  clock?: Clock;
+  /** Connection errors and retried failures; default: one line on stderr each. */
+  onError?: (error: unknown) => void;
+  /** How long the first connection keeps trying before connect() fails. Default 5000 ms. */
+  connectTimeoutMs?: number;
+}
+
+/** The URL without its password, for messages. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+function fieldsOf(flat: readonly string[]): Fields {
+  const fields: Fields = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
+  return fields;
+}
+
+function xaddArgs(key: string, maxlen: number | null, fields: Fields): string[] {
+  const args = maxlen === null ? ['XADD', key, '*'] : ['XADD', key, 'MAXLEN', '~', String(maxlen), '*'];
+  for (const name in fields) args.push(name, fields[name] as string);
+  return args;
+}
+
+function toStreamEntry([id, flat]: RawEntry): StreamEntry {
+  return { id, fields: fieldsOf(flat ?? []) };
+}
+
+function isRedisError(error: unknown, code: string): boolean {
+  return error instanceof Error && error.message.includes(code);
+}
+
+/** XINFO replies are flat [name, value, name, value, ...] lists. */
+function infoMap(flat: RawInfo): Map<string, RawInfo[number]> {
+  const map = new Map<string, RawInfo[number]>();
+  for (let i = 0; i + 1 < flat.length; i += 2) map.set(String(flat[i]), flat[i + 1] ?? null);
+  return map;
+}
+
+async function createGroup(client: RedisClient, key: string, group: string, startId: string): Promise<void> {
+  try {
+    await client.sendCommand(['XGROUP', 'CREATE', key, group, startId, 'MKSTREAM']);
+  } catch (error) {
+    if (!isRedisError(error, 'BUSYGROUP')) throw error;
+  }
+}
+
+export class RedisBus implements EventBus {
+  readonly kind = 'redis' as const;
+  readonly prefix: string;
+  readonly #client: RedisClient;
+  readonly #names: StreamNames;
+  readonly #maxlenFor: MaxlenPolicy;
+  readonly #clock: Clock;
+  readonly #onError: (error: unknown) => void;
+  readonly #subscriptions = new Set<Subscription>();
+  #closed = false;
+
+  private constructor(client: RedisClient, options: RedisBusOptions, onError: (error: unknown) => void) {
+    this.#client = client;
+    this.prefix = options.prefix ?? '';
+    this.#names = new StreamNames(this.prefix);
+    this.#maxlenFor = options.maxlenFor ?? defaultMaxlenPolicy(options.maxlen);
+    this.#clock = options.clock ?? systemClock;
+    this.#onError = onError;
+  }
+
+  /**
+   * Connects and resolves once Redis answers. Fails with a clear message when it does
+   * not answer within connectTimeoutMs; after that first success, lost connections are
+   * retried forever.
+   */
+  static async connect(options: RedisBusOptions): Promise<RedisBus> {
+    const onError = options.onError ?? ((error: unknown) => console.error(`[bus] redis: ${errorMessage(error)}`));
+    const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const giveUpAt = performance.now() + timeoutMs;
+    let connected = false;
+    const client = createClient({
+      url: options.url,
+      socket: {
+        connectTimeout: timeoutMs,
+        reconnectStrategy: (retries: number, cause: Error) =>
+          !connected && performance.now() >= giveUpAt ? cause : Math.min(50 * 2 ** retries, RECONNECT_MAX_MS),
+      },
+    });
+    // node-redis emits 'error' on every failed (re)connection; unhandled, that would crash.
+    client.on('error', onError);
+    try {
+      await client.connect();
+    } catch (error) {
+      if (client.isOpen) client.destroy();
+      throw new Error(`Redis at ${redactUrl(options.url)} did not answer within ${timeoutMs} ms: ${errorMessage(error)}`);
+    }
+    connected = true;
+    return new RedisBus(client, options, onError);
+  }
+
+  async publish(topic: string, payload: unknown): Promise<string> {
+    return this.publishRaw(topic, encodePayload(payload));
+  }
+
+  async publishMany(items: readonly Outbound[]): Promise<string[]> {
+    if (items.length === 0) return [];
+    const multi = this.#client.multi();
+    for (const item of items) multi.addCommand(this.#xadd(item.topic, encodePayload(item.payload)));
+    const replies = await multi.exec();
+    return replies.map(String);
+  }
+
+  async publishRaw(topic: string, fields: Record<string, string>): Promise<string> {
+    assertHasFields(fields);
+    return this.#client.sendCommand<string>(this.#xadd(topic, fields));
+  }
+
+  subscribe<T>(options: SubscribeOptions<T> | MultiSubscribeOptions<T>): Subscription {
+    if (this.#closed) throw new Error('the Redis bus is closed');
+    const reader = new RedisGroupReader({
+      client: this.#client.duplicate({ disableOfflineQueue: true }),
+      names: this.#names,
+      topics: topicsOf(options),
+      group: options.group,
+      consumer: options.consumer,
+      startId: options.startId ?? SUBSCRIBE_DEFAULTS.startId,
+      xadd: (topic, fields) => this.#xadd(topic, fields),
+      onError: options.onError ?? this.#onError,
+    });
+    const loop = new ConsumerLoop(reader, options, { clock: this.#clock, onError: this.#onError });
+    this.#subscriptions.add(loop);
+    return {
+      get acknowledged() {
+        return loop.acknowledged;
+      },
+      exclusive: (fn) => loop.exclusive(fn),
+      close: async () => {
+        await loop.close();
+        this.#subscriptions.delete(loop);
+      },
+    };
+  }
+
+  async readAfter(topic: string, afterId: string, count: number): Promise<StreamEntry[]> {
+    if (count <= 0) return [];
+    const key = this.#names.stream(topic);
+    const reply = await this.#client.sendCommand<RawEntry[]>(['XRANGE', key, `(${afterId}`, '+', 'COUNT', String(count)]);
+    return reply.map(toStreamEntry);
+  }
+
+  async readLatest(topic: string, count: number): Promise<StreamEntry[]> {
+    if (count <= 0) return [];
+    const key = this.#names.stream(topic);
+    const reply = await this.#client.sendCommand<RawEntry[]>(['XREVRANGE', key, '+', '-', 'COUNT', String(count)]);
+    return reply.map(toStreamEntry);
+  }
+
+  async length(topic: string): Promise<number> {
+    return this.#client.sendCommand<number>(['XLEN', this.#names.stream(topic)]);
+  }
+
+  async info(topic: string): Promise<StreamInfo> {
+    const key = this.#names.stream(topic);
+    let stream: Map<string, RawInfo[number]>;
+    let groups: RawInfo[];
+    try {
+      [stream, groups] = await Promise.all([
+        this.#client.sendCommand<RawInfo>(['XINFO', 'STREAM', key]).then(infoMap),
+        this.#client.sendCommand<RawInfo[]>(['XINFO', 'GROUPS', key]),
+      ]);
+    } catch (error) {
+      if (!isRedisError(error, 'no such key')) throw error;
+      return { topic, stream: key, length: 0, first_id: null, last_id: null, groups: [] };
+    }
+    const idOf = (entry: RawInfo[number] | undefined): string | null => (Array.isArray(entry) ? entry[0] : null);
+    return {
+      topic,
+      stream: key,
+      length: Number(stream.get('length') ?? 0),
+      first_id: idOf(stream.get('first-entry')),
+      last_id: idOf(stream.get('last-entry')),
+      groups: groups.map(infoMap).map(
+        (group): GroupInfo => ({
+          name: String(group.get('name')),
+          consumers: Number(group.get('consumers') ?? 0),
+          pending: Number(group.get('pending') ?? 0),
+          // Redis answers nil when it cannot tell (e.g. after deletions in the middle).
+          lag: group.get('lag') === null || group.get('lag') === undefined ? null : Number(group.get('lag')),
+          last_delivered_id: String(group.get('last-delivered-id')),
+        }),
+      ),
+    };
+  }
+
+  async ensureGroup(topic: string, group: string, startId: string = SUBSCRIBE_DEFAULTS.startId): Promise<void> {
+    await createGroup(this.#client, this.#names.stream(topic), group, startId);
+  }
+
+  async trim(topic: string, maxlen: number): Promise<number> {
+    const key = this.#names.stream(topic);
+    return this.#client.sendCommand<number>(['XTRIM', key, 'MAXLEN', '~', String(Math.max(0, maxlen))]);
+  }
+
+  async trimBefore(topic: string, minId: string): Promise<number> {
+    return this.#client.sendCommand<number>(['XTRIM', this.#names.stream(topic), 'MINID', '~', minId]);
+  }
+
+  async getValue(key: string): Promise<string | null> {
+    return this.#client.sendCommand<string | null>(['GET', this.prefix + key]);
+  }
+
+  async setValue(key: string, value: string): Promise<void> {
+    await this.#client.sendCommand(['SET', this.prefix + key, value]);
+  }
+
+  async ping(): Promise<boolean> {
+    // While reconnecting a command would wait in the offline queue: answer at once instead.
+    if (!this.#client.isReady) return false;
+    try {
+      return (await this.#client.sendCommand<string>(['PING'])) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#subscriptions].map((subscription) => subscription.close()));
+    if (!this.#client.isOpen) return;
+    if (this.#client.isReady) await this.#client.close();
+    else this.#client.destroy();
+  }
+
+  #xadd(topic: string, fields: Fields): string[] {
+    return xaddArgs(this.#names.stream(topic), this.#maxlenFor(topic), fields);
+  }
+}
+
+interface ReaderSettings {
+  /** A dedicated, not yet connected connection with the offline queue disabled. */
+  client: RedisClient;
+  names: StreamNames;
+  topics: readonly string[];
+  group: string;
+  consumer: string;
+  startId: string;
+  xadd: (topic: string, fields: Fields) => string[];
+  onError: (error: unknown) => void;
+}
+
+/** The GroupReader of one Redis subscription, on its own connection. */
+class RedisGroupReader implements GroupReader {
+  readonly #client: RedisClient;
+  readonly #settings: ReaderSettings;
+  readonly #keys: readonly string[];
+  /** Stream key → position of its topic in the subscription (for handling order). */
+  readonly #topicIndex: ReadonlyMap<string, number>;
+  #blocking = false;
+  #disposed = false;
+
+  constructor(settings: ReaderSettings) {
+    this.#settings = settings;
+    this.#client = settings.client;
+    this.#keys = settings.topics.map((topic) => settings.names.stream(topic));
+    this.#topicIndex = new Map(this.#keys.map((key, index) => [key, index]));
+    this.#client.on('error', settings.onError);
+  }
+
+  async prepare(): Promise<void> {
+    if (this.#disposed) throw new Error('subscription closed');
+    if (!this.#client.isOpen) await this.#client.connect();
+    // Also recreates a group after a Redis restart that lost the data (NOGROUP).
+    for (const key of this.#keys) await createGroup(this.#client, key, this.#settings.group, this.#settings.startId);
+  }
+
+  async readOwnPending(topic: string, afterId: string, count: number): Promise<PendingEntry[]> {
+    const { names, group, consumer } = this.#settings;
+    const reply = await this.#client.sendCommand<RawStreams>([
+      'XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count), 'STREAMS', names.stream(topic), afterId,
+    ]);
+    return (reply?.[0]?.[1] ?? []).map(([id, flat]) => ({ id, fields: flat === null ? null : fieldsOf(flat) }));
+  }
+
+  async claimIdle(topic: string, minIdleMs: number, cursor: string, count: number): Promise<ClaimPage> {
+    const { names, group, consumer } = this.#settings;
+    const [next, claimed] = await this.#client.sendCommand<RawAutoClaim>([
+      'XAUTOCLAIM', names.stream(topic), group, consumer, String(minIdleMs), cursor, 'COUNT', String(count),
+    ]);
+    const entries: StreamEntry[] = [];
+    // Redis 6.2 answers nil for claimed ids that were deleted; 7 lists them separately.
+    for (const entry of claimed) if (entry !== null && entry[1] !== null) entries.push(toStreamEntry(entry));
+    return { next, entries };
+  }
+
+  async readNew(count: number, blockMs: number): Promise<readonly TopicBatch[]> {
+    const { group, consumer, topics } = this.#settings;
+    this.#blocking = true;
+    let reply: RawStreams;
+    try {
+      reply = await this.#client.sendCommand<RawStreams>([
+        'XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count), 'BLOCK', String(blockMs),
+        'STREAMS', ...this.#keys, ...this.#keys.map(() => '>'),
+      ]);
+    } finally {
+      this.#blocking = false;
+    }
+    const batches: { index: number; batch: TopicBatch }[] = [];
+    for (const [key, entries] of reply ?? []) {
+      const index = this.#topicIndex.get(key);
+      const topic = index === undefined ? undefined : topics[index];
+      if (index === undefined || topic === undefined || entries.length === 0) continue;
+      batches.push({ index, batch: { topic, entries: entries.map(toStreamEntry) } });
+    }
+    return batches.sort((a, b) => a.index - b.index).map(({ batch }) => batch);
+  }
+
+  async commit({ writes, acks, state }: Commit): Promise<void> {
+    const { names, group } = this.#settings;
+    const multi = this.#client.multi();
+    for (const write of writes) multi.addCommand(this.#settings.xadd(write.topic, write.fields));
+    if (state) multi.addCommand(['SET', names.prefix + state.key, state.value]);
+    for (const [topic, ids] of acks) {
+      if (ids.length > 0) multi.addCommand(['XACK', names.stream(topic), group, ...ids]);
+    }
+    await multi.exec();
+  }
+
+  /**
+   * Closing: a blocked read (or any command waiting for a reconnect) is cut short by
+   * dropping the connection. Entries Redis handed over in that instant stay pending on
+   * this consumer: re-read when it restarts under the same name, else claimed by another.
+   */
+  interrupt(): void {
+    if (this.#blocking || !this.#client.isReady) this.#dispose();
+  }
+
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    if (this.#client.isReady) {
+      this.#disposed = true;
+      await this.#client.close();
+    } else {
+      this.#dispose();
+    }
+  }
+
+  #dispose(): void {
+    this.#disposed = true;
+    if (this.#client.isOpen) this.#client.destroy();
+  }
+}
