@@ -23,7 +23,6 @@ export const GROUPS = {
   risk: 'risk-safety',
   execution: 'execution',
   monitor: 'position-monitor',
-  dashboard: 'dashboard',
 } as const;
 
 export type ServiceName = 'risk' | 'execution' | 'monitor';

@@ -72,7 +72,10 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
     else console.log(renderSummaryLine(figures));
   };
   if (!live) {
-    console.log(`quantum up: loop running on the ${busLabel} bus; risk ${urls.risk}, execution ${urls.execution}, monitor ${urls.monitor}`);
+    console.log(
+      `quantum up: loop running on the ${busLabel} bus; risk ${urls.risk}, execution ${urls.execution}, monitor ${urls.monitor}` +
+        (urls.dashboard ? `, dashboard ${urls.dashboard}` : ''),
+    );
   }
   draw();
   const timer = setInterval(draw, live ? TTY_REFRESH_MS : PLAIN_REFRESH_MS);

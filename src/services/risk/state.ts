@@ -89,6 +89,7 @@ export const RiskSnapshot = z.object({
   entries_by_day: z.record(z.string(), z.number()),
   trading_state: z.enum(['ACTIVE', 'HALTED']),
   halted_at: z.number().nullable(),
+  halt_reason: z.string().nullable().default(null),
   counters: z.object({
     received: z.number(),
     skipped: z.number(),
@@ -115,6 +116,7 @@ export class RiskState {
   private readonly entriesByDay = new Map<number, number>();
   private tradingState: TradingState = 'ACTIVE';
   private haltedAt: number | null = null;
+  private haltReason: string | null = null;
   private counters: Counters = emptyCounters();
   private readonly decided: RecentSet;
   private readonly models: FillModels;
@@ -227,6 +229,7 @@ export class RiskState {
     this.refreshView();
     this.tradingState = 'ACTIVE';
     this.haltedAt = null;
+    this.haltReason = null;
     this.confirmed.resetPeak();
     this.view.resetPeak();
   }
@@ -263,6 +266,7 @@ export class RiskState {
     return {
       trading_state: this.tradingState,
       halted_at: this.haltedAt,
+      halt_reason: this.haltReason,
       balance_usd: toNumber(view.balance()),
       equity_usd: toNumber(view.equity()),
       peak_equity_usd: toNumber(view.peakEquity()),
@@ -294,6 +298,7 @@ export class RiskState {
       entries_by_day: Object.fromEntries([...this.entriesByDay].map(([d, n]) => [String(d), n])),
       trading_state: this.tradingState,
       halted_at: this.haltedAt,
+      halt_reason: this.haltReason,
       counters: structuredClone(this.counters) as RiskSnapshot['counters'],
     };
   }
@@ -310,6 +315,7 @@ export class RiskState {
     for (const [d, n] of Object.entries(snap.entries_by_day)) this.entriesByDay.set(Number(d), n);
     this.tradingState = snap.trading_state;
     this.haltedAt = snap.halted_at;
+    this.haltReason = snap.halt_reason;
     this.counters = snap.counters as Counters;
     for (const order of snap.inflight) this.addInflight(order, order.approved_ts, false);
     this.viewStale = true;
@@ -343,10 +349,15 @@ export class RiskState {
   private updateTradingState(now: number): void {
     if (this.tradingState === 'HALTED') return;
     this.refreshView();
-    const next = tradingStateAfter(this.tradingState, this.view.drawdownFraction(), this.maxDrawdown);
+    const drawdown = this.view.drawdownFraction();
+    const next = tradingStateAfter(this.tradingState, drawdown, this.maxDrawdown);
     if (next === 'HALTED') {
       this.tradingState = 'HALTED';
       this.haltedAt = now;
+      const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+      this.haltReason =
+        `CIRCUIT_BREAKER: drawdown ${pct(toNumber(drawdown))} from peak equity ${toNumber(this.view.peakEquity()).toFixed(2)} ` +
+        `reached the ${pct(this.options.limits.max_drawdown_pct)} limit; entries are refused until POST /resume`;
     }
   }
 

@@ -125,7 +125,8 @@
         fontSize: 11,
         fontFamily: "ui-monospace, Menlo, Consolas, 'DejaVu Sans Mono', monospace",
         panes: { separatorColor: '#232a35', separatorHoverColor: '#2c3440' },
-        attributionLogo: false,
+        // The library's licence asks for a link to TradingView; this logo is that link.
+        attributionLogo: true,
       },
       grid: { vertLines: { color: '#161b23' }, horzLines: { color: '#161b23' } },
       rightPriceScale: { borderColor: '#232a35' },
