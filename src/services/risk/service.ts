@@ -3,7 +3,7 @@
  * market.tick (group `risk-safety`); the pure governor decides each signal once;
  * approvals go to trade.signal.safe, rejections to trade.signal.rejected.
  */
-import type { Delivery, Outbound } from '../../bus/bus.js';
+import { compareIds, type Delivery, type Outbound, type StreamEntry } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { ExecutionResult, PriceTick, TradeSignal } from '../../core/messages.js';
@@ -55,6 +55,16 @@ export class RiskService {
         if (signalId) this.state.rememberDecided(signalId);
       }
     }
+    // A skipped HOLD publishes nothing, so its id is found in the input stream instead:
+    // every HOLD at or before the snapshot's last signal entry was already handled.
+    const watermark = this.state.signalWatermark;
+    if (watermark !== null) {
+      for (const entry of await bus.readLatest(TOPICS.signal, GUARD_REBUILD_ENTRIES)) {
+        if (compareIds(entry.id, watermark) > 0) continue;
+        const holdId = heldSignalId(entry);
+        if (holdId) this.state.rememberDecided(holdId);
+      }
+    }
     this.host.consume();
     this.sweepTimer = setInterval(() => this.sweepInflight(), INFLIGHT_SWEEP_MS);
     this.sweepTimer.unref();
@@ -70,6 +80,7 @@ export class RiskService {
         this.state.onExecution(delivery.message as ExecutionResult);
         return;
       default:
+        this.state.noteSignalEntry(delivery.id);
         return this.decide(delivery.message as TradeSignal);
     }
   }
@@ -142,4 +153,20 @@ export class RiskService {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.host.stop();
   }
+}
+
+/**
+ * The signal_id of a trade.signal.v5 entry holding a HOLD (as the codec would give it:
+ * the producer's id, else `sig-<entry id>`); undefined for anything else.
+ */
+function heldSignalId(entry: StreamEntry): string | undefined {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(entry.fields.payload ?? '');
+  } catch {
+    return undefined;
+  }
+  if (typeof payload !== 'object' || payload === null || (payload as { action?: unknown }).action !== 'HOLD') return undefined;
+  const id = (payload as { signal_id?: unknown }).signal_id;
+  return typeof id === 'string' ? id : `sig-${entry.id}`;
 }

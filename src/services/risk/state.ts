@@ -15,7 +15,8 @@
  * in-flight orders.
  */
 import { z } from 'zod';
-import { fx, toNumber, type Fixed } from '../../core/fixed.js';
+import { compareIds } from '../../bus/bus.js';
+import { ONE, ZERO, div, fx, toNumber, type Fixed } from '../../core/fixed.js';
 import { createFillModels, paperFill, type FillModels } from '../../core/fills.js';
 import {
   decide,
@@ -90,6 +91,10 @@ export const RiskSnapshot = z.object({
   trading_state: z.enum(['ACTIVE', 'HALTED']),
   halted_at: z.number().nullable(),
   halt_reason: z.string().nullable().default(null),
+  /** The peak of the view's equity (decimal string; null in an older snapshot: taken from the view). */
+  peak_equity: z.string().nullable().default(null),
+  /** The newest trade.signal.v5 entry this snapshot covers (null: none yet, or an older snapshot). */
+  last_signal_entry_id: z.string().nullable().default(null),
   counters: z.object({
     received: z.number(),
     skipped: z.number(),
@@ -117,6 +122,14 @@ export class RiskState {
   private tradingState: TradingState = 'ACTIVE';
   private haltedAt: number | null = null;
   private haltReason: string | null = null;
+  private lastSignalEntryId: string | null = null;
+  /**
+   * Peak equity of the view (in-flight orders included), kept here rather than in the view
+   * ledger: the view is rebuilt whenever a fill differs from its projection and at a
+   * restart, and a rebuilt ledger only knows the peak of the confirmed fills. Raised at
+   * each input (tick, fill, signal), persisted, and reset only by resume.
+   */
+  private peak: Fixed;
   private counters: Counters = emptyCounters();
   private readonly decided: RecentSet;
   private readonly models: FillModels;
@@ -125,6 +138,7 @@ export class RiskState {
   constructor(private readonly options: RiskStateOptions) {
     this.confirmed = new Ledger(fx(options.initialBalance));
     this.view = this.confirmed.clone();
+    this.peak = this.view.equity();
     this.decided = new RecentSet(options.decidedCapacity ?? DEFAULT_DECIDED_CAPACITY);
     this.models = createFillModels(options.execution);
     this.maxDrawdown = fx(options.limits.max_drawdown_pct);
@@ -199,7 +213,7 @@ export class RiskState {
         this.entriesByDay.set(day, (this.entriesByDay.get(day) ?? 0) + 1);
         for (const d of this.entriesByDay.keys()) if (d < day - 2) this.entriesByDay.delete(d);
       }
-      this.addInflight(order, now);
+      this.addInflight(order, this.prices.get(order.symbol), now);
     }
     return decision;
   }
@@ -207,6 +221,20 @@ export class RiskState {
   /** Remembers a decision found in the output streams at start-up (duplicates guard). */
   rememberDecided(signalId: string): void {
     this.decided.add(signalId);
+  }
+
+  /**
+   * Notes a trade.signal.v5 entry handled (decided, skipped or dropped as a duplicate);
+   * the newest one goes into the snapshot, so a restarted service knows which HOLDs it
+   * already skipped (they leave no trace in the output streams).
+   */
+  noteSignalEntry(entryId: string): void {
+    if (this.lastSignalEntryId === null || compareIds(entryId, this.lastSignalEntryId) > 0) this.lastSignalEntryId = entryId;
+  }
+
+  /** The newest trade.signal.v5 entry the state covers; null when none. */
+  get signalWatermark(): string | null {
+    return this.lastSignalEntryId;
   }
 
   /** Drops in-flight orders older than the timeout; returns the expired orders. */
@@ -232,6 +260,7 @@ export class RiskState {
     this.haltReason = null;
     this.confirmed.resetPeak();
     this.view.resetPeak();
+    this.peak = this.view.equity();
   }
 
   resetStatistics(): void {
@@ -269,8 +298,8 @@ export class RiskState {
       halt_reason: this.haltReason,
       balance_usd: toNumber(view.balance()),
       equity_usd: toNumber(view.equity()),
-      peak_equity_usd: toNumber(view.peakEquity()),
-      drawdown_pct: toNumber(view.drawdownFraction()),
+      peak_equity_usd: toNumber(this.peak),
+      drawdown_pct: toNumber(this.drawdown()),
       exposure_usd: toNumber(view.exposure()),
       exposure_pct: toNumber(view.exposureFraction()),
       win_rate: toNumber(view.winRate()),
@@ -299,6 +328,8 @@ export class RiskState {
       trading_state: this.tradingState,
       halted_at: this.haltedAt,
       halt_reason: this.haltReason,
+      peak_equity: this.peak.toString(),
+      last_signal_entry_id: this.lastSignalEntryId,
       counters: structuredClone(this.counters) as RiskSnapshot['counters'],
     };
   }
@@ -316,18 +347,23 @@ export class RiskState {
     this.tradingState = snap.trading_state;
     this.haltedAt = snap.halted_at;
     this.haltReason = snap.halt_reason;
+    this.lastSignalEntryId = snap.last_signal_entry_id;
     this.counters = snap.counters as Counters;
-    for (const order of snap.inflight) this.addInflight(order, order.approved_ts, false);
+    // Projected at the mark each order was approved at (its reference_price), exactly as
+    // before the restart: today's marks would give other fills, another view, other decisions.
+    for (const order of snap.inflight) this.addInflight(order, fx(order.reference_price), order.approved_ts, false);
     this.viewStale = true;
     this.refreshView();
+    this.peak = snap.peak_equity === null ? this.view.peakEquity() : BigInt(snap.peak_equity);
   }
 
   // -- internals --------------------------------------------------------------------
 
-  private addInflight(order: RiskApprovedSignal, now: number, applyToView = true): void {
+  /** `mark`: the price the order was approved at, which its projected fill is priced from. */
+  private addInflight(order: RiskApprovedSignal, mark: Fixed | undefined, now: number, applyToView = true): void {
     const projection = paperFill({
       order,
-      mark: this.prices.get(order.symbol),
+      mark,
       instrument: this.options.instruments.get(order.symbol),
       seed: this.options.seed,
       models: this.models,
@@ -346,17 +382,28 @@ export class RiskState {
     this.viewStale = false;
   }
 
+  /** (peak − equity) / peak of the view, never negative; 1 below a peak ≤ 0 (as the ledger's). */
+  private drawdown(): Fixed {
+    const equity = this.view.equity();
+    if (equity >= this.peak) return ZERO;
+    if (this.peak <= ZERO) return ONE;
+    return div(this.peak - equity, this.peak);
+  }
+
+  /** Raises the peak to the view's equity, then halts when the drawdown reached the maximum. */
   private updateTradingState(now: number): void {
-    if (this.tradingState === 'HALTED') return;
     this.refreshView();
-    const drawdown = this.view.drawdownFraction();
+    const equity = this.view.equity();
+    if (equity > this.peak) this.peak = equity;
+    if (this.tradingState === 'HALTED') return;
+    const drawdown = this.drawdown();
     const next = tradingStateAfter(this.tradingState, drawdown, this.maxDrawdown);
     if (next === 'HALTED') {
       this.tradingState = 'HALTED';
       this.haltedAt = now;
       const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
       this.haltReason =
-        `CIRCUIT_BREAKER: drawdown ${pct(toNumber(drawdown))} from peak equity ${toNumber(this.view.peakEquity()).toFixed(2)} ` +
+        `CIRCUIT_BREAKER: drawdown ${pct(toNumber(drawdown))} from peak equity ${toNumber(this.peak).toFixed(2)} ` +
         `reached the ${pct(this.options.limits.max_drawdown_pct)} limit; entries are refused until POST /resume`;
     }
   }
@@ -367,8 +414,8 @@ export class RiskState {
     const entries = this.entriesByDay;
     return {
       equity: view.equity(),
-      peakEquity: view.peakEquity(),
-      drawdown: view.drawdownFraction(),
+      peakEquity: this.peak,
+      drawdown: this.drawdown(),
       halted: this.tradingState === 'HALTED',
       exposure: view.exposure(),
       netQuantity: (symbol) => view.quantity(symbol),
