@@ -63,6 +63,8 @@ export interface HostOptions {
   topics: readonly string[];
   handle: (delivery: Delivery<unknown>) => Outbound[] | void;
   snapshot: () => unknown;
+  /** The snapshot's JSON, when the service can make it faster than JSON.stringify(snapshot()). */
+  snapshotJson?: () => string;
   restore: (snapshot: unknown) => void;
   metrics: ServiceMetrics;
   batchSize?: number;
@@ -118,7 +120,7 @@ export class ServiceHost {
         if (out) for (const o of out) metrics.messages.inc({ topic: o.topic, direction: 'out' });
         return out;
       },
-      commitState: () => ({ key, value: JSON.stringify(this.options.snapshot()) }),
+      commitState: () => ({ key, value: this.snapshotJson() }),
       onDeadLetter: (topic, id, error) => {
         metrics.messages.inc({ topic, direction: 'dlq' });
         logger.warn({ topic, id, error }, 'entry moved to the dead-letter stream');
@@ -137,10 +139,22 @@ export class ServiceHost {
   async mutate<R>(fn: () => R): Promise<R> {
     const run = async () => {
       const result = fn();
-      await this.deps.bus.setValue(snapshotKey(this.options.service), JSON.stringify(this.options.snapshot()));
+      await this.deps.bus.setValue(snapshotKey(this.options.service), this.snapshotJson());
       return result;
     };
     return this.subscription ? this.subscription.exclusive(run) : run();
+  }
+
+  /**
+   * Runs `fn` between batches without saving a snapshot: for publishing messages derived
+   * from the state (mark-to-market) in order with the batches' own outputs.
+   */
+  async exclusive<R>(fn: () => R | Promise<R>): Promise<R> {
+    return this.subscription ? this.subscription.exclusive(fn) : fn();
+  }
+
+  private snapshotJson(): string {
+    return this.options.snapshotJson ? this.options.snapshotJson() : JSON.stringify(this.options.snapshot());
   }
 
   /** Bus reachability, cached for a second so /health stays cheap under load. */

@@ -1,7 +1,6 @@
 /** HTTP routes of the Execution service (port 8002). Builds; never listens. */
 import type { FastifyInstance } from 'fastify';
-import { z } from 'zod';
-import { HttpError, createHttpApp, jsonSchemaOf } from '../../platform/http.js';
+import { HttpError, createHttpApp } from '../../platform/http.js';
 import type { Logger } from '../../platform/logger.js';
 import { healthRoute, priceBodySchema, symbolParamsSchema } from '../common/routes.js';
 import type { ExecutionService } from './service.js';
@@ -55,7 +54,8 @@ export async function buildExecutionApp(
 
   app.post(
     '/reset',
-    { schema: { description: 'Clears the statistics (prices and the fill guard stay)', tags: ['execution'], body: jsonSchemaOf(z.object({}).optional()) } },
+    // No body schema: a bare `curl -X POST .../reset` (no body) must work; a body is ignored.
+    { schema: { description: 'Clears the statistics (prices and the fill guard stay)', tags: ['execution'] } },
     async () => {
       await service.reset();
       return { reset: true, stats: service.state.statistics() };

@@ -46,7 +46,7 @@ export async function buildMonitorApp(
     '/prices/:symbol',
     {
       schema: {
-        description: 'Publishes a manual tick to market.tick (every service applies it)',
+        description: 'Publishes a manual tick to market.tick, rounded to the tick size (every service applies it)',
         tags: ['market'],
         params: symbolParamsSchema,
         body: priceBodySchema,
@@ -55,8 +55,12 @@ export async function buildMonitorApp(
     async (request) => {
       const { symbol } = request.params;
       if (!known.has(symbol)) throw new HttpError(404, 'unknown_symbol', `UNKNOWN_SYMBOL: ${symbol} is not a configured instrument`);
-      const tick = await service.publishPrice(symbol, request.body.price);
-      return { symbol, price: tick.price, tick };
+      const result = await service.publishPrice(symbol, request.body.price);
+      if (!result.ok) {
+        if (result.code === 'UNKNOWN_SYMBOL') throw new HttpError(404, 'unknown_symbol', result.message);
+        throw new HttpError(400, 'bad_request', `price: ${result.message}`);
+      }
+      return { symbol, price: result.tick.price, tick: result.tick };
     },
   );
 
@@ -83,7 +87,9 @@ export async function buildMonitorApp(
           throw new HttpError(
             504,
             'close_timeout',
-            `no fill for the close of ${symbol} within 5 s (signal ${result.signal_id}): is the risk service (8003) or the execution service (8002) down?`,
+            `no fill for the close of ${symbol} within 5 s (signal ${result.signal_id}): is the risk service ` +
+              `(port ${result.risk_port}) or the execution service (port ${result.execution_port}) down? The CLOSE signal stays ` +
+              `queued on trade.signal.v5 and is carried out when they are back (unless the position is flat by then).`,
           );
         case 'filled':
           return {

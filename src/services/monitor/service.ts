@@ -8,6 +8,8 @@ import { randomUUID } from 'node:crypto';
 import type { Delivery, Outbound } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { toNumber } from '../../core/fixed.js';
+import { instrumentTable } from '../../core/instruments.js';
+import { MarketSimulator, priceTick, type SetPriceResult } from '../../core/market.js';
 import type { ExecutionResult, PriceTick, RiskRejection, TradeSignal } from '../../core/messages.js';
 import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
@@ -21,7 +23,7 @@ export type CloseResult =
   | { kind: 'filled'; fill: ExecutionResult; realized_pnl_usd: number; position: unknown }
   | { kind: 'not_open' }
   | { kind: 'rejected'; reason: string; signal_id: string }
-  | { kind: 'timeout'; signal_id: string };
+  | { kind: 'timeout'; signal_id: string; risk_port: number; execution_port: number };
 
 interface Waiter {
   resolve: (value: { result: ExecutionResult; outcome: FillOutcome }) => void;
@@ -32,11 +34,15 @@ export class MonitorService {
   readonly metrics: ServiceMetrics;
   readonly host: ServiceHost;
   private markTimer?: NodeJS.Timeout;
+  private marking = false;
+  /** The execution service's price rules (tick rounding, checks), for manual prices set here. */
+  private readonly priceRules: MarketSimulator;
   private startedAt = 0;
   private readonly waiters = new Map<string, Waiter>();
 
   constructor(private readonly deps: ServiceDeps) {
     this.state = new MonitorState(deps.config.account.initial_balance_usd);
+    this.priceRules = new MarketSimulator(instrumentTable(deps.config.instruments));
     this.metrics = createServiceMetrics('monitor');
     this.host = new ServiceHost(deps, {
       service: 'monitor',
@@ -76,7 +82,7 @@ export class MonitorService {
       return;
     }
     const result = delivery.message as ExecutionResult;
-    const outcome = this.state.onExecution(result, delivery.id);
+    const outcome = this.state.onExecution(result, delivery.id, now);
     this.waiters.get(result.signal_id)?.resolve({ result, outcome });
     if (outcome.kind === 'duplicate') {
       this.metrics.outcomes.inc({ outcome: 'duplicate' });
@@ -91,16 +97,29 @@ export class MonitorService {
     return [{ topic: TOPICS.position, payload: outcome.update }];
   }
 
-  /** Mark-to-market: one update per open position, with the portfolio. */
+  /**
+   * Mark-to-market: one update per open position, with the portfolio. Made and
+   * published between batches, so in trade.position.update it can never land after
+   * the update of a fill it predates (a closed position would reappear to readers).
+   * Skipped while the previous round is still being published, and while the bus does
+   * not answer (a publish queued for a reconnect would hold up the batches, and stop()).
+   */
   async publishMarks(): Promise<number> {
-    const updates = this.state.markUpdates(this.deps.clock.now());
-    if (updates.length === 0) return 0;
+    if (this.marking) return 0;
+    this.marking = true;
     try {
-      await this.deps.bus.publishMany(updates.map((payload) => ({ topic: TOPICS.position, payload })));
+      return await this.host.exclusive(async () => {
+        const updates = this.state.markUpdates(this.deps.clock.now());
+        if (updates.length === 0 || !(await this.deps.bus.ping())) return 0;
+        await this.deps.bus.publishMany(updates.map((payload) => ({ topic: TOPICS.position, payload })));
+        return updates.length;
+      });
     } catch (err) {
       this.deps.logger.warn({ err }, 'publishing mark-to-market updates failed');
+      return 0;
+    } finally {
+      this.marking = false;
     }
-    return updates.length;
   }
 
   /**
@@ -135,7 +154,7 @@ export class MonitorService {
         const rejection = await this.findRejection(signal.signal_id);
         return rejection
           ? { kind: 'rejected', reason: rejection.reasons.join(', '), signal_id: signal.signal_id }
-          : { kind: 'timeout', signal_id: signal.signal_id };
+          : { kind: 'timeout', signal_id: signal.signal_id, risk_port: this.deps.config.ports.risk, execution_port: this.deps.config.ports.execution };
       }
       const { result, outcome: applied } = outcome;
       if (result.status !== 'FILLED') return { kind: 'rejected', reason: result.reject_reason ?? 'REJECTED', signal_id: signal.signal_id };
@@ -163,11 +182,17 @@ export class MonitorService {
     return undefined;
   }
 
-  /** POST /prices/{symbol} on the monitor: publishes a manual tick (applied when it comes back). */
-  async publishPrice(symbol: string, price: number): Promise<PriceTick> {
-    const tick: PriceTick = { schema_version: 1, symbol, price, ts: this.deps.clock.now(), source: 'manual' };
+  /**
+   * POST /prices/{symbol} on the monitor: publishes a manual tick (applied when it comes
+   * back). Rounded to the tick and checked exactly as the execution service's POST /prices
+   * does, so every service marks at the same price.
+   */
+  async publishPrice(symbol: string, price: number): Promise<{ ok: true; tick: PriceTick } | Extract<SetPriceResult, { ok: false }>> {
+    const result = this.priceRules.setPrice(symbol, price);
+    if (!result.ok) return result;
+    const tick = priceTick(symbol, result.price, this.deps.clock.now(), 'manual');
     await this.deps.bus.publish(TOPICS.tick, tick);
-    return tick;
+    return { ok: true, tick };
   }
 
   positions() {

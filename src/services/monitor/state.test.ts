@@ -31,17 +31,18 @@ describe('MonitorState', () => {
   it('applies a fill once, by entry id and by order id', () => {
     const state = new MonitorState(10_000);
     const f = fill('BUY', 0.01, 50_000, 0.2);
-    expect(state.onExecution(f, '10-0').kind).toBe('applied');
-    expect(state.onExecution(f, '10-0').kind).toBe('duplicate');
-    expect(state.onExecution(f, '11-0').kind).toBe('duplicate');
+    expect(state.onExecution(f, '10-0', 100).kind).toBe('applied');
+    expect(state.onExecution(f, '10-0', 100).kind).toBe('duplicate');
+    expect(state.onExecution(f, '11-0', 110).kind).toBe('duplicate');
     expect(state.portfolio().balance_usd).toBe(9999.8);
   });
 
   it('publishes a fill update, then a close update with the realized result', () => {
     const state = new MonitorState(10_000);
-    const open = state.onExecution(fill('BUY', 0.01, 50_000, 0.2), '1-0');
-    expect(open.kind === 'applied' && open.update).toMatchObject({ side: 'LONG', quantity: 0.01, cause: 'fill', realized_pnl_usd: -0.2 });
-    const close = state.onExecution(fill('SELL', 0.01, 51_000, 0.204), '2-0');
+    const open = state.onExecution(fill('BUY', 0.01, 50_000, 0.2), '1-0', 10);
+    // Stamped when the update is made (10), not with the fill's own ts (2).
+    expect(open.kind === 'applied' && open.update).toMatchObject({ side: 'LONG', quantity: 0.01, cause: 'fill', realized_pnl_usd: -0.2, ts: 10 });
+    const close = state.onExecution(fill('SELL', 0.01, 51_000, 0.204), '2-0', 20);
     expect(close.kind === 'applied' && close.update).toMatchObject({ side: 'FLAT', cause: 'close', realized_pnl_usd: 9.596 });
     expect(close.kind === 'applied' && close.effect.closedRoundTrip?.win).toBe(true);
     expect(state.portfolio()).toMatchObject({ balance_usd: 10_009.596, closed_trades: 1, win_rate: 1 });
@@ -49,14 +50,14 @@ describe('MonitorState', () => {
 
   it('counts REJECTED results without touching the books', () => {
     const state = new MonitorState(10_000);
-    expect(state.onExecution(fill('BUY', 0.01, 0, 0, { status: 'REJECTED', reject_reason: 'NO_PRICE: x' }), '1-0').kind).toBe('rejected');
+    expect(state.onExecution(fill('BUY', 0.01, 0, 0, { status: 'REJECTED', reject_reason: 'NO_PRICE: x' }), '1-0', 10).kind).toBe('rejected');
     expect(state.portfolio().balance_usd).toBe(10_000);
     expect(state.statistics().rejected_results).toBe(1);
   });
 
   it('marks to the latest tick and ignores late ones', () => {
     const state = new MonitorState(10_000);
-    state.onExecution(fill('BUY', 0.01, 50_000, 0), '1-0');
+    state.onExecution(fill('BUY', 0.01, 50_000, 0), '1-0', 10);
     expect(state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 51_000, ts: 10, source: 'manual' })).toBe(true);
     expect(state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 49_000, ts: 9, source: 'manual' })).toBe(false);
     expect(state.portfolio().unrealized_pnl_usd).toBe(10);
@@ -66,12 +67,12 @@ describe('MonitorState', () => {
   it('restores from a snapshot and keeps refusing what it already applied', () => {
     const a = new MonitorState(10_000);
     const f = fill('BUY', 0.02, 3000, 0.024, { symbol: 'ETHUSDT' });
-    a.onExecution(f, '5-0');
+    a.onExecution(f, '5-0', 50);
     const b = new MonitorState(10_000);
     b.restore(JSON.parse(JSON.stringify(a.toSnapshot())));
     b.rememberApplied(f.order_id, '5-0');
     expect(b.portfolio()).toEqual(a.portfolio());
-    expect(b.onExecution(f, '5-0').kind).toBe('duplicate');
-    expect(b.onExecution(f, '6-0').kind).toBe('duplicate');
+    expect(b.onExecution(f, '5-0', 50).kind).toBe('duplicate');
+    expect(b.onExecution(f, '6-0', 60).kind).toBe('duplicate');
   });
 });

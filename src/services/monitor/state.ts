@@ -47,8 +47,14 @@ export class MonitorState {
     this.applied = new RecentSet(appliedCapacity);
   }
 
-  /** Applies one execution result (entry `entryId` of trade.execution.res), once per order_id. */
-  onExecution(result: ExecutionResult, entryId: string): FillOutcome {
+  /**
+   * Applies one execution result (entry `entryId` of trade.execution.res), once per order_id.
+   * `now` stamps the PositionUpdate (SPEC §2: `ts` is when the message was made); the
+   * fill's own `ts` is what the books record. Stamping the update with the fill's time
+   * would date it before mark updates already published, and a reader keeping the
+   * latest update per symbol would then ignore it (e.g. never see a position close).
+   */
+  onExecution(result: ExecutionResult, entryId: string, now: number): FillOutcome {
     if (compareIds(entryId, this.lastFillId) <= 0 || this.applied.has(result.order_id)) {
       this.counters.duplicates += 1;
       return { kind: 'duplicate' };
@@ -70,7 +76,7 @@ export class MonitorState {
     });
     this.counters.fills_applied += 1;
     const cause: PositionCause = effect.closedRoundTrip && !effect.opened ? 'close' : 'fill';
-    return { kind: 'applied', effect, update: this.update(result.symbol, cause, result.ts, result.order_id) };
+    return { kind: 'applied', effect, update: this.update(result.symbol, cause, now, result.order_id) };
   }
 
   /** Remembers an order applied before the last snapshot (rebuilding the guard at start-up). */
