@@ -140,9 +140,16 @@ export class ExecutionState {
     });
   }
 
-  /** Every current price as a tick (published at start-up). */
+  /**
+   * Every current price as a tick (published at start-up), stamped with the time that
+   * price was set (`now` only for a price never set): a restart re-announces what it
+   * knows without overriding a newer tick already on the stream, e.g. a POST /prices
+   * from the monitor that arrived while this service was down and is still pending here.
+   */
   currentTicks(now: number): PriceTick[] {
-    return [...this.simulator.prices()].map(([symbol, price]) => priceTick(symbol, price, now, 'simulator'));
+    return [...this.simulator.prices()].map(([symbol, price]) =>
+      priceTick(symbol, price, this.priceTs.get(symbol) ?? now, 'simulator'),
+    );
   }
 
   prices(): Record<string, number> {
