@@ -51,13 +51,14 @@ export class DemoStrategy {
     const symbol = symbols[this.cursor++ % symbols.length]!;
     const trend = this.trends.get(symbol)!;
     const gap = (trend.fast - trend.slow) / trend.slow;
-    // Strength in simulator steps, plus model noise: a real model is never certain.
-    const strength = Math.abs(gap) / Math.max(this.options.priceStepPct, 1e-9) + uniform(rng, -0.3, 0.3);
-    if (strength < 0.25) {
+    // Strength in quarter simulator steps (one step moves the averages apart by about
+    // a third of a step), plus model noise: a real model is never certain.
+    const strength = Math.abs(gap) / Math.max(this.options.priceStepPct / 4, 1e-12) + uniform(rng, -0.3, 0.3);
+    if (strength < 0.5) {
       return { symbol, action: 'HOLD', confidence: round(uniform(rng, 0.4, 0.6)), source: this.source };
     }
     const action = gap >= 0 ? 'BUY' : 'SELL';
-    const confidence = clamp(0.5 + 0.35 * Math.tanh(strength / 1.5) + uniform(rng, -0.1, 0.1), 0.35, 0.97);
+    const confidence = clamp(0.55 + 0.4 * Math.tanh(strength / 2) + uniform(rng, -0.08, 0.08), 0.35, 0.97);
     const stop = action === 'BUY' ? trend.price * 0.98 : trend.price * 1.02;
     const target = action === 'BUY' ? trend.price * 1.03 : trend.price * 0.97;
     return {
