@@ -172,8 +172,19 @@ export function defaultMaxlenPolicy(maxlen: number = DEFAULT_MAXLEN): MaxlenPoli
   return (topic) => (topic === TOPICS.execution ? null : maxlen);
 }
 
+const PLAIN_ID = /^(\d{1,15})-(\d{1,15})$/;
+
 /** Compares two stream ids ("ms-seq"). */
 export function compareIds(a: string, b: string): number {
+  // Fast path for plain ids whose parts are safe integers (every id Redis hands out today).
+  const pa = PLAIN_ID.exec(a);
+  const pb = pa === null ? null : PLAIN_ID.exec(b);
+  if (pa !== null && pb !== null) {
+    const ms = Number(pa[1]) - Number(pb[1]);
+    if (ms !== 0) return ms < 0 ? -1 : 1;
+    const seq = Number(pa[2]) - Number(pb[2]);
+    return seq === 0 ? 0 : seq < 0 ? -1 : 1;
+  }
   const [am = '0', as = '0'] = a.split('-');
   const [bm = '0', bs = '0'] = b.split('-');
   const ms = BigInt(am) - BigInt(bm);

@@ -5,6 +5,7 @@
  */
 import type { z } from 'zod';
 import { SCHEMA_VERSION, TradeSignalInput, describeIssues, type TradeSignal } from '../core/messages.js';
+import { guardFor, type Guard } from '../core/message-guards.js';
 import { DecodeError } from './bus.js';
 
 export type Fields = Record<string, string>;
@@ -35,7 +36,13 @@ function parsePayload(fields: Fields): unknown {
   }
 }
 
-function validate<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+/**
+ * Validates with `schema`. A hot schema has a fast guard (core/message-guards.ts): when
+ * it vouches for the value, the value is exactly what zod would return and zod is
+ * skipped; otherwise zod decides and words the error.
+ */
+function validate<S extends z.ZodType>(schema: S, value: unknown, guard: Guard | undefined): z.output<S> {
+  if (guard !== undefined && guard(value)) return value as z.output<S>;
   const result = schema.safeParse(value);
   if (!result.success) throw new DecodeError(`invalid payload: ${describeIssues(result.error)}`);
   return result.data;
@@ -43,8 +50,11 @@ function validate<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
 
 /** A decoder that parses `payload` and validates it with `schema`. */
 export function decoderFor<S extends z.ZodType>(schema: S): Decoder<z.output<S>> {
-  return (fields) => validate(schema, parsePayload(fields));
+  const guard = guardFor(schema);
+  return (fields) => validate(schema, parsePayload(fields), guard);
 }
+
+const signalGuard = guardFor(TradeSignalInput);
 
 /** The milliseconds part of a stream id ("1700000000000-3" → 1700000000000). */
 export function idMillis(id: string): number {
@@ -58,7 +68,7 @@ export function idMillis(id: string): number {
  * `ts` from the entry's time, `schema_version` 1.
  */
 export function decodeSignal(fields: Fields, id: string): TradeSignal {
-  const input = validate(TradeSignalInput, parsePayload(fields));
+  const input = validate(TradeSignalInput, parsePayload(fields), signalGuard);
   return {
     ...input,
     signal_id: input.signal_id ?? `sig-${id}`,

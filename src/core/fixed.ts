@@ -16,12 +16,23 @@ export const ONE: Fixed = SCALE;
 
 const DECIMAL_RE = /^([+-]?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
 
+/** 2^53: integers up to this convert to and from a double exactly. */
+const MAX_EXACT = 9007199254740992n;
+const E10 = 10n ** 10n;
+
 /** Parses a JSON number or decimal string exactly (via its shortest decimal form). */
 export function fx(value: number | string | bigint): Fixed {
   if (typeof value === 'bigint') return value * SCALE;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new RangeError(`not a finite number: ${value}`);
     if (Number.isInteger(value) && Math.abs(value) <= Number.MAX_SAFE_INTEGER) return BigInt(value) * SCALE;
+    // Fast path, same result as the decimal text: for |x| < 1e7 two 8-decimal values are
+    // further apart than two doubles, so when round(x × 1e8) / 1e8 gives x back, the
+    // shortest decimal form of x is that 8-decimal value (prices, quantities, fees).
+    if (value < 1e7 && value > -1e7) {
+      const digits = Math.round(value * 1e8);
+      if (digits / 1e8 === value) return BigInt(digits) * E10;
+    }
   }
   const text = String(value).trim();
   const m = DECIMAL_RE.exec(text);
@@ -37,8 +48,19 @@ export function fx(value: number | string | bigint): Fixed {
   return sign * roundDiv(digits, 10n ** BigInt(-shift));
 }
 
-/** Converts to the nearest JS number, for JSON output. */
+/**
+ * Converts to the nearest JS number, for JSON output. Two fast paths give the same
+ * double as parsing the decimal text, without building it: an integer m with
+ * |m| <= 2^53 and 10^d (d <= 22) are exact doubles, so m / 10^d is one correctly
+ * rounded IEEE division, i.e. the double nearest the exact decimal. They cover values
+ * below ~0.009 (d = 18) and values with at most 8 decimals below ~9e7 (d = 8).
+ */
 export function toNumber(value: Fixed): number {
+  if (value <= MAX_EXACT && value >= -MAX_EXACT) return Number(value) / 1e18;
+  if (value % E10 === 0n) {
+    const m = value / E10;
+    if (m <= MAX_EXACT && m >= -MAX_EXACT) return Number(m) / 1e8;
+  }
   return Number(toDecimalString(value));
 }
 
@@ -47,8 +69,12 @@ export function toDecimalString(value: Fixed): string {
   const negative = value < 0n;
   const abs = negative ? -value : value;
   const int = abs / SCALE;
-  const frac = (abs % SCALE).toString().padStart(DECIMALS, '0').replace(/0+$/, '');
-  return `${negative ? '-' : ''}${int}${frac ? `.${frac}` : ''}`;
+  const units = abs % SCALE;
+  if (units === 0n) return `${negative ? '-' : ''}${int}`;
+  const digits = units.toString().padStart(DECIMALS, '0');
+  let end = digits.length;
+  while (digits.charCodeAt(end - 1) === 48 /* 0 */) end -= 1;
+  return `${negative ? '-' : ''}${int}.${digits.slice(0, end)}`;
 }
 
 /** a / b rounded half away from zero (b > 0 or < 0). */

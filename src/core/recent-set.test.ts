@@ -1,5 +1,18 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from './random.js';
 import { RecentSet } from './recent-set.js';
+
+/** The definition: a Set in insertion order, the oldest key dropped beyond capacity. */
+class ReferenceSet {
+  readonly keys = new Set<string>();
+  constructor(readonly capacity: number) {}
+  add(key: string): boolean {
+    if (this.keys.has(key)) return false;
+    this.keys.add(key);
+    if (this.keys.size > this.capacity) this.keys.delete(this.keys.values().next().value as string);
+    return true;
+  }
+}
 
 describe('RecentSet', () => {
   it('recognises keys it has seen and reports duplicates', () => {
@@ -16,6 +29,26 @@ describe('RecentSet', () => {
     expect(set.size).toBe(3);
     expect(set.has('a')).toBe(false);
     expect(set.values()).toEqual(['b', 'c', 'd']);
+  });
+
+  it('behaves exactly like a Set that drops its oldest key, through random adds, repeats and clears', () => {
+    const rng = seededRandom('recent-set');
+    for (const capacity of [1, 2, 7, 100]) {
+      const set = new RecentSet(capacity);
+      const reference = new ReferenceSet(capacity);
+      for (let i = 0; i < 5000; i++) {
+        if (rng.next() < 0.001) {
+          set.clear();
+          reference.keys.clear();
+        }
+        const key = `k${Math.floor(rng.next() * capacity * 3)}`;
+        expect(set.add(key)).toBe(reference.add(key));
+        const probe = `k${Math.floor(rng.next() * capacity * 3)}`;
+        expect(set.has(probe)).toBe(reference.keys.has(probe));
+        expect(set.size).toBe(reference.keys.size);
+      }
+      expect(set.values()).toEqual([...reference.keys]);
+    }
   });
 
   it('refuses a non-positive capacity', () => {

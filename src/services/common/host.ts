@@ -108,6 +108,15 @@ export class ServiceHost {
     const { bus, logger } = this.deps;
     const { metrics, topics } = this.options;
     const key = snapshotKey(this.options.service);
+    // Message counts are added up per batch (commitState runs once per batch, after its
+    // handlers): a labelled prom-client increment per message cost more than the count.
+    const counts = { in: new Map<string, number>(), out: new Map<string, number>() };
+    const flushCounts = (): void => {
+      for (const direction of ['in', 'out'] as const) {
+        for (const [topic, n] of counts[direction]) metrics.messages.inc({ topic, direction }, n);
+        counts[direction].clear();
+      }
+    };
     this.subscription = bus.subscribe<unknown>({
       topics,
       group: this.options.group,
@@ -115,12 +124,15 @@ export class ServiceHost {
       batchSize: this.options.batchSize,
       decode: decodeTopic,
       handler: (delivery) => {
-        metrics.messages.inc({ topic: delivery.topic, direction: 'in' });
+        counts.in.set(delivery.topic, (counts.in.get(delivery.topic) ?? 0) + 1);
         const out = this.options.handle(delivery);
-        if (out) for (const o of out) metrics.messages.inc({ topic: o.topic, direction: 'out' });
+        if (out) for (const o of out) counts.out.set(o.topic, (counts.out.get(o.topic) ?? 0) + 1);
         return out;
       },
-      commitState: () => ({ key, value: this.snapshotJson() }),
+      commitState: () => {
+        flushCounts();
+        return { key, value: this.snapshotJson() };
+      },
       onDeadLetter: (topic, id, error) => {
         metrics.messages.inc({ topic, direction: 'dlq' });
         logger.warn({ topic, id, error }, 'entry moved to the dead-letter stream');

@@ -40,6 +40,7 @@ export class RiskService {
       topics: [TOPICS.tick, TOPICS.execution, TOPICS.signal],
       handle: (d) => this.handle(d),
       snapshot: () => this.state.toSnapshot(),
+      snapshotJson: () => this.state.snapshotJson(),
       restore: (s) => this.state.restore(s),
       metrics: this.metrics,
     });

@@ -152,4 +152,21 @@ describe('RiskState', () => {
     const next = signal('SOLUSDT', 'BUY', 0.75);
     expect(b.onSignal(next, T0 + 1)).toEqual(a.onSignal(next, T0 + 1));
   });
+
+  it('writes snapshotJson() exactly as JSON.stringify(toSnapshot()), as orders come and go', () => {
+    const state = makeState();
+    expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
+    priceAll(state);
+    const approvals = [];
+    for (const [symbol, confidence] of [['BTCUSDT', 0.9], ['ETHUSDT', 0.8], ['SOLUSDT', 0.75]] as const) {
+      const decision = state.onSignal(signal(symbol, 'BUY', confidence), T0);
+      if (decision.kind === 'approve') approvals.push(decision.message);
+      expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
+    }
+    expect(approvals).toHaveLength(3);
+    state.onExecution(fillOf(approvals[1]!, 3500));
+    expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
+    state.expireInflight(T0 + 60_000);
+    expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
+  });
 });

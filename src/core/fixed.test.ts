@@ -1,0 +1,65 @@
+import { describe, expect, it } from 'vitest';
+import { fx, toDecimalString, toNumber, type Fixed } from './fixed.js';
+import { seededRandom } from './random.js';
+
+// fx(number) and toNumber have fast paths; these tests hold them to the decimal-text
+// paths they replace (fx of the number's text, Number of the decimal text).
+
+const rng = seededRandom('fixed-fast-paths');
+
+function numberSamples(): number[] {
+  const out: number[] = [0, -0, 1, -1, 0.1, 0.2, 0.3, 1e-8, 5e-9, 1e-9, 1.5e-10, 9_999_999.99999999, 1e7, 1e7 - 1e-8, -1e7 + 1e-8];
+  out.push(65_000.01, 0.00001, 0.6, 3500.5, 0.0004, 0.001, 123.456789, 2 ** 53, 2 ** 53 + 2, 1e21, 1.7976931348623157e308, 5e-324);
+  for (let i = 0; i < 20_000; i++) {
+    const magnitude = 10 ** Math.floor(rng.next() * 22 - 11);
+    const decimals = Math.floor(rng.next() * 13);
+    const raw = rng.next() * magnitude * 10;
+    const x = Number(raw.toFixed(Math.min(100, decimals)));
+    out.push(rng.next() < 0.3 ? -x : x, raw);
+  }
+  return out;
+}
+
+function fixedSamples(): Fixed[] {
+  const out: Fixed[] = [0n, 1n, -1n, 9007199254740992n, 9007199254740993n, -9007199254740992n, 10n ** 18n, 10n ** 26n, 90071992547409920000000000n, 90071992547409930000000000n];
+  for (let i = 0; i < 20_000; i++) {
+    const digits = 1 + Math.floor(rng.next() * 30);
+    let text = '';
+    for (let d = 0; d < digits; d++) text += Math.floor(rng.next() * 10);
+    let v = BigInt(text);
+    if (rng.next() < 0.5) v = (v / 10n ** 10n) * 10n ** 10n; // 8 decimals at most
+    out.push(rng.next() < 0.3 ? -v : v);
+  }
+  return out;
+}
+
+describe('fixed fast paths', () => {
+  it('fx(number) equals fx of its decimal text', () => {
+    for (const x of numberSamples()) expect(fx(x), String(x)).toBe(fx(String(x)));
+  });
+
+  it('toNumber equals Number of the decimal text', () => {
+    for (const v of fixedSamples()) expect(toNumber(v), String(v)).toBe(Number(toDecimalString(v)));
+    for (const x of numberSamples()) {
+      const v = fx(x);
+      expect(toNumber(v), String(x)).toBe(Number(toDecimalString(v)));
+    }
+  });
+
+  it('toDecimalString writes the plain decimal without trailing zeros', () => {
+    const reference = (v: Fixed): string => {
+      const negative = v < 0n;
+      const a = negative ? -v : v;
+      const frac = (a % 10n ** 18n).toString().padStart(18, '0').replace(/0+$/, '');
+      return `${negative ? '-' : ''}${a / 10n ** 18n}${frac ? `.${frac}` : ''}`;
+    };
+    for (const v of fixedSamples()) expect(toDecimalString(v)).toBe(reference(v));
+    expect(toDecimalString(fx('50025.5'))).toBe('50025.5');
+    expect(toDecimalString(-1n)).toBe('-0.000000000000000001');
+    expect(toDecimalString(0n)).toBe('0');
+  });
+
+  it('round-trips wire numbers', () => {
+    for (const x of [65_000.01, 0.00001, 0.6, 1e-8, 123.456789, 9_999_999.99999999, 2 ** 53]) expect(toNumber(fx(x))).toBe(x);
+  });
+});
