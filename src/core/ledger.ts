@@ -28,6 +28,7 @@ import { z } from 'zod';
 import { abs, div, fx, mul, toDecimalString, toNumber, ONE, ZERO, type Fixed } from './fixed.js';
 import {
   SCHEMA_VERSION,
+  type ExecutionResult,
   type OrderSide,
   type PortfolioSummary,
   type PositionCause,
@@ -49,6 +50,19 @@ export interface LedgerFill {
   fee: Fixed;
   /** Epoch ms of the fill. */
   ts: number;
+}
+
+/** The ledger's view of a FILLED ExecutionResult, in exact decimals. */
+export function ledgerFillOf(result: ExecutionResult): LedgerFill {
+  return {
+    order_id: result.order_id,
+    symbol: result.symbol,
+    side: result.side,
+    quantity: fx(result.quantity),
+    price: fx(result.fill_price),
+    fee: fx(result.fee_usd),
+    ts: result.ts,
+  };
 }
 
 /** A position as of now (quantity 0 and side FLAT once it has been closed). */

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { compareIds } from '../../bus/bus.js';
 import { fx, toNumber } from '../../core/fixed.js';
-import { Ledger, LedgerSnapshot, type FillEffect } from '../../core/ledger.js';
+import { Ledger, LedgerSnapshot, ledgerFillOf, type FillEffect } from '../../core/ledger.js';
 import type { ExecutionResult, PositionCause, PositionUpdate, PositionView, PriceTick } from '../../core/messages.js';
 import { RecentSet } from '../../core/recent-set.js';
 
@@ -65,15 +65,7 @@ export class MonitorState {
       this.counters.rejected_results += 1;
       return { kind: 'rejected' };
     }
-    const effect = this.ledger.applyFill({
-      order_id: result.order_id,
-      symbol: result.symbol,
-      side: result.side,
-      quantity: fx(result.quantity),
-      price: fx(result.fill_price),
-      fee: fx(result.fee_usd),
-      ts: result.ts,
-    });
+    const effect = this.ledger.applyFill(ledgerFillOf(result));
     this.counters.fills_applied += 1;
     const cause: PositionCause = effect.closedRoundTrip && !effect.opened ? 'close' : 'fill';
     return { kind: 'applied', effect, update: this.update(result.symbol, cause, now, result.order_id) };

@@ -28,7 +28,7 @@ import {
   type TradingState,
 } from '../../core/governor.js';
 import type { InstrumentTable } from '../../core/instruments.js';
-import { Ledger, LedgerSnapshot } from '../../core/ledger.js';
+import { Ledger, LedgerSnapshot, ledgerFillOf } from '../../core/ledger.js';
 import {
   RiskApprovedSignal as ApprovalSchema,
   type ExecutionResult,
@@ -173,15 +173,7 @@ export class RiskState {
       return;
     }
     this.counters.fills_seen += 1;
-    this.confirmed.applyFill({
-      order_id: result.order_id,
-      symbol: result.symbol,
-      side: result.side,
-      quantity: fx(result.quantity),
-      price: fx(result.fill_price),
-      fee: fx(result.fee_usd),
-      ts: result.ts,
-    });
+    this.confirmed.applyFill(ledgerFillOf(result));
     if (!pending || !sameFill(pending.projection, result)) this.viewStale = true;
     this.updateTradingState(result.ts);
   }
@@ -464,15 +456,7 @@ function inflightRecord(o: RiskApprovedSignal): RiskApprovedSignal {
 }
 
 function applyResult(ledger: Ledger, result: ExecutionResult): void {
-  ledger.applyFill({
-    order_id: result.order_id,
-    symbol: result.symbol,
-    side: result.side,
-    quantity: fx(result.quantity),
-    price: fx(result.fill_price),
-    fee: fx(result.fee_usd),
-    ts: result.ts,
-  });
+  ledger.applyFill(ledgerFillOf(result));
 }
 
 function sameFill(projection: ExecutionResult | null, actual: ExecutionResult): boolean {
