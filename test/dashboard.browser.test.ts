@@ -9,7 +9,6 @@
  * loudly, elsewhere.
  */
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +20,8 @@ import { defaultConfig, type Config } from '../src/platform/config.js';
 import { silentLogger } from '../src/platform/logger.js';
 import { startDashboard, type RunningDashboard } from '../src/services/dashboard/server.js';
 import { launchService, type Launched } from '../src/services/launch.js';
+import { freePort } from './helpers/ports.js';
+import { waitFor } from './helpers/redis.js';
 import { startLoop, type Loop } from '../src/services/loop.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -57,26 +58,9 @@ class SteppedClock implements Clock {
   }
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
 
-async function until<T>(probe: () => Promise<T> | T, what: string, timeoutMs = 15_000): Promise<NonNullable<T>> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value as NonNullable<T>;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+function until<T>(probe: () => Promise<T> | T, what: string, timeoutMs = 15_000): Promise<NonNullable<T>> {
+  return waitFor(probe, { what, timeoutMs });
 }
 
 function settings(extra: Record<string, unknown> = {}): Record<string, unknown> {

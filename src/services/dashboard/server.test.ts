@@ -3,7 +3,6 @@
  * free ports), through Fastify `inject`; one test reads the event stream over HTTP.
  */
 import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventBus } from '../../bus/bus.js';
 import { EmbeddedBus } from '../../bus/embedded.js';
@@ -13,7 +12,8 @@ import { TOPICS } from '../../bus/topics.js';
 import { defaultConfig, type Config } from '../../platform/config.js';
 import { systemClock } from '../../platform/clock.js';
 import { silentLogger } from '../../platform/logger.js';
-import { cleanupPrefix, redisUrl, uniquePrefix } from '../../../test/helpers/redis.js';
+import { freePort } from '../../../test/helpers/ports.js';
+import { cleanupPrefix, redisUrl, uniquePrefix, waitFor } from '../../../test/helpers/redis.js';
 import { startLoop, type Loop } from '../loop.js';
 import { buildDashboardApp, startDashboard, type DashboardState } from './server.js';
 import type { Upstream } from './upstream.js';
@@ -71,27 +71,10 @@ async function build(h: Pick<Harness, 'bus' | 'config'>, upstream?: Upstream) {
   return built;
 }
 
-async function until<T>(probe: () => Promise<T> | T, what: string, timeoutMs = 10_000): Promise<NonNullable<T>> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value as NonNullable<T>;
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+function until<T>(probe: () => Promise<T> | T, what: string, timeoutMs = 10_000): Promise<NonNullable<T>> {
+  return waitFor(probe, { what, timeoutMs });
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('GET /api/state', () => {
   it('gives the header figures of the monitor, positions, decisions with reasons, fills and health', async () => {
