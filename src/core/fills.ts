@@ -14,7 +14,7 @@
  */
 import { div, floorToStep, fx, mul, toDecimalString, toNumber, ONE, SCALE, type Fixed } from './fixed.js';
 import type { InstrumentSpec } from './instruments.js';
-import { SCHEMA_VERSION, type ExecutionResult, type OrderSide, type RiskApprovedSignal } from './messages.js';
+import { SCHEMA_VERSION, type ExecutionResult, type OrderSide, type QuoteSide, type RiskApprovedSignal } from './messages.js';
 import { keyedRandom, type Random } from './random.js';
 
 // ---------------------------------------------------------------------------------
@@ -165,8 +165,13 @@ export function rejectCodeOf(reason: string | undefined): FillRejectCode | undef
 
 export interface PaperFillParams {
   order: RiskApprovedSignal;
-  /** The latest mark for order.symbol (from a PriceSource); undefined when none yet. */
+  /** The latest mark (last price) for order.symbol (from a PriceSource); undefined when none yet. */
   mark: Fixed | undefined;
+  /** Best bid and ask of the latest tick, when it carried quotes: a BUY fills from the ask, a SELL from the bid. */
+  bid?: Fixed;
+  ask?: Fixed;
+  /** When the latest tick was made (epoch ms): the result's `price_age_ms` is now − priceTs. */
+  priceTs?: number;
   /** The spec of order.symbol; undefined when the symbol is not configured. */
   instrument: InstrumentSpec | undefined;
   seed: number | string;
@@ -185,6 +190,10 @@ export interface PaperFillParams {
  * - MIN_NOTIONAL: fill notional below the instrument's min notional, unless the order
  *   is reduce_only (a close must never be trapped by a minimum).
  *
+ * The mark below is the price the fill starts from (`priceToFillFrom`): the ask for a
+ * BUY and the bid for a SELL when the latest tick carried quotes, else the last price;
+ * `quote_side` says which, `price_age_ms` how old that tick was.
+ *
  * FILLED: `quantity` is the filled (step-rounded) quantity; `reference_price` the mark;
  * `fill_price` mark × (1 ± s) rounded to the tick against the trader; `slippage_pct`
  * the realized |fill − mark| / mark after rounding, as a fraction (0.0005 = 0.05 %),
@@ -199,7 +208,8 @@ export interface PaperFillParams {
  * negative fee): that is a bug, not an order problem.
  */
 export function paperFill(params: PaperFillParams): ExecutionResult {
-  const { order, mark, instrument } = params;
+  const { order, instrument } = params;
+  const { price: mark, quoteSide } = priceToFillFrom(params);
   if (instrument === undefined) {
     return rejected(params, `UNKNOWN_SYMBOL: ${order.symbol} is not a configured instrument`);
   }
@@ -280,7 +290,20 @@ export function paperFill(params: PaperFillParams): ExecutionResult {
     ts: params.now,
     reduce_only: order.reduce_only,
     origin: order.origin,
+    quote_side: quoteSide,
+    price_age_ms: params.priceTs === undefined ? undefined : Math.max(0, params.now - params.priceTs),
   };
+}
+
+/**
+ * The price a fill starts from: with quotes, the side the trader takes (a BUY lifts
+ * the ask, a SELL hits the bid: top of book, no depth, no queue); without them, the
+ * last price (today's rule).
+ */
+export function priceToFillFrom(params: Pick<PaperFillParams, 'order' | 'mark' | 'bid' | 'ask'>): { price: Fixed | undefined; quoteSide: QuoteSide } {
+  if (params.order.side === 'BUY' && params.ask !== undefined && params.ask > 0n) return { price: params.ask, quoteSide: 'ask' };
+  if (params.order.side === 'SELL' && params.bid !== undefined && params.bid > 0n) return { price: params.bid, quoteSide: 'bid' };
+  return { price: params.mark, quoteSide: 'last' };
 }
 
 function rejected(params: PaperFillParams, reason: string): ExecutionResult {

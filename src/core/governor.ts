@@ -81,8 +81,14 @@ export interface DecideInput {
   account: AccountView;
   /** Undefined when the symbol has no instrument spec. */
   instrument: InstrumentSpec | undefined;
-  /** Latest market.tick price; undefined when none has been seen yet. */
+  /**
+   * Latest market.tick price; undefined when none has been seen yet. With quotes, the
+   * side the order would take (the ask for a BUY, the bid for a SELL), so the size is
+   * computed at the price execution will fill at.
+   */
   price: Fixed | undefined;
+  /** How old that tick is (now − tick ts, ms) and the most allowed for an entry (0 = off). */
+  priceAge?: { ageMs: number; limitMs: number };
   /** Treated as immutable: converted to exact decimals once per object and cached. */
   limits: RiskLimits;
   /** Epoch ms of the decision. */
@@ -108,6 +114,7 @@ export const CHECK_RULES = {
   position: 'position',
   exposure: 'exposure',
   minNotional: 'min_notional',
+  priceAge: 'price_age',
 } as const;
 
 export type TradingState = 'ACTIVE' | 'HALTED';
@@ -233,7 +240,7 @@ function reject(signal: TradeSignal, now: number, reasons: ReasonCode[], checks:
 }
 
 /** Decides one signal (SPEC §4, steps 1–8). Never throws for a business outcome. */
-export function decide({ signal, account, instrument, price, limits, now }: DecideInput): Decision {
+export function decide({ signal, account, instrument, price, priceAge, limits, now }: DecideInput): Decision {
   // 1. HOLD: skipped, not a rejection.
   if (signal.action === 'HOLD') return { kind: 'skip', reason: 'HOLD' };
 
@@ -261,7 +268,7 @@ export function decide({ signal, account, instrument, price, limits, now }: Deci
     return approveClose(signal, net, price, now);
   }
 
-  return decideEntry(signal, account, instrument, price, compile(limits), limits, net, now);
+  return decideEntry(signal, account, instrument, price, compile(limits), limits, net, now, priceAge);
 }
 
 // 4. A close is reduce-only and always approved: no risk gate may trap a trader in a position.
@@ -322,10 +329,21 @@ function decideEntry(
   limits: RiskLimits,
   net: Fixed,
   now: number,
+  priceAge: DecideInput['priceAge'],
 ): Decision {
   const reasons: ReasonCode[] = [];
   const checks: CheckEntry[] = [];
   const side = signal.action as OrderSide; // BUY or SELL here: HOLD and CLOSE are handled above
+
+  // Stale price (only when a limit is set): no entry on a price older than the limit;
+  // exactly at the limit passes. Closes never get here.
+  if (priceAge !== undefined && priceAge.limitMs > 0) {
+    const fresh = priceAge.ageMs <= priceAge.limitMs;
+    if (!fresh) reasons.push('STALE_PRICE');
+    const check: CheckEntry = { rule: CHECK_RULES.priceAge, passed: fresh, value: priceAge.ageMs, limit: priceAge.limitMs };
+    if (!fresh) check.note = `latest ${signal.symbol} tick is ${priceAge.ageMs} ms old (market.stale_after_ms ${priceAge.limitMs}): is the price feed down?`;
+    checks.push(check);
+  }
 
   // Confidence: exactly the minimum passes.
   const p = fxNumber(signal.confidence);

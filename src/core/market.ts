@@ -19,6 +19,68 @@ export interface PriceSource {
   price(symbol: string): Fixed | undefined;
 }
 
+export type PriceSourceKind = 'simulator' | 'binance';
+
+/** A running source's state, as execution's /health reports it. */
+export interface FeedStatus {
+  source: PriceSourceKind;
+  /** Every connection of the source is open (always true for the simulator). */
+  connected: boolean;
+  /** Since when the feed has been down (epoch ms); null while connected. */
+  down_since: number | null;
+  /** How long it has been down, ms (0 while connected). */
+  down_ms: number;
+  /** Unplanned reconnects (after a drop or an error) since start. */
+  reconnects: number;
+  /** Planned reconnects (before the venue's connection time limit). */
+  planned_reconnects: number;
+  /** Detected gaps in the venue's trade ids. */
+  gaps: number;
+  /** Frames that could not be parsed (logged and skipped). */
+  malformed: number;
+  /** Per configured symbol: ms since its last message; null before the first. */
+  last_message_age_ms: Record<string, number | null>;
+}
+
+/** Where a running source delivers its ticks (execution publishes them to market.tick). */
+export type TickSink = (ticks: PriceTick[]) => void;
+
+/**
+ * A price source the execution service runs: the simulator's timer, or a venue's live
+ * feed. It emits ticks until stopped; nothing else in the loop knows which one it is
+ * (they all read market.tick). Picked from `market.source` in one factory
+ * (src/feeds/factory.ts).
+ */
+export interface RunningPriceSource extends PriceSource {
+  readonly kind: PriceSourceKind;
+  start(emit: TickSink): Promise<void>;
+  stop(): Promise<void>;
+  status(now: number): FeedStatus;
+}
+
+/** Best bid and ask, exact, on the tick grid. */
+export interface Quote {
+  bid: Fixed;
+  ask: Fixed;
+  bidSize?: Fixed;
+  askSize?: Fixed;
+}
+
+/**
+ * The simulator's synthetic quote around `price`: half the spread on each side, at least
+ * one tick each (bid = price − n·tick, ask = price + n·tick, n = ceil(price × spread / 2 /
+ * tick)), so `price` stays the mid. Undefined when spreadPct is 0 or the bid would not be
+ * positive.
+ */
+export function syntheticQuote(price: Fixed, spreadPct: Fixed, tickSize: Fixed): Quote | undefined {
+  if (spreadPct <= 0n) return undefined;
+  const half = (price * spreadPct) / (2n * SCALE);
+  const ticks = half <= 0n ? 1n : (half + tickSize - 1n) / tickSize;
+  const bid = price - ticks * tickSize;
+  if (bid <= 0n) return undefined;
+  return { bid, ask: price + ticks * tickSize };
+}
+
 export interface PriceChange {
   symbol: string;
   price: Fixed;
@@ -156,8 +218,26 @@ export class MarketSimulator implements PriceSource {
   }
 }
 
-/** Builds a `market.tick` message. */
-export function priceTick(symbol: string, price: Fixed, ts: number, source: TickSource): PriceTick {
-  return { schema_version: SCHEMA_VERSION, symbol, price: toNumber(price), ts, source };
+/**
+ * Builds a `market.tick` message; the one conversion from exact decimals to the wire's
+ * numbers (prices already on the tick grid stay digit for digit).
+ */
+export function priceTick(
+  symbol: string,
+  price: Fixed,
+  ts: number,
+  source: TickSource,
+  quote?: Quote,
+  exchangeTs?: number,
+): PriceTick {
+  const tick: PriceTick = { schema_version: SCHEMA_VERSION, symbol, price: toNumber(price), ts, source };
+  if (quote !== undefined) {
+    tick.bid = toNumber(quote.bid);
+    tick.ask = toNumber(quote.ask);
+    if (quote.bidSize !== undefined && quote.bidSize > 0n) tick.bid_size = toNumber(quote.bidSize);
+    if (quote.askSize !== undefined && quote.askSize > 0n) tick.ask_size = toNumber(quote.askSize);
+  }
+  if (exchangeTs !== undefined) tick.exchange_ts = exchangeTs;
+  return tick;
 }
 

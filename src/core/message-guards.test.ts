@@ -69,7 +69,10 @@ function samples(): { name: string; schema: z.ZodType; values: unknown[] }[] {
     json(signal({ price: 1, stop_loss: 0.5, take_profit: 2, metadata: { a: 1, b: 'x', c: true, d: null } })),
     { symbol: 'ETHUSDT', action: 'HOLD', confidence: 0, source: 's', signal_id: 'x', ts: 0, schema_version: 2 },
   ];
-  const ticks = [{ schema_version: 1, symbol: 'BTCUSDT', price: 65_000.5, ts: NOW, source: 'simulator' }];
+  const ticks = [
+    { schema_version: 1, symbol: 'BTCUSDT', price: 65_000.5, ts: NOW, source: 'simulator' },
+    { schema_version: 1, symbol: 'BTCUSDT', price: 65_000.5, ts: NOW, source: 'feed', bid: 65_000.4, ask: 65_000.6, bid_size: 1.5, ask_size: 0.25, exchange_ts: NOW - 3 },
+  ];
   return [
     { name: 'TradeSignalInput', schema: TradeSignalInput as z.ZodType, values: signals },
     { name: 'RiskApprovedSignal', schema: RiskApprovedSignal as z.ZodType, values: approvals },

@@ -53,8 +53,9 @@ const INTENTS = ['OPEN', 'INCREASE', 'CLOSE'] as const;
 const ORIGINS = ['signal', 'manual_close', 'protective_exit'] as const;
 const REASONS = [
   'UNKNOWN_SYMBOL', 'NO_PRICE', 'NO_POSITION', 'LOW_CONFIDENCE', 'CIRCUIT_BREAKER',
-  'COOLDOWN', 'DAILY_LIMIT', 'NEGATIVE_EDGE', 'POSITION_LIMIT', 'EXPOSURE_LIMIT',
+  'COOLDOWN', 'DAILY_LIMIT', 'NEGATIVE_EDGE', 'POSITION_LIMIT', 'EXPOSURE_LIMIT', 'STALE_PRICE',
 ] as const;
+const QUOTE_SIDES = ['ask', 'bid', 'last'] as const;
 const B_SOURCES = ['round_trips', 'take_profit_stop_loss', 'default'] as const;
 const TICK_SOURCES = ['simulator', 'manual', 'feed'] as const;
 const STATUSES = ['FILLED', 'REJECTED'] as const;
@@ -164,6 +165,7 @@ export const isRiskRejection: Guard = (v) =>
 const RESULT_KEYS = new Set([
   'schema_version', 'order_id', 'signal_id', 'symbol', 'side', 'quantity', 'reference_price', 'fill_price', 'slippage_pct',
   'fee_usd', 'fee_rate', 'notional_usd', 'status', 'reject_reason', 'signal_ts', 'ts', 'reduce_only', 'origin',
+  'quote_side', 'price_age_ms',
 ]);
 
 export const isExecutionResult: Guard = (v) =>
@@ -187,12 +189,25 @@ export const isExecutionResult: Guard = (v) =>
   epochMs(v.signal_ts) &&
   epochMs(v.ts) &&
   typeof v.reduce_only === 'boolean' &&
-  oneOf(v.origin, ORIGINS);
+  oneOf(v.origin, ORIGINS) &&
+  optional(v.quote_side, (x) => oneOf(x, QUOTE_SIDES)) &&
+  optional(v.price_age_ms, epochMs);
 
-const TICK_KEYS = new Set(['schema_version', 'symbol', 'price', 'ts', 'source']);
+const TICK_KEYS = new Set(['schema_version', 'symbol', 'price', 'ts', 'source', 'bid', 'ask', 'bid_size', 'ask_size', 'exchange_ts']);
 
 export const isPriceTick: Guard = (v) =>
-  isObject(v) && onlyKeys(v, TICK_KEYS) && schemaVersion(v.schema_version) && symbol(v.symbol) && positive(v.price) && epochMs(v.ts) && oneOf(v.source, TICK_SOURCES);
+  isObject(v) &&
+  onlyKeys(v, TICK_KEYS) &&
+  schemaVersion(v.schema_version) &&
+  symbol(v.symbol) &&
+  positive(v.price) &&
+  epochMs(v.ts) &&
+  oneOf(v.source, TICK_SOURCES) &&
+  optional(v.bid, positive) &&
+  optional(v.ask, positive) &&
+  optional(v.bid_size, positive) &&
+  optional(v.ask_size, positive) &&
+  optional(v.exchange_ts, epochMs);
 
 const GUARDS = new Map<z.ZodType, Guard>([
   [TradeSignalInput, isTradeSignalInput],

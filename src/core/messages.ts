@@ -42,6 +42,7 @@ export const ReasonCode = z.enum([
   'NEGATIVE_EDGE',
   'POSITION_LIMIT',
   'EXPOSURE_LIMIT',
+  'STALE_PRICE',
 ]);
 export type ReasonCode = z.infer<typeof ReasonCode>;
 
@@ -135,6 +136,9 @@ export type RiskRejection = z.infer<typeof RiskRejection>;
 export const ExecutionStatus = z.enum(['FILLED', 'REJECTED']);
 export type ExecutionStatus = z.infer<typeof ExecutionStatus>;
 
+export const QuoteSide = z.enum(['ask', 'bid', 'last']);
+export type QuoteSide = z.infer<typeof QuoteSide>;
+
 export const ORDER_ID_PATTERN = /^PAPER-[0-9a-f]{12}$/;
 
 export const ExecutionResult = z.object({
@@ -156,6 +160,10 @@ export const ExecutionResult = z.object({
   ts: epochMs,
   reduce_only: z.boolean(),
   origin: Origin,
+  /** Which price the fill was priced from: the ask (BUY with quotes), the bid (SELL with quotes) or the last price. */
+  quote_side: QuoteSide.optional(),
+  /** Age of that price when the order was filled (fill ts − tick ts), ms. */
+  price_age_ms: z.number().int().nonnegative().optional(),
 });
 export type ExecutionResult = z.infer<typeof ExecutionResult>;
 
@@ -199,9 +207,18 @@ export type PositionUpdate = z.infer<typeof PositionUpdate>;
 export const PriceTick = z.object({
   schema_version: schemaVersion,
   symbol,
+  /** Last trade price, or the mid when only quotes are known. */
   price: positive,
+  /** When the tick was made (the publisher's clock), epoch ms. */
   ts: epochMs,
   source: TickSource,
+  /** Best bid / best ask (top of book) when the source knows them; fills use them. */
+  bid: positive.optional(),
+  ask: positive.optional(),
+  bid_size: positive.optional(),
+  ask_size: positive.optional(),
+  /** The venue's own event time, when it sends one, epoch ms. */
+  exchange_ts: epochMs.optional(),
 });
 export type PriceTick = z.infer<typeof PriceTick>;
 

@@ -79,6 +79,31 @@ export const ConfigSchema = z.strictObject({
       price_step_pct: z.number().min(0).max(0.5).default(0.001),
     })
     .prefault({}),
+  market: z
+    .strictObject({
+      /** Where execution gets prices: the offline random walk, or Binance's public market data. */
+      source: z.enum(['simulator', 'binance']).default('simulator'),
+      /** Synthetic bid/ask around the simulated price, (ask − bid) / price; 0 = no quotes. */
+      simulator_spread_pct: z.number().min(0).max(0.1).default(0.0002),
+      /**
+       * Entries are refused STALE_PRICE when the symbol's latest tick is older than this;
+       * 0 = off. Unset: 15000 for a live feed, off for the simulator (see `staleAfterMs`).
+       */
+      stale_after_ms: z.number().int().nonnegative().optional(),
+      /** At most one tick per symbol per this many ms from a live feed (the latest quote wins); 0 = every update. */
+      min_tick_interval_ms: z.number().int().nonnegative().default(100),
+      binance: z
+        .strictObject({
+          market: z.enum(['spot', 'usdm']).default('spot'),
+          /** Base URL instead of Binance's (tests, proxies), e.g. ws://127.0.0.1:9000. */
+          ws_url: z
+            .string()
+            .regex(/^wss?:\/\/[^/\s]+/, { error: 'must be a ws:// or wss:// URL' })
+            .optional(),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   monitor: z
     .strictObject({
       mark_interval_ms: z.number().int().nonnegative().default(30_000),
@@ -98,6 +123,22 @@ export const ConfigSchema = z.strictObject({
 });
 
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+
+/** A live feed's default staleness limit. */
+export const LIVE_STALE_AFTER_MS = 15_000;
+
+/**
+ * The staleness limit in force (0 = off), the one place its default is decided: the
+ * configured `market.stale_after_ms`, else 15 s for a live feed and off for the
+ * simulator. The simulator publishes a tick only when a price moves (and not at all with
+ * `execution.price_interval_ms` 0), so a quiet simulated price is the market, not stale
+ * data; set the key to try the rule on simulated prices.
+ */
+export function staleAfterMs(config: Pick<Config, 'market'>): number {
+  const configured = config.market.stale_after_ms;
+  if (configured !== undefined) return configured;
+  return config.market.source === 'simulator' ? 0 : LIVE_STALE_AFTER_MS;
+}
 
 /** Environment variable → config path, and how to read its text. */
 const ENV_KEYS: ReadonlyArray<{ env: string; path: string[]; kind: 'string' | 'int' }> = [

@@ -48,3 +48,29 @@ export function createServiceMetrics(service: string, options: { defaultMetrics?
     }),
   };
 }
+
+/** A live price feed's counters (registered on the execution service's registry). */
+export interface FeedMetrics {
+  /** Detected gaps in the venue's trade ids. */
+  gaps: Counter<'source'>;
+  /** Reconnects, `kind` unplanned (drop, error) or planned (before the venue's time limit). */
+  reconnects: Counter<'source' | 'kind'>;
+  /** Frames that could not be parsed (skipped). */
+  malformed: Counter<'source'>;
+  /** 1 while every connection of the feed is open. */
+  connected: Gauge<'source'>;
+}
+
+export function createFeedMetrics(registry: Registry): FeedMetrics {
+  return {
+    gaps: new Counter({ name: 'qt_feed_gaps_total', help: 'Gaps detected in a live feed (aggTrade ids not consecutive)', labelNames: ['source'] as const, registers: [registry] }),
+    reconnects: new Counter({
+      name: 'qt_feed_reconnects_total',
+      help: 'Live feed reconnects (kind: unplanned after a drop or error, planned before the venue connection limit)',
+      labelNames: ['source', 'kind'] as const,
+      registers: [registry],
+    }),
+    malformed: new Counter({ name: 'qt_feed_malformed_frames_total', help: 'Live feed frames that could not be parsed (logged, skipped)', labelNames: ['source'] as const, registers: [registry] }),
+    connected: new Gauge({ name: 'qt_feed_connected', help: '1 while every connection of the live feed is open', labelNames: ['source'] as const, registers: [registry] }),
+  };
+}

@@ -12,14 +12,14 @@ export const priceBodySchema = jsonSchemaOf(
   z.object({ price: z.number().positive().describe('the new price in USDT') }).strict(),
 );
 
-/** GET /health: 200 when the bus answers, 503 (same body) when it does not. */
+/** GET /health: 200 when the bus answers (and `healthy` is not false), 503 (same body) otherwise. */
 export function healthRoute(
   app: FastifyInstance,
-  health: () => Promise<{ status: string; bus: { connected: boolean } }>,
+  health: () => Promise<{ status: string; healthy?: boolean; bus: { connected: boolean } }>,
   description: string,
 ): void {
   app.get('/health', { schema: { description, tags: ['ops'] } }, async (_request, reply) => {
     const body = await health();
-    return reply.code(body.bus.connected ? 200 : 503).send(body);
+    return reply.code(body.bus.connected && body.healthy !== false ? 200 : 503).send(body);
   });
 }

@@ -13,23 +13,29 @@ export async function buildExecutionApp(
     service: 'execution',
     title: 'quantum-trader Execution (paper)',
     description:
-      'Fills approved orders from trade.signal.safe on paper at the latest mark with adverse slippage and a taker fee; ' +
-      'publishes ExecutionResult to trade.execution.res and simulated prices to market.tick.',
+      'Fills approved orders from trade.signal.safe on paper at the latest quote (BUY at the ask, SELL at the bid; the last price without quotes) ' +
+      'with adverse slippage and a taker fee; publishes ExecutionResult to trade.execution.res and the price source\'s ticks to market.tick.',
     apiToken: options.apiToken,
     metrics: service.metrics,
     logger: options.logger,
     beforeMetrics: () => service.host.refreshLag(),
   });
 
-  healthRoute(app, () => service.health(), 'Status, bus connection and fill rate (503 when the bus is unreachable)');
+  healthRoute(
+    app,
+    () => service.health(),
+    'Status, bus connection, price feed state and fill rate (503 when the bus is unreachable or the live feed has been down longer than market.stale_after_ms)',
+  );
 
   app.get('/stats', { schema: { description: 'Orders, fills, rejects, volume, fees, average slippage', tags: ['execution'] } }, async () =>
     service.state.statistics(),
   );
 
-  app.get('/prices', { schema: { description: 'Current prices: {"prices": {SYMBOL: price}}', tags: ['market'] } }, async () => ({
-    prices: service.state.prices(),
-  }));
+  app.get(
+    '/prices',
+    { schema: { description: 'Current prices: {"prices": {SYMBOL: price}, "quotes": {SYMBOL: {bid, ask}}}', tags: ['market'] } },
+    async () => ({ prices: service.state.prices(), quotes: service.state.quoteTable() }),
+  );
 
   app.post<{ Params: { symbol: string }; Body: { price: number } }>(
     '/prices/:symbol',

@@ -1,13 +1,17 @@
 /**
  * The paper Execution service (SPEC §5): consumes trade.signal.safe and market.tick
  * (group `execution`), fills each approved order once on paper, publishes results to
- * trade.execution.res, and runs the market simulator that publishes market.tick.
+ * trade.execution.res, and runs the price source (`market.source`: the simulator or a
+ * live feed) whose ticks it publishes to market.tick.
  */
 import type { Delivery, Outbound } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
+import type { RunningPriceSource } from '../../core/market.js';
 import type { ExecutionResult, PriceTick, RiskApprovedSignal } from '../../core/messages.js';
-import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
+import { createPriceSource, type PriceSourceDeps } from '../../feeds/factory.js';
+import { staleAfterMs } from '../../platform/config.js';
+import { createFeedMetrics, createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { ExecutionState } from './state.js';
 
@@ -18,17 +22,29 @@ export class ExecutionService {
   readonly state: ExecutionState;
   readonly metrics: ServiceMetrics;
   readonly host: ServiceHost;
-  private priceTimer?: NodeJS.Timeout;
+  readonly source: RunningPriceSource;
   private startedAt = 0;
 
-  constructor(private readonly deps: ServiceDeps) {
+  constructor(
+    private readonly deps: ServiceDeps,
+    sourceTuning?: PriceSourceDeps['binance'],
+  ) {
     const { config } = deps;
     this.state = new ExecutionState({
       instruments: instrumentTable(config.instruments),
       seed: config.seed,
       ...config.execution,
+      spread_pct: config.market.simulator_spread_pct,
+      external: config.market.source !== 'simulator',
     });
     this.metrics = createServiceMetrics('execution');
+    this.source = createPriceSource(config, {
+      clock: deps.clock,
+      logger: deps.logger,
+      metrics: createFeedMetrics(this.metrics.registry),
+      simulator: { step: (now) => this.state.step(now), price: (symbol) => this.state.mark(symbol) },
+      binance: sourceTuning,
+    });
     this.host = new ServiceHost(deps, {
       service: 'execution',
       group: GROUPS.execution,
@@ -48,14 +64,12 @@ export class ExecutionService {
       const signalId = payloadString(entry.fields.payload, 'signal_id');
       if (signalId) this.state.rememberFilled(signalId);
     }
-    // Every price at start-up, so every service has a mark before the first order.
-    await bus.publishMany(this.state.currentTicks(clock.now()).map(tickOut));
+    // Every simulated price at start-up, so every service has a mark before the first
+    // order. A live feed's symbols get theirs from its first ticks.
+    if (this.source.kind === 'simulator') await bus.publishMany(this.state.currentTicks(clock.now()).map(tickOut));
     this.host.consume();
-    if (config.execution.price_interval_ms > 0) {
-      this.priceTimer = setInterval(() => void this.stepPrices(), config.execution.price_interval_ms);
-      this.priceTimer.unref();
-    }
-    logger.info({ prices: this.state.prices() }, 'execution service started');
+    await this.source.start((ticks) => void this.publishTicks(ticks));
+    logger.info({ prices: this.state.prices(), source: this.source.kind }, 'execution service started');
   }
 
   private handle(delivery: Delivery<unknown>): Outbound[] | void {
@@ -85,9 +99,7 @@ export class ExecutionService {
     }
   }
 
-  private async stepPrices(): Promise<void> {
-    const ticks = this.state.step(this.deps.clock.now());
-    if (ticks.length === 0) return;
+  private async publishTicks(ticks: PriceTick[]): Promise<void> {
     try {
       await this.deps.bus.publishMany(ticks.map(tickOut));
     } catch (err) {
@@ -106,20 +118,31 @@ export class ExecutionService {
     await this.host.mutate(() => this.state.resetStatistics());
   }
 
+  /**
+   * Status, bus and feed. Unhealthy (503) when the bus is unreachable, or when the live
+   * feed has been down longer than market.stale_after_ms (entries are refused
+   * STALE_PRICE by then anyway).
+   */
   async health() {
     const bus = await this.host.busConnected();
+    const now = this.deps.clock.now();
+    const feed = this.source.status(now);
+    const limit = staleAfterMs(this.deps.config);
+    const feedDown = !feed.connected && limit > 0 && feed.down_ms > limit;
     return {
-      status: bus ? 'ok' : 'degraded',
+      status: bus && !feedDown ? 'ok' : 'degraded',
+      healthy: bus && !feedDown,
       service: 'execution',
       mode: 'paper',
       bus: { kind: this.deps.bus.kind, connected: bus },
+      feed: { ...feed, stale_after_ms: limit },
       fill_rate: this.state.fillRate(),
-      uptime_s: Math.round((this.deps.clock.now() - this.startedAt) / 1000),
+      uptime_s: Math.round((now - this.startedAt) / 1000),
     };
   }
 
   async stop(): Promise<void> {
-    if (this.priceTimer) clearInterval(this.priceTimer);
+    await this.source.stop();
     await this.host.stop();
   }
 }

@@ -1,12 +1,13 @@
 /**
- * The paper Execution service's state, with no I/O: the market simulator (the
- * price source), the fill guard (each signal_id fills once) and the statistics.
+ * The paper Execution service's state, with no I/O: the latest price and quote per
+ * symbol (held by the market simulator, which also walks them when the simulator is
+ * the price source), the fill guard (each signal_id fills once) and the statistics.
  */
 import { z } from 'zod';
 import { ZERO, fx, toNumber, type Fixed } from '../../core/fixed.js';
 import { createFillModels, paperFill, rejectCodeOf, type FillModels } from '../../core/fills.js';
 import type { InstrumentTable } from '../../core/instruments.js';
-import { MarketSimulator, priceTick, type SetPriceResult } from '../../core/market.js';
+import { MarketSimulator, priceTick, syntheticQuote, type Quote, type SetPriceResult } from '../../core/market.js';
 import type { ExecutionResult, PriceTick, RiskApprovedSignal, TickSource } from '../../core/messages.js';
 import { keyedRandom } from '../../core/random.js';
 import { RecentSet } from '../../core/recent-set.js';
@@ -17,6 +18,13 @@ export interface ExecutionStateOptions {
   fee_rate: number;
   max_slippage_pct: number;
   price_step_pct: number;
+  /** The simulator's synthetic spread (ask − bid) / price; 0 = ticks without quotes. */
+  spread_pct?: number;
+  /**
+   * Prices come from a live feed: a symbol has no price until its first tick arrives
+   * (the configured start prices are the simulator's, not the market's).
+   */
+  external?: boolean;
   /** How many filled signal ids are remembered to drop duplicates. */
   filledCapacity?: number;
 }
@@ -49,6 +57,8 @@ export const ExecutionSnapshot = z.object({
   version: z.literal(1),
   prices: z.record(z.string(), z.string()),
   price_ts: z.record(z.string(), z.number()),
+  /** Best bid/ask per symbol from the latest tick (decimal strings of Fixed units); absent in older snapshots. */
+  quotes: z.record(z.string(), z.object({ bid: z.string(), ask: z.string() })).optional(),
   step_no: z.number().int().nonnegative(),
   stats: z.object({
     orders: z.number(),
@@ -69,6 +79,9 @@ export class ExecutionState {
   private simulator: MarketSimulator;
   /** When each symbol's price was last set; older ticks arriving late are ignored. */
   private readonly priceTs = new Map<string, number>();
+  /** The latest tick's quote per symbol; absent when that tick had none. */
+  private readonly quotes = new Map<string, Quote>();
+  private readonly spread: Fixed;
   private readonly filled: RecentSet;
   private readonly models: FillModels;
   private stats: Stats = emptyStats();
@@ -78,6 +91,13 @@ export class ExecutionState {
     this.simulator = new MarketSimulator(options.instruments, { stepPct: options.price_step_pct });
     this.filled = new RecentSet(options.filledCapacity ?? DEFAULT_FILLED_CAPACITY);
     this.models = createFillModels(options);
+    this.spread = fx(options.spread_pct ?? 0);
+  }
+
+  /** The mark fills start from: the latest price, none for a live feed's symbol before its first tick. */
+  mark(symbol: string): Fixed | undefined {
+    if (this.options.external && !this.priceTs.has(symbol)) return undefined;
+    return this.simulator.price(symbol);
   }
 
   onOrder(order: RiskApprovedSignal, now: number): OrderOutcome {
@@ -85,9 +105,13 @@ export class ExecutionState {
       this.stats.duplicates += 1;
       return { kind: 'duplicate' };
     }
+    const quote = this.quotes.get(order.symbol);
     const result = paperFill({
       order,
-      mark: this.simulator.price(order.symbol),
+      mark: this.mark(order.symbol),
+      bid: quote?.bid,
+      ask: quote?.ask,
+      priceTs: this.priceTs.get(order.symbol),
       instrument: this.options.instruments.get(order.symbol),
       seed: this.options.seed,
       models: this.models,
@@ -113,13 +137,19 @@ export class ExecutionState {
     this.filled.add(signalId);
   }
 
-  /** A tick from the bus; the latest tick per symbol wins. Returns true when applied. */
+  /**
+   * A tick from the bus; the latest tick per symbol wins, whole: its quote replaces the
+   * last one, and a tick without bid/ask (e.g. a manual price) clears it. Returns true
+   * when applied.
+   */
   onTick(tick: PriceTick): boolean {
     const last = this.priceTs.get(tick.symbol);
     if (last !== undefined && tick.ts <= last) return false;
     const result = this.simulator.setPrice(tick.symbol, tick.price);
     if (!result.ok) return false;
     this.priceTs.set(tick.symbol, tick.ts);
+    if (tick.bid !== undefined && tick.ask !== undefined) this.quotes.set(tick.symbol, { bid: fx(tick.bid), ask: fx(tick.ask) });
+    else this.quotes.delete(tick.symbol);
     return true;
   }
 
@@ -128,16 +158,25 @@ export class ExecutionState {
     const result = this.simulator.setPrice(symbol, price);
     if (!result.ok) return result;
     this.priceTs.set(symbol, now);
+    this.quotes.delete(symbol);
     return { ...result, tick: priceTick(symbol, result.price, now, source) };
   }
 
-  /** One random-walk step of every price; returns the ticks to publish. */
+  /** One random-walk step of every price, with the synthetic quote; returns the ticks to publish. */
   step(now: number): PriceTick[] {
     const rng = keyedRandom(this.options.seed, `market:${this.stepNo++}`);
     return this.simulator.step(rng).map((change) => {
       this.priceTs.set(change.symbol, now);
-      return priceTick(change.symbol, change.price, now, 'simulator');
+      return priceTick(change.symbol, change.price, now, 'simulator', this.simulatedQuote(change.symbol, change.price));
     });
+  }
+
+  private simulatedQuote(symbol: string, price: Fixed): Quote | undefined {
+    const spec = this.options.instruments.get(symbol);
+    const quote = spec === undefined ? undefined : syntheticQuote(price, this.spread, spec.tickSize);
+    if (quote) this.quotes.set(symbol, quote);
+    else this.quotes.delete(symbol);
+    return quote;
   }
 
   /**
@@ -147,13 +186,21 @@ export class ExecutionState {
    * from the monitor that arrived while this service was down and is still pending here.
    */
   currentTicks(now: number): PriceTick[] {
-    return [...this.simulator.prices()].map(([symbol, price]) =>
-      priceTick(symbol, price, this.priceTs.get(symbol) ?? now, 'simulator'),
-    );
+    return [...this.simulator.prices()].map(([symbol, price]) => {
+      // A restored price keeps the quote it had (none after a manual price); a fresh one gets the synthetic quote.
+      const quote = this.priceTs.has(symbol) ? this.quotes.get(symbol) : this.simulatedQuote(symbol, price);
+      return priceTick(symbol, price, this.priceTs.get(symbol) ?? now, 'simulator', quote);
+    });
+  }
+
+  /** The latest quotes, for GET /prices. */
+  quoteTable(): Record<string, { bid: number; ask: number }> {
+    return Object.fromEntries([...this.quotes].map(([s, q]) => [s, { bid: toNumber(q.bid), ask: toNumber(q.ask) }]));
   }
 
   prices(): Record<string, number> {
-    return Object.fromEntries([...this.simulator.prices()].map(([s, p]) => [s, toNumber(p)]));
+    const known = [...this.simulator.prices()].filter(([s]) => !this.options.external || this.priceTs.has(s));
+    return Object.fromEntries(known.map(([s, p]) => [s, toNumber(p)]));
   }
 
   hasSymbol(symbol: string): boolean {
@@ -189,6 +236,7 @@ export class ExecutionState {
       version: 1,
       prices: Object.fromEntries([...this.simulator.prices()].map(([sym, p]) => [sym, p.toString()])),
       price_ts: Object.fromEntries(this.priceTs),
+      quotes: Object.fromEntries([...this.quotes].map(([sym, q]) => [sym, { bid: q.bid.toString(), ask: q.ask.toString() }])),
       step_no: this.stepNo,
       stats: {
         orders: s.orders,
@@ -211,6 +259,8 @@ export class ExecutionState {
     });
     this.priceTs.clear();
     for (const [s, t] of Object.entries(snap.price_ts)) this.priceTs.set(s, t);
+    this.quotes.clear();
+    for (const [s, q] of Object.entries(snap.quotes ?? {})) this.quotes.set(s, { bid: BigInt(q.bid), ask: BigInt(q.ask) });
     this.stepNo = snap.step_no;
     const st = snap.stats;
     this.stats = {

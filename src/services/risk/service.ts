@@ -7,6 +7,7 @@ import { compareIds, type Delivery, type Outbound, type StreamEntry } from '../.
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { ExecutionResult, PriceTick, TradeSignal } from '../../core/messages.js';
+import { staleAfterMs } from '../../platform/config.js';
 import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { RiskState } from './state.js';
@@ -31,6 +32,7 @@ export class RiskService {
       execution: config.execution,
       seed: config.seed,
       inflightTimeoutMs: config.risk.inflight_timeout_ms,
+      staleAfterMs: staleAfterMs(config),
     });
     this.metrics = createServiceMetrics('risk');
     this.host = new ServiceHost(deps, {

@@ -45,6 +45,8 @@ export interface RiskStateOptions {
   limits: RiskLimits;
   execution: { fee_rate: number; max_slippage_pct: number };
   seed: number;
+  /** Entries are refused STALE_PRICE on a tick older than this (ms); 0 = off. */
+  staleAfterMs?: number;
   inflightTimeoutMs: number;
   /** How many decided signal ids are remembered to drop duplicates. */
   decidedCapacity?: number;
@@ -93,6 +95,8 @@ export const RiskSnapshot = z.object({
   inflight: z.array(ApprovalSchema),
   prices: z.record(z.string(), z.string()),
   price_ts: z.record(z.string(), z.number()),
+  /** Best bid/ask per symbol of the latest tick (Fixed units as strings); absent in older snapshots. */
+  quotes: z.record(z.string(), z.object({ bid: z.string(), ask: z.string() })).optional(),
   entries_by_day: z.record(z.string(), z.number()),
   trading_state: z.enum(['ACTIVE', 'HALTED']),
   halted_at: z.number().nullable(),
@@ -124,6 +128,8 @@ export class RiskState {
   private readonly inflight = new Map<string, InFlight>();
   private readonly prices = new Map<string, Fixed>();
   private readonly priceTs = new Map<string, number>();
+  /** Best bid/ask of the latest tick per symbol (absent when it had none). */
+  private readonly quotes = new Map<string, { bid: Fixed; ask: Fixed }>();
   private readonly entriesByDay = new Map<number, number>();
   private tradingState: TradingState = 'ACTIVE';
   private haltedAt: number | null = null;
@@ -159,6 +165,8 @@ export class RiskState {
     const price = fx(tick.price);
     this.prices.set(tick.symbol, price);
     this.priceTs.set(tick.symbol, tick.ts);
+    if (tick.bid !== undefined && tick.ask !== undefined) this.quotes.set(tick.symbol, { bid: fx(tick.bid), ask: fx(tick.ask) });
+    else this.quotes.delete(tick.symbol);
     this.confirmed.setMark(tick.symbol, price);
     this.view.setMark(tick.symbol, price);
     this.updateTradingState(tick.ts);
@@ -187,11 +195,14 @@ export class RiskState {
     this.counters.received += 1;
     this.refreshView();
     this.updateTradingState(now);
+    const priceTs = this.priceTs.get(signal.symbol);
+    const staleAfter = this.options.staleAfterMs ?? 0;
     const decision = decide({
       signal,
       account: this.accountView(),
       instrument: this.options.instruments.get(signal.symbol),
-      price: this.prices.get(signal.symbol),
+      price: this.priceToPay(signal),
+      priceAge: staleAfter > 0 && priceTs !== undefined ? { ageMs: Math.max(0, now - priceTs), limitMs: staleAfter } : undefined,
       limits: this.options.limits,
       now,
     });
@@ -214,6 +225,22 @@ export class RiskState {
       this.addInflight(order, this.prices.get(order.symbol), now);
     }
     return decision;
+  }
+
+  /**
+   * The price an order on this signal would pay: with quotes the ask for a buy and the
+   * bid for a sell (a CLOSE sells a long, buys back a short), else the last price; the
+   * governor sizes with it, so execution's fill lands next to the approval's
+   * reference_price.
+   */
+  private priceToPay(signal: TradeSignal): Fixed | undefined {
+    const last = this.prices.get(signal.symbol);
+    const quote = this.quotes.get(signal.symbol);
+    if (quote === undefined || last === undefined) return last;
+    const net = this.view.quantity(signal.symbol);
+    const buys = signal.action === 'BUY' || (signal.action === 'CLOSE' && net < 0n);
+    const sells = signal.action === 'SELL' || (signal.action === 'CLOSE' && net > 0n);
+    return buys ? quote.ask : sells ? quote.bid : last;
   }
 
   /** Remembers a decision found in the output streams at start-up (duplicates guard). */
@@ -322,6 +349,7 @@ export class RiskState {
       inflight: [...this.inflight.values()].map((e) => inflightRecord(e.order)),
       prices: Object.fromEntries([...this.prices].map(([s, p]) => [s, p.toString()])),
       price_ts: Object.fromEntries(this.priceTs),
+      quotes: Object.fromEntries([...this.quotes].map(([s, q]) => [s, { bid: q.bid.toString(), ask: q.ask.toString() }])),
       entries_by_day: Object.fromEntries([...this.entriesByDay].map(([d, n]) => [String(d), n])),
       trading_state: this.tradingState,
       halted_at: this.haltedAt,
@@ -354,6 +382,8 @@ export class RiskState {
     this.entriesByDay.clear();
     for (const [s, p] of Object.entries(snap.prices)) this.prices.set(s, BigInt(p));
     for (const [s, t] of Object.entries(snap.price_ts)) this.priceTs.set(s, t);
+    this.quotes.clear();
+    for (const [s, q] of Object.entries(snap.quotes ?? {})) this.quotes.set(s, { bid: BigInt(q.bid), ask: BigInt(q.ask) });
     for (const [d, n] of Object.entries(snap.entries_by_day)) this.entriesByDay.set(Number(d), n);
     this.tradingState = snap.trading_state;
     this.haltedAt = snap.halted_at;
@@ -372,9 +402,13 @@ export class RiskState {
 
   /** `mark`: the price the order was approved at, which its projected fill is priced from. */
   private addInflight(order: RiskApprovedSignal, mark: Fixed | undefined, now: number, applyToView = true): void {
+    // Projected with the quote execution will see (restored orders: at their reference_price, see restore).
+    const quote = applyToView ? this.quotes.get(order.symbol) : undefined;
     const projection = paperFill({
       order,
       mark,
+      bid: quote?.bid,
+      ask: quote?.ask,
       instrument: this.options.instruments.get(order.symbol),
       seed: this.options.seed,
       models: this.models,
