@@ -410,3 +410,39 @@ describe('rejectCodeOf', () => {
     expect(rejectCodeOf(reason)).toBe(code);
   });
 });
+
+describe('quote-based fills', () => {
+  const quotes = { mark: fx(50_000), bid: fx('49999.5'), ask: fx('50000.5'), priceTs: NOW - 250 };
+
+  it('a BUY fills at the ask plus at most the slippage, rounded up; the result names the ask and the price age', () => {
+    const r = fill({ ...quotes });
+    expect(r).toMatchObject({ status: 'FILLED', reference_price: 50000.5, quote_side: 'ask', price_age_ms: 250 });
+    expect(r.fill_price).toBeGreaterThanOrEqual(50000.5);
+    expect(r.fill_price).toBeLessThanOrEqual(50000.5 * 1.001 + 0.01);
+    expect(r.slippage_pct).toBeCloseTo((r.fill_price - 50000.5) / 50000.5, 12);
+  });
+
+  it('a SELL fills at the bid minus at most the slippage, rounded down', () => {
+    const r = fill({ ...quotes, order: order({ side: 'SELL', action: 'SELL' }) });
+    expect(r).toMatchObject({ status: 'FILLED', reference_price: 49999.5, quote_side: 'bid' });
+    expect(r.fill_price).toBeLessThanOrEqual(49999.5);
+    expect(r.fill_price).toBeGreaterThanOrEqual(49999.5 * 0.999 - 0.01);
+  });
+
+  it('exactly at the quote with zero slippage', () => {
+    const none = fixedSlippage('0');
+    expect(fill({ ...quotes, models: none }).fill_price).toBe(50000.5);
+    expect(fill({ ...quotes, models: none, order: order({ side: 'SELL', action: 'SELL' }) }).fill_price).toBe(49999.5);
+  });
+
+  it('without quotes: today\'s rule on the last price, quote_side last', () => {
+    const r = fill({ priceTs: NOW });
+    expect(r).toMatchObject({ reference_price: 50_000, quote_side: 'last', price_age_ms: 0 });
+    // Only the side the order takes matters: a BUY with a bid but no ask uses the last price.
+    expect(fill({ bid: fx('49999.5') })).toMatchObject({ reference_price: 50_000, quote_side: 'last' });
+  });
+
+  it('is the same fill for the same signal (keyed randomness), quotes or not', () => {
+    expect(fill({ ...quotes })).toEqual(fill({ ...quotes }));
+  });
+});

@@ -84,6 +84,7 @@ interface Case {
   price?: Fixed | undefined;
   limits?: Partial<RiskLimits>;
   now?: number;
+  priceAge?: { ageMs: number; limitMs: number };
 }
 
 function run(c: Case = {}): Decision {
@@ -95,6 +96,7 @@ function run(c: Case = {}): Decision {
     price: 'price' in c ? c.price : fx(50_000),
     limits: c.limits ? { ...DEFAULT_LIMITS, ...c.limits } : DEFAULT_LIMITS,
     now: c.now ?? NOW,
+    priceAge: c.priceAge,
   });
   // Every published message must be valid on the wire.
   if (decision.kind === 'approve') RiskApprovedSignal.parse(decision.message);
@@ -534,5 +536,33 @@ describe('fast conversions', () => {
       const exact = toNumber(v);
       expect(Math.abs(approx(v) - exact)).toBeLessThanOrEqual(Math.abs(exact) * 2 ** -52);
     }
+  });
+});
+
+describe('STALE_PRICE: entries need a fresh price, closes never', () => {
+  it.each([
+    ['fresh', 1_000, 15_000, true],
+    ['exactly at the limit', 15_000, 15_000, true],
+    ['one ms over', 15_001, 15_000, false],
+  ])('%s: age %d ms vs limit %d ms', (_name, ageMs, limitMs, passes) => {
+    const d = run({ priceAge: { ageMs, limitMs } });
+    const checks = d.kind === 'skip' ? [] : d.message.checks;
+    expect(check(checks, 'price_age')).toMatchObject({ passed: passes, value: ageMs, limit: limitMs });
+    expect(d.kind === 'reject' ? d.message.reasons : []).toEqual(passes ? [] : ['STALE_PRICE']);
+  });
+
+  it('explains a stale price in the decision record', () => {
+    const note = check(rejected({ priceAge: { ageMs: 20_000, limitMs: 15_000 } }).checks, 'price_age').note;
+    expect(note).toMatch(/20000 ms old .*15000/);
+  });
+
+  it('is off with limit 0 or without an age: no check at all', () => {
+    expect(approved({ priceAge: { ageMs: 10 ** 9, limitMs: 0 } }).checks.some((c) => c.rule === 'price_age')).toBe(false);
+    expect(approved().checks.some((c) => c.rule === 'price_age')).toBe(false);
+  });
+
+  it('never blocks a close', () => {
+    const close = approved({ signal: { action: 'CLOSE' }, account: { positions: { BTCUSDT: 0.01 }, exposure: 500 }, priceAge: { ageMs: 10 ** 9, limitMs: 15_000 } });
+    expect(close).toMatchObject({ intent: 'CLOSE', reduce_only: true });
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { fx, SCALE, toNumber, type Fixed } from './fixed.js';
+import { fx, SCALE, toDecimalString, toNumber, type Fixed } from './fixed.js';
 import { instrumentTable, type InstrumentSpecInput } from './instruments.js';
-import { MarketSimulator, priceTick, type PriceSource } from './market.js';
+import { MarketSimulator, priceTick, syntheticQuote, type PriceSource } from './market.js';
 import { PriceTick } from './messages.js';
 import { keyedRandom, seededRandom, type Random } from './random.js';
 
@@ -218,5 +218,28 @@ describe('priceTick', () => {
     expect(tick).toEqual({ schema_version: 1, symbol, price: number, ts: 1_700_000_000_000, source });
     expect(PriceTick.parse(tick)).toEqual(tick);
     expect(tick.price).toBe(toNumber(price));
+  });
+});
+
+describe('syntheticQuote', () => {
+  it.each([
+    // price, spread, tick → bid, ask (half the spread each side, at least one tick)
+    ['65000', '0.0002', '0.01', '64993.5', '65006.5'],
+    ['0.6', '0.0002', '0.0001', '0.5999', '0.6001'],
+    ['65000.01', '0.0002', '0.01', '64993.5', '65006.52'],
+    ['100', '0.001', '0.01', '99.95', '100.05'],
+  ])('%s at spread %s, tick %s → %s / %s', (price, spread, tick, bid, ask) => {
+    const q = syntheticQuote(fx(price), fx(spread), fx(tick))!;
+    expect([toDecimalString(q.bid), toDecimalString(q.ask)]).toEqual([bid, ask]);
+  });
+
+  it('no quote at spread 0, or when the bid would not be positive', () => {
+    expect(syntheticQuote(fx(100), 0n, fx('0.01'))).toBeUndefined();
+    expect(syntheticQuote(fx('0.01'), fx('0.0002'), fx('0.01'))).toBeUndefined();
+  });
+
+  it('priceTick carries the quote and the venue time', () => {
+    const tick = priceTick('BTCUSDT', fx(65000), 5, 'feed', { bid: fx('64999.99'), ask: fx('65000.01'), bidSize: fx('1.5'), askSize: 0n }, 4);
+    expect(tick).toEqual({ schema_version: 1, symbol: 'BTCUSDT', price: 65000, ts: 5, source: 'feed', bid: 64999.99, ask: 65000.01, bid_size: 1.5, exchange_ts: 4 });
   });
 });
