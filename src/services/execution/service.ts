@@ -57,7 +57,7 @@ export class ExecutionService {
   }
 
   async start(): Promise<void> {
-    const { bus, clock, config, logger } = this.deps;
+    const { bus, clock, logger } = this.deps;
     this.startedAt = clock.now();
     await this.host.start();
     for (const entry of await bus.readLatest(TOPICS.execution, GUARD_REBUILD_ENTRIES)) {
