@@ -54,10 +54,14 @@ export function buildProgram(exit: (code: number) => void): Command {
       .option('--no-demo', 'do not start the demo signal source')
       .option('--rate <per-second>', 'demo signals per second (default from config demo.signals_per_second)', parseNumber('rate'))
       .option('--plain', 'print plain summary lines even on a terminal')
-      .option('--no-dashboard', 'do not serve the web dashboard'),
+      .option('--no-dashboard', 'do not serve the web dashboard')
+      .addOption(new Option('--feed <source>', 'price source (default from config market.source): simulator or binance').choices(['simulator', 'binance'])),
     'run on this Redis instead of the embedded bus (or REDIS_URL)',
-  ).action(async (options: CommonOptions & { demo: boolean; rate?: number; plain?: boolean; dashboard: boolean }) => {
-    const config = readConfig(options, options.rate ? { 'demo.signals_per_second': options.rate } : {});
+  ).action(async (options: CommonOptions & { demo: boolean; rate?: number; plain?: boolean; dashboard: boolean; feed?: string }) => {
+    const config = readConfig(options, {
+      ...(options.rate ? { 'demo.signals_per_second': options.rate } : {}),
+      ...(options.feed ? { 'market.source': options.feed } : {}),
+    });
     const { runUp } = await import('./up.js');
     exit(await runUp(config, { demo: options.demo, plain: options.plain === true, dashboard: options.dashboard }));
   });
@@ -76,6 +80,19 @@ export function buildProgram(exit: (code: number) => void): Command {
       exit(await runService(name, config));
     });
   }
+
+  program
+    .command('feed')
+    .description("print the live quotes of the configured instruments from the venue's public market data (market.binance) for a few seconds")
+    .option('-c, --config <path>', 'config file (default ./quantum.config.json, or QT_CONFIG)')
+    .addOption(new Option('--market <market>', 'spot or usdm (default from config market.binance.market)').choices(['spot', 'usdm']))
+    .option('--seconds <n>', 'how long to listen', parseNumber('seconds'), 5)
+    .option('--json', 'print each tick as JSON')
+    .action(async (options: { config?: string; market?: string; seconds: number; json?: boolean }) => {
+      const config = loadConfig({ configPath: options.config, overrides: options.market ? { 'market.binance.market': options.market } : {} });
+      const { runFeed } = await import('./feed.js');
+      exit(await runFeed(config, { seconds: Math.max(0.1, options.seconds), json: options.json === true }));
+    });
 
   addCommon(
     program.command('dashboard').description('serve the web dashboard (port 8000) for a deployment on Redis'),

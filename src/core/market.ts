@@ -38,6 +38,8 @@ export interface FeedStatus {
   gaps: number;
   /** Frames that could not be parsed (logged and skipped). */
   malformed: number;
+  /** The last connection error, e.g. "connect ECONNREFUSED 127.0.0.1:9443"; null when none. */
+  last_error: string | null;
   /** Per configured symbol: ms since its last message; null before the first. */
   last_message_age_ms: Record<string, number | null>;
 }

@@ -55,6 +55,7 @@ export class SimulatorSource implements RunningPriceSource {
       planned_reconnects: 0,
       gaps: 0,
       malformed: 0,
+      last_error: null,
       last_message_age_ms: Object.fromEntries(this.options.symbols.map((s) => [s, null])),
     };
   }

@@ -25,6 +25,8 @@ export class FakeBinance {
   readonly connections: VenueConnection[] = [];
   /** Every connection ever accepted (closed ones too), in order. */
   accepted = 0;
+  /** Called for each new connection (e.g. to greet it with frames). */
+  onConnect?: (conn: VenueConnection) => void;
 
   private constructor(
     private readonly server: WebSocketServer,
@@ -45,6 +47,7 @@ export class FakeBinance {
         const i = this.connections.indexOf(conn);
         if (i >= 0) this.connections.splice(i, 1);
       });
+      this.onConnect?.(conn);
     });
   }
 

@@ -91,6 +91,7 @@ export class BinanceSource implements RunningPriceSource {
   private plannedReconnects = 0;
   private gaps = 0;
   private malformed = 0;
+  private lastError: string | null = null;
 
   constructor(private readonly options: BinanceSourceOptions) {
     this.book = new BinanceBook(options.instruments);
@@ -158,6 +159,7 @@ export class BinanceSource implements RunningPriceSource {
       planned_reconnects: this.plannedReconnects,
       gaps: this.gaps,
       malformed: this.malformed,
+      last_error: this.lastError,
       last_message_age_ms: ages,
     };
   }
@@ -173,6 +175,7 @@ export class BinanceSource implements RunningPriceSource {
     ws.on('message', (data, isBinary) => this.onMessage(link, ws, data, isBinary));
     ws.on('ping', () => this.touch(link, ws));
     ws.on('error', (error) => {
+      if (ws === link.ws) this.lastError = error.message;
       if (ws === link.ws) this.options.logger.warn({ url: link.route.url, err: error.message, attempt: link.attempt }, 'binance feed connection error');
     });
     ws.on('close', (code, reason) => this.onClose(link, ws, code, reason.toString()));
