@@ -63,6 +63,8 @@ describe('the core loop as three processes on Redis', () => {
     await ensureBuilt();
     deployment = await newDeployment(prefix, {
       execution: { price_interval_ms: 0 },
+      // Today's rule on the mark: no synthetic quotes (quote-based fills: test/live-prices.test.ts).
+      market: { simulator_spread_pct: 0 },
       monitor: { mark_interval_ms: 0 },
       // Closing at the entry price loses the fees: without this every close would start
       // the 60-minute cooldown and block the next test's entry.

@@ -36,7 +36,7 @@ import {
   type PortfolioFigures,
   type PositionRow,
 } from './model.js';
-import { SERVICE_NAMES, describeFailure, type Upstream } from './upstream.js';
+import { SERVICE_NAMES, describeFailure, type Upstream, type UpstreamResponse } from './upstream.js';
 
 export const POLL_INTERVAL_MS = 250;
 export const HEALTH_INTERVAL_MS = 2000;
@@ -78,8 +78,20 @@ export interface StreamHealth {
   groups: Array<{ name: string; consumers: number; pending: number; lag: number | null }>;
 }
 
+/** The execution service's price source (from its /health) and the latest quotes (its /prices). */
+export interface MarketPicture {
+  source: string;
+  connected: boolean;
+  down_ms: number;
+  reconnects: number;
+  gaps: number;
+  quotes: Record<string, { bid: number; ask: number }>;
+}
+
 export interface HealthPicture {
   services: ServiceHealth[];
+  /** Null until the execution service answered. */
+  market: MarketPicture | null;
   bus: { kind: string; connected: boolean };
   streams: StreamHealth[];
   dlq: Array<{ topic: string; length: number }>;
@@ -213,6 +225,7 @@ export class DashboardHub {
         checked_at: null,
         since: null,
       })),
+      market: null,
       bus: { kind: deps.bus.kind, connected: true },
       streams: [],
       dlq: [],
@@ -570,6 +583,29 @@ export class DashboardHub {
     return this.checking;
   }
 
+  /** The feed state from execution's /health answer, and the quotes from its /prices. */
+  private async checkMarket(answer: PromiseSettledResult<UpstreamResponse> | undefined): Promise<void> {
+    const body = answer?.status === 'fulfilled' && isRecord(answer.value.body) ? answer.value.body : undefined;
+    const feed = body && isRecord(body.feed) ? body.feed : undefined;
+    if (!feed) return;
+    let quotes: MarketPicture['quotes'] = {};
+    try {
+      const prices = await this.deps.upstream.get('execution', '/prices');
+      if (isRecord(prices.body) && isRecord(prices.body.quotes)) quotes = prices.body.quotes as MarketPicture['quotes'];
+    } catch {
+      // the service's status above already says why
+    }
+    const num = (v: unknown) => (typeof v === 'number' ? v : 0);
+    this.health.market = {
+      source: String(feed.source),
+      connected: feed.connected === true,
+      down_ms: num(feed.down_ms),
+      reconnects: num(feed.reconnects),
+      gaps: num(feed.gaps),
+      quotes,
+    };
+  }
+
   private async doCheckHealth(): Promise<void> {
     const { upstream, bus, clock } = this.deps;
     const answers = await Promise.allSettled(SERVICE_NAMES.map((name) => upstream.get(name, '/health')));
@@ -596,6 +632,7 @@ export class DashboardHub {
       const since = previous && previous.status === status ? previous.since : now;
       return { name, url: upstream.baseUrl(name), status, http_status: httpStatus, detail, checked_at: now, since };
     });
+    await this.checkMarket(answers[SERVICE_NAMES.indexOf('execution')]);
 
     try {
       const connected = await bus.ping().catch(() => false);

@@ -117,6 +117,10 @@ describe('GET /api/state', () => {
       ['execution', 'up'],
       ['monitor', 'up'],
     ]);
+    // The price source and the latest quotes (the simulator's synthetic spread here).
+    expect(state.health.market).toMatchObject({ source: 'simulator', connected: true, reconnects: 0, gaps: 0 });
+    const btc = state.health.market!.quotes.BTCUSDT!;
+    expect(btc.bid).toBeLessThan(btc.ask);
     const signal = state.health.streams.find((s) => s.topic === TOPICS.signal)!;
     expect(signal.length).toBe(2);
     expect(signal.groups.map((g) => g.name)).toEqual(['risk-safety']);

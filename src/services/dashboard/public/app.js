@@ -529,6 +529,25 @@
     $('decision-detail').replaceChildren(...parts);
   }
 
+  // -- market (price source and quotes) -------------------------------------------------
+  function renderMarket(m) {
+    const box = $('market');
+    if (!m) {
+      box.replaceChildren();
+      return;
+    }
+    const state = m.source === 'simulator' ? 'simulated' : m.connected ? 'connected' : `DOWN ${Math.round(m.down_ms / 1000)} s`;
+    const head = el('div', {
+      className: m.connected ? '' : 'bad',
+      'data-feed': m.source,
+      text: `prices: ${m.source} · ${state} · reconnects ${m.reconnects} · gaps ${m.gaps}`,
+    });
+    const quotes = Object.entries(m.quotes).map(([symbol, q]) =>
+      el('span', { className: 'tag info', 'data-quote': symbol, text: `${symbol} ${q.bid} / ${q.ask}` }),
+    );
+    box.replaceChildren(head, el('div', { className: 'quotes' }, ...quotes));
+  }
+
   // -- health ---------------------------------------------------------------------------
   function renderHealth(h) {
     if (!h) return;
@@ -541,6 +560,7 @@
       ),
     );
     $('services').replaceChildren(...services);
+    renderMarket(h.market);
     const streams = h.streams.map((st) => {
       const groups = el('span', { className: 'groups' });
       for (const g of st.groups) {
