@@ -14,7 +14,7 @@ import { publishTradeSignal } from '../src/bus/publish.js';
 import { RedisBus } from '../src/bus/redis.js';
 import { TOPICS } from '../src/bus/topics.js';
 import { ExecutionResult, PriceTick, RiskApprovedSignal, RiskRejection } from '../src/core/messages.js';
-import { aggTrade, bookTicker, FakeBinance, type Market } from './helpers/binance-server.js';
+import { aggTrade, bookTicker, FakeBinance, fixtureFrames, type Market } from './helpers/binance-server.js';
 import {
   deploymentEnv,
   ensureBuilt,
@@ -22,6 +22,7 @@ import {
   killAll,
   newDeployment,
   removeScratch,
+  runQuantum,
   serviceUrl,
   spawnQuantum,
   startServices,
@@ -210,4 +211,38 @@ describe('live prices: `quantum up --feed binance` (USDⓈ-M frames)', () => {
   it('quotes to market.tick, BUY at the ask, SELL at the bid, reconnect, STALE_PRICE on silence while a CLOSE fills, 503 when down', async () => {
     await liveScenario(loop);
   }, 120_000);
+});
+
+describe('`quantum feed`', () => {
+  afterAll(() => removeScratch());
+
+  it('prints the quotes of the configured instruments for a few seconds and exits 0', async () => {
+    await ensureBuilt();
+    const venue = await FakeBinance.start();
+    try {
+      // Binance pushes as soon as a connection is open; so does the stand-in.
+      venue.onConnect = (conn) => {
+        for (const frame of fixtureFrames('spot')) conn.socket.send(frame);
+      };
+      const deployment = await newDeployment(uniquePrefix('feed'), { market: { binance: { market: 'spot', ws_url: venue.url } } });
+      const run = await runQuantum(['feed', '--seconds', '1.5'], deploymentEnv(deployment));
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toMatch(/BTCUSDT +bid 65000\.12 x 1\.5 +ask 65000\.13 x 0\.25 +last 65000\.12/);
+      expect(run.stdout).toMatch(/BNBUSDT +bid 25\.35/);
+      expect(run.stdout).toMatch(/quote\(s\) in 1\.5 s; reconnects 0, gaps 0, malformed 0/);
+    } finally {
+      await venue.close();
+    }
+  }, 60_000);
+
+  it('exits 1 with the reason when the venue cannot be reached', async () => {
+    await ensureBuilt();
+    const venue = await FakeBinance.start();
+    const url = venue.url;
+    await venue.close();
+    const deployment = await newDeployment(uniquePrefix('feed'), { market: { binance: { ws_url: url } } });
+    const run = await runQuantum(['feed', '--seconds', '1'], deploymentEnv(deployment));
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/quantum feed: no quotes within 1 s from ws:\/\/127\.0\.0\.1:\d+\/stream\?streams=.*ECONNREFUSED/);
+  }, 60_000);
 });

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_INSTRUMENTS, defaultConfig, loadConfig } from './config.js';
+import { ConfigError, DEFAULT_INSTRUMENTS, defaultConfig, loadConfig, staleAfterMs } from './config.js';
 
 function folderWith(config: unknown): string {
   const dir = mkdtempSync(join(tmpdir(), 'qt-config-'));
@@ -128,5 +128,32 @@ describe('loadConfig', () => {
   it('rejects duplicate instrument symbols', () => {
     const btc = DEFAULT_INSTRUMENTS[0];
     expect(() => defaultConfig({ instruments: [btc, btc] })).toThrow(/symbols must be unique/);
+  });
+});
+
+describe('market', () => {
+  it('defaults: the simulator with a 0.0002 spread, 100 ms conflation, Binance spot', () => {
+    expect(defaultConfig().market).toEqual({ source: 'simulator', simulator_spread_pct: 0.0002, min_tick_interval_ms: 100, binance: { market: 'spot' } });
+  });
+
+  it.each([
+    ['simulator, unset', {}, 0],
+    ['binance, unset', { source: 'binance' }, 15_000],
+    ['binance, set', { source: 'binance', stale_after_ms: 2500 }, 2500],
+    ['binance, off', { source: 'binance', stale_after_ms: 0 }, 0],
+    ['simulator, set', { stale_after_ms: 60_000 }, 60_000],
+  ])('stale_after_ms in force: %s', (_name, market, expected) => {
+    expect(staleAfterMs(defaultConfig({ market }))).toBe(expected);
+  });
+
+  it('names every bad market key', () => {
+    const problems = problemsOf(() =>
+      defaultConfig({
+        market: { source: 'kraken', simulator_spread_pct: -1, stale_after_ms: 1.5, min_tick_interval_ms: -5, binance: { market: 'coinm', ws_url: 'http://x' }, extra: 1 },
+      }),
+    );
+    for (const key of ['market.source', 'market.simulator_spread_pct', 'market.stale_after_ms', 'market.min_tick_interval_ms', 'market.binance.market', 'market.binance.ws_url', 'market.extra']) {
+      expect(problems.some((p) => p.startsWith(key)), `${key} in ${problems.join(' | ')}`).toBe(true);
+    }
   });
 });
