@@ -63,6 +63,7 @@ function samples(): { name: string; schema: z.ZodType; values: unknown[] }[] {
   const results = [
     json(paperFill({ order, mark: fx(65_000), instrument: instruments.get('BTCUSDT'), seed: 42, models, now: NOW })),
     json(paperFill({ order, mark: undefined, instrument: instruments.get('BTCUSDT'), seed: 42, models, now: NOW })),
+    json(paperFill({ order, mark: fx(65_000), bid: fx('64999.9'), ask: fx('65000.1'), priceTs: NOW - 40, instrument: instruments.get('BTCUSDT'), seed: 42, models, now: NOW })),
   ];
   const signals = [
     { symbol: 'BTCUSDT', action: 'BUY', confidence: 0.85, source: 'xgb' },

@@ -170,3 +170,37 @@ describe('RiskState', () => {
     expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
   });
 });
+
+describe('RiskState on quotes', () => {
+  const quoted = (symbol: string, bid: number, ask: number, ts: number) => ({ schema_version: 1, symbol, price: (bid + ask) / 2, ts, source: 'feed' as const, bid, ask });
+
+  it('sizes a BUY at the ask and a SELL (close) at the bid; the projection is the fill execution makes from the same quote', () => {
+    const state = makeState({ cooldown_minutes: 0 });
+    state.onTick(quoted('BTCUSDT', 64_999.9, 65_000.1, T0));
+    const buy = state.onSignal(signal('BTCUSDT', 'BUY', 0.85), T0);
+    expect(buy.kind === 'approve' && buy.message.reference_price).toBe(65_000.1);
+    if (buy.kind !== 'approve') return;
+    const fill = paperFill({ order: buy.message, mark: fx(65_000), bid: fx('64999.9'), ask: fx('65000.1'), instrument: instruments.get('BTCUSDT'), seed: 42, models: createFillModels(config.execution), now: T0 + 5 });
+    expect(fill.quote_side).toBe('ask');
+    state.onExecution(fill);
+    const close = state.onSignal(signal('BTCUSDT', 'CLOSE', 0.5), T0 + 10);
+    expect(close.kind === 'approve' && close.message).toMatchObject({ intent: 'CLOSE', side: 'SELL', reference_price: 64_999.9 });
+  });
+
+  it('refuses entries STALE_PRICE on a tick older than the limit, never a close; the limit survives a restart', () => {
+    const state = new RiskState({ initialBalance: 10_000, instruments, limits: config.risk, execution: config.execution, seed: 42, inflightTimeoutMs: 30_000, staleAfterMs: 15_000 });
+    state.onTick(quoted('BTCUSDT', 64_999.9, 65_000.1, T0));
+    const fresh = state.onSignal(signal('BTCUSDT', 'BUY', 0.85), T0 + 15_000);
+    expect(fresh.kind).toBe('approve');
+    const stale = state.onSignal(signal('ETHUSDT', 'BUY', 0.85), T0 + 15_001);
+    expect(stale.kind === 'reject' && stale.message.reasons).toEqual(['NO_PRICE']);
+    state.onTick(quoted('ETHUSDT', 3499.9, 3500.1, T0));
+    const restored = new RiskState({ initialBalance: 10_000, instruments, limits: config.risk, execution: config.execution, seed: 42, inflightTimeoutMs: 30_000, staleAfterMs: 15_000 });
+    restored.restore(JSON.parse(JSON.stringify(state.toSnapshot())));
+    const late = restored.onSignal(signal('ETHUSDT', 'BUY', 0.85), T0 + 15_001);
+    expect(late.kind === 'reject' && late.message.reasons).toEqual(['STALE_PRICE']);
+    expect(late.kind === 'reject' && late.message.checks.find((c) => c.rule === 'price_age')).toMatchObject({ passed: false, value: 15_001, limit: 15_000 });
+    const close = restored.onSignal(signal('BTCUSDT', 'CLOSE', 0.5), T0 + 60_000);
+    expect(close.kind === 'approve' && close.message).toMatchObject({ intent: 'CLOSE', reference_price: 64_999.9 });
+  });
+});
