@@ -22,6 +22,8 @@ export interface SummaryFigures {
   positions: Array<{ symbol: string; side: string; quantity: number; avgEntry: number; mark: number; unrealized: number }>;
   demo: boolean;
   logFile?: string;
+  /** The price source in words, e.g. "binance connected · reconnects 0 · gaps 0". */
+  prices?: string;
 }
 
 const usd = (x: number) => `${x < 0 ? '-' : ''}$${Math.abs(x).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
@@ -32,6 +34,7 @@ export function renderSummary(f: SummaryFigures): string {
   const s = f.signals;
   const lines = [
     `quantum-trader · paper loop · bus ${f.bus} · up ${formatUptime(f.uptimeS)} · ${f.demo ? 'demo source on' : 'no demo source'}`,
+    ...(f.prices ? [`Prices    ${f.prices}`] : []),
     `risk ${f.urls.risk}   execution ${f.urls.execution}   monitor ${f.urls.monitor}${f.urls.dashboard ? `   dashboard ${f.urls.dashboard}` : ''}`,
     '',
     `Signals   ${s.received} received · ${s.skipped} HOLD skipped · ${s.approved} approved · ${s.rejected} rejected · approval ${pct(s.approvalRate)}   [${f.tradingState}]`,
@@ -58,7 +61,8 @@ export function renderSummaryLine(f: SummaryFigures): string {
   return (
     `[up ${formatUptime(f.uptimeS)}] signals ${s.received} (approved ${s.approved}, rejected ${s.rejected}, ` +
     `approval ${pct(s.approvalRate)}) fills ${f.fills.fills} · open ${f.positions.length} · equity ${usd(f.portfolio.equity)} ` +
-    `· realized ${signed(f.portfolio.realized)} · unrealized ${signed(f.portfolio.unrealized)} · ${f.tradingState}`
+    `· realized ${signed(f.portfolio.realized)} · unrealized ${signed(f.portfolio.unrealized)} · ${f.tradingState}` +
+    (f.prices ? ` · prices ${f.prices}` : '')
   );
 }
 

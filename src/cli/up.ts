@@ -98,6 +98,7 @@ function collectFigures(
   const risk = loop.risk.service.stats();
   const execution = loop.execution.service.state.statistics();
   const portfolio = loop.monitor.service.state.portfolio();
+  const feed = loop.execution.service.source.status(systemClock.now());
   const reasons = Object.entries(risk.counts.rejected_by_reason) as Array<[string, number]>;
   return {
     uptimeS: (systemClock.now() - ctx.startedAt) / 1000,
@@ -105,6 +106,10 @@ function collectFigures(
     urls: ctx.urls,
     demo: ctx.demo,
     logFile: ctx.logFile,
+    prices:
+      feed.source === 'simulator'
+        ? 'simulator'
+        : `${feed.source} ${feed.connected ? 'connected' : `DOWN ${Math.round(feed.down_ms / 1000)} s`} · reconnects ${feed.reconnects} · gaps ${feed.gaps}`,
     signals: {
       received: risk.counts.received,
       skipped: risk.counts.skipped,
