@@ -13,7 +13,7 @@ import { keyedRandom } from '../core/random.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
 import type { FeedMetrics } from '../platform/metrics.js';
-import { BinanceSource, type BinanceSourceOptions } from '../venues/binance/source.js';
+import { BinanceSource } from '../venues/binance/source.js';
 import { SimulatorSource } from './simulator.js';
 
 export interface PriceSourceDeps {
@@ -22,8 +22,6 @@ export interface PriceSourceDeps {
   metrics?: FeedMetrics;
   /** The simulator's walk (held by the execution state). */
   simulator: { step(now: number): PriceTick[]; price(symbol: string): Fixed | undefined };
-  /** Connection tuning for tests (backoff, 24 h limit, idle timeout). */
-  binance?: Pick<BinanceSourceOptions, 'backoff' | 'maxConnectionMs' | 'idleTimeoutMs'>;
 }
 
 export function createPriceSource(config: Config, deps: PriceSourceDeps): RunningPriceSource {
@@ -38,7 +36,6 @@ export function createPriceSource(config: Config, deps: PriceSourceDeps): Runnin
       metrics: deps.metrics,
       rng: keyedRandom(config.seed, 'feed:binance'),
       minTickIntervalMs: config.market.min_tick_interval_ms,
-      ...deps.binance,
     });
   }
   return new SimulatorSource({

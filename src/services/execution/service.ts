@@ -9,7 +9,7 @@ import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { RunningPriceSource } from '../../core/market.js';
 import type { ExecutionResult, PriceTick, RiskApprovedSignal } from '../../core/messages.js';
-import { createPriceSource, type PriceSourceDeps } from '../../feeds/factory.js';
+import { createPriceSource } from '../../feeds/factory.js';
 import { staleAfterMs } from '../../platform/config.js';
 import { createFeedMetrics, createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
@@ -25,10 +25,7 @@ export class ExecutionService {
   readonly source: RunningPriceSource;
   private startedAt = 0;
 
-  constructor(
-    private readonly deps: ServiceDeps,
-    sourceTuning?: PriceSourceDeps['binance'],
-  ) {
+  constructor(private readonly deps: ServiceDeps) {
     const { config } = deps;
     this.state = new ExecutionState({
       instruments: instrumentTable(config.instruments),
@@ -43,7 +40,6 @@ export class ExecutionService {
       logger: deps.logger,
       metrics: createFeedMetrics(this.metrics.registry),
       simulator: { step: (now) => this.state.step(now), price: (symbol) => this.state.mark(symbol) },
-      binance: sourceTuning,
     });
     this.host = new ServiceHost(deps, {
       service: 'execution',
