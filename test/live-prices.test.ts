@@ -32,7 +32,8 @@ import {
 } from './helpers/processes.js';
 import { cleanupPrefix, redisUrl, uniquePrefix, waitFor } from './helpers/redis.js';
 
-const STALE_AFTER_MS = 3000;
+// Generous, so a loaded CI machine never makes a fresh price look stale between a tick and its decision.
+const STALE_AFTER_MS = 5000;
 const MAX_SLIPPAGE = 0.001;
 const TIMEOUT_MS = 20_000;
 

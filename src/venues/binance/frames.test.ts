@@ -82,4 +82,16 @@ describe('streamRoutes', () => {
     ]);
     expect(streamRoutes('usdm', ['BTCUSDT'])[0]!.url).toBe('wss://fstream.binance.com/public/stream?streams=btcusdt@bookTicker');
   });
+
+  it.each([
+    ['spot', 512, [1024]],
+    ['spot', 513, [1024, 2]],
+    ['usdm', 200, [200, 200]],
+    ['usdm', 201, [200, 1, 200, 1]],
+  ] as const)('%s with %d symbols: streams per connection %j (Binance caps a connection at 1024 / 200 streams)', (market, count, sizes) => {
+    const symbols = Array.from({ length: count }, (_, i) => `S${i}USDT`);
+    const routes = streamRoutes(market, symbols);
+    expect(routes.map((r) => r.streams.length)).toEqual(sizes);
+    expect(new Set(routes.flatMap((r) => r.streams)).size).toBe(2 * count);
+  });
 });

@@ -166,24 +166,28 @@ export interface StreamRoute {
   streams: string[];
 }
 
+/** The most streams Binance allows on one connection. */
+export const MAX_STREAMS_PER_CONNECTION: Record<BinanceMarket, number> = { spot: 1024, usdm: 200 };
+
 /**
  * The combined-stream connections for `symbols`: spot carries both kinds on one
  * connection (`/stream?streams=…`); USDⓈ-M futures route by path, bookTicker on
- * `/public` and aggTrade on `/market`, so it takes one connection per route.
+ * `/public` and aggTrade on `/market`, so it takes one connection per route. A route
+ * with more streams than Binance allows on one connection is split (`…#2`, …).
  * `baseUrl` replaces Binance's host (tests, proxies).
  */
 export function streamRoutes(market: BinanceMarket, symbols: readonly string[], baseUrl?: string): StreamRoute[] {
   const base = (baseUrl ?? DEFAULT_BASE_URLS[market]).replace(/\/+$/, '');
   const names = (kind: string) => symbols.map((s) => `${s.toLowerCase()}@${kind}`);
-  const url = (path: string, streams: string[]) => `${base}${path}?streams=${streams.join('/')}`;
-  if (market === 'spot') {
-    const streams = [...names('bookTicker'), ...names('aggTrade')];
-    return [{ name: 'spot', url: url('/stream', streams), streams }];
-  }
-  const pub = names('bookTicker');
-  const mkt = names('aggTrade');
-  return [
-    { name: 'usdm-public', url: url('/public/stream', pub), streams: pub },
-    { name: 'usdm-market', url: url('/market/stream', mkt), streams: mkt },
-  ];
+  const max = MAX_STREAMS_PER_CONNECTION[market];
+  const routes = (name: string, path: string, streams: string[]): StreamRoute[] => {
+    const out: StreamRoute[] = [];
+    for (let i = 0; i < streams.length; i += max) {
+      const part = streams.slice(i, i + max);
+      out.push({ name: i === 0 ? name : `${name}#${i / max + 1}`, url: `${base}${path}?streams=${part.join('/')}`, streams: part });
+    }
+    return out;
+  };
+  if (market === 'spot') return routes('spot', '/stream', [...names('bookTicker'), ...names('aggTrade')]);
+  return [...routes('usdm-public', '/public/stream', names('bookTicker')), ...routes('usdm-market', '/market/stream', names('aggTrade'))];
 }
