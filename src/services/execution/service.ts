@@ -9,6 +9,7 @@ import { instrumentTable } from '../../core/instruments.js';
 import type { ExecutionResult, PriceTick, RiskApprovedSignal } from '../../core/messages.js';
 import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
+import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
 import { ExecutionState } from './state.js';
 
 /** How far back trade.execution.res is read at start to rebuild the duplicate guard. */
@@ -27,6 +28,7 @@ export class ExecutionService {
       instruments: instrumentTable(config.instruments),
       seed: config.seed,
       ...config.execution,
+      tickGate: tickGateFor(config),
     });
     this.metrics = createServiceMetrics('execution');
     this.host = new ServiceHost(deps, {
@@ -60,7 +62,7 @@ export class ExecutionService {
 
   private handle(delivery: Delivery<unknown>): Outbound[] | void {
     if (delivery.topic === TOPICS.tick) {
-      this.state.onTick(delivery.message as PriceTick);
+      refuseIfRefused(this.state.onTick(delivery.message as PriceTick, this.deps.clock.now()));
       return;
     }
     const order = delivery.message as RiskApprovedSignal;

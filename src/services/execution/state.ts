@@ -10,6 +10,7 @@ import { MarketSimulator, priceTick, type SetPriceResult } from '../../core/mark
 import type { ExecutionResult, PriceTick, RiskApprovedSignal, TickSource } from '../../core/messages.js';
 import { keyedRandom } from '../../core/random.js';
 import { RecentSet } from '../../core/recent-set.js';
+import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 
 export interface ExecutionStateOptions {
   instruments: InstrumentTable;
@@ -17,6 +18,8 @@ export interface ExecutionStateOptions {
   fee_rate: number;
   max_slippage_pct: number;
   price_step_pct: number;
+  /** The market-data rules every service applies (services/common/ticks.ts builds it from config). */
+  tickGate: TickGate;
   /** How many filled signal ids are remembered to drop duplicates. */
   filledCapacity?: number;
 }
@@ -49,6 +52,8 @@ export const ExecutionSnapshot = z.object({
   version: z.literal(1),
   prices: z.record(z.string(), z.string()),
   price_ts: z.record(z.string(), z.number()),
+  /** The tick gate's state (null in an older snapshot: seeded from prices and price_ts). */
+  tick_gate: TickGateSnapshot.nullable().default(null),
   step_no: z.number().int().nonnegative(),
   stats: z.object({
     orders: z.number(),
@@ -113,31 +118,52 @@ export class ExecutionState {
     this.filled.add(signalId);
   }
 
-  /** A tick from the bus; the latest tick per symbol wins. Returns true when applied. */
-  onTick(tick: PriceTick): boolean {
-    const last = this.priceTs.get(tick.symbol);
-    if (last !== undefined && tick.ts <= last) return false;
-    const result = this.simulator.setPrice(tick.symbol, tick.price);
-    if (!result.ok) return false;
-    this.priceTs.set(tick.symbol, tick.ts);
-    return true;
+  /**
+   * A tick from the bus, through the tick gate (the same rules risk and the monitor apply,
+   * so all three mark at the same price); an accepted tick sets the simulator's price.
+   */
+  onTick(tick: PriceTick, now: number): TickVerdict {
+    const verdict = this.options.tickGate.offer(tick, now);
+    if (verdict.kind !== 'accept') return verdict;
+    this.simulator.setPrice(tick.symbol, verdict.price);
+    this.priceTs.set(tick.symbol, verdict.ts);
+    return verdict;
   }
 
   /** Sets a price by hand (POST /prices); returns the tick to publish, or the error. */
   setPrice(symbol: string, price: number, now: number, source: TickSource = 'manual'): SetPriceResult & { tick?: PriceTick } {
+    const previous = this.simulator.price(symbol);
     const result = this.simulator.setPrice(symbol, price);
     if (!result.ok) return result;
-    this.priceTs.set(symbol, now);
-    return { ...result, tick: priceTick(symbol, result.price, now, source) };
+    const tick = priceTick(symbol, result.price, this.options.tickGate.stampFor(symbol, now), source);
+    const verdict = this.options.tickGate.offer(tick, now);
+    if (verdict.kind !== 'accept') {
+      if (previous !== undefined) this.simulator.setPrice(symbol, previous);
+      return { ok: false, code: 'BAD_PRICE', message: verdict.kind === 'refuse' ? verdict.reason : `BAD_PRICE: a newer tick of ${symbol} exists` };
+    }
+    this.priceTs.set(symbol, tick.ts);
+    return { ...result, tick };
   }
 
-  /** One random-walk step of every price; returns the ticks to publish. */
+  /**
+   * One random-walk step of every price; returns the ticks to publish. Each goes through
+   * the gate first (config keeps price_step_pct below the jump limit, so it passes); one the
+   * gate would not take is undone, so the simulator never holds a price the others refuse.
+   */
   step(now: number): PriceTick[] {
     const rng = keyedRandom(this.options.seed, `market:${this.stepNo++}`);
-    return this.simulator.step(rng).map((change) => {
-      this.priceTs.set(change.symbol, now);
-      return priceTick(change.symbol, change.price, now, 'simulator');
-    });
+    const ticks: PriceTick[] = [];
+    const before = this.simulator.prices();
+    for (const change of this.simulator.step(rng)) {
+      const tick = priceTick(change.symbol, change.price, this.options.tickGate.stampFor(change.symbol, now), 'simulator');
+      if (this.options.tickGate.offer(tick, now).kind !== 'accept') {
+        this.simulator.setPrice(change.symbol, before.get(change.symbol)!);
+        continue;
+      }
+      this.priceTs.set(change.symbol, tick.ts);
+      ticks.push(tick);
+    }
+    return ticks;
   }
 
   /**
@@ -147,9 +173,12 @@ export class ExecutionState {
    * from the monitor that arrived while this service was down and is still pending here.
    */
   currentTicks(now: number): PriceTick[] {
-    return [...this.simulator.prices()].map(([symbol, price]) =>
-      priceTick(symbol, price, this.priceTs.get(symbol) ?? now, 'simulator'),
-    );
+    return [...this.simulator.prices()].map(([symbol, price]) => {
+      const tick = priceTick(symbol, price, this.priceTs.get(symbol) ?? now, 'simulator');
+      // The gate takes what the simulator holds (a start price the first time), as every service will.
+      if (this.options.tickGate.ts(symbol) === undefined) this.options.tickGate.offer(tick, now);
+      return tick;
+    });
   }
 
   prices(): Record<string, number> {
@@ -189,6 +218,7 @@ export class ExecutionState {
       version: 1,
       prices: Object.fromEntries([...this.simulator.prices()].map(([sym, p]) => [sym, p.toString()])),
       price_ts: Object.fromEntries(this.priceTs),
+      tick_gate: this.options.tickGate.toSnapshot(),
       step_no: this.stepNo,
       stats: {
         orders: s.orders,
@@ -211,6 +241,16 @@ export class ExecutionState {
     });
     this.priceTs.clear();
     for (const [s, t] of Object.entries(snap.price_ts)) this.priceTs.set(s, t);
+    const gate = this.options.tickGate;
+    if (snap.tick_gate !== null) {
+      gate.restore(snap.tick_gate);
+    } else {
+      gate.restore({});
+      for (const [s, p] of this.simulator.prices()) {
+        const ts = this.priceTs.get(s);
+        if (ts !== undefined) gate.seed(s, p, ts);
+      }
+    }
     this.stepNo = snap.step_no;
     const st = snap.stats;
     this.stats = {

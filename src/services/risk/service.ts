@@ -9,6 +9,7 @@ import { instrumentTable } from '../../core/instruments.js';
 import type { ExecutionResult, PriceTick, TradeSignal } from '../../core/messages.js';
 import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
+import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
 import { RiskState } from './state.js';
 
 /** How far back the decision streams are read at start to rebuild the duplicate guard. */
@@ -31,6 +32,7 @@ export class RiskService {
       execution: config.execution,
       seed: config.seed,
       inflightTimeoutMs: config.risk.inflight_timeout_ms,
+      tickGate: tickGateFor(config),
     });
     this.metrics = createServiceMetrics('risk');
     this.host = new ServiceHost(deps, {
@@ -75,7 +77,7 @@ export class RiskService {
   private handle(delivery: Delivery<unknown>): Outbound[] | void {
     switch (delivery.topic) {
       case TOPICS.tick:
-        this.state.onTick(delivery.message as PriceTick);
+        refuseIfRefused(this.state.onTick(delivery.message as PriceTick, this.deps.clock.now()));
         return;
       case TOPICS.execution:
         this.state.onExecution(delivery.message as ExecutionResult);

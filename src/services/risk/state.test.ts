@@ -4,6 +4,7 @@ import { fx } from '../../core/fixed.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
 import { defaultConfig } from '../../platform/config.js';
+import { tickGateFor } from '../common/ticks.js';
 import { RiskState } from './state.js';
 
 const config = defaultConfig();
@@ -18,6 +19,7 @@ function makeState(patch: Partial<typeof config.risk> = {}) {
     execution: config.execution,
     seed: 42,
     inflightTimeoutMs: 30_000,
+    tickGate: tickGateFor(config),
   });
 }
 
@@ -28,7 +30,7 @@ function signal(symbol: string, action: TradeSignal['action'], confidence: numbe
 }
 
 function priceAll(state: RiskState, ts = T0) {
-  for (const i of config.instruments) state.onTick({ schema_version: 1, symbol: i.symbol, price: i.start_price, ts, source: 'manual' });
+  for (const i of config.instruments) state.onTick({ schema_version: 1, symbol: i.symbol, price: i.start_price, ts, source: 'manual' }, ts);
 }
 
 /** What the execution service would publish for an approval. */
@@ -115,14 +117,14 @@ describe('RiskState', () => {
     if (buy.kind !== 'approve') throw new Error('expected approval');
     state.onExecution(fillOf(buy.message, 65_000));
     // A 20% fall on a ~100% position is well past 15% drawdown.
-    state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 52_000, ts: T0 + 10, source: 'manual' });
+    state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 52_000, ts: T0 + 10, source: 'manual' }, T0 + 10);
     expect(state.state).toBe('HALTED');
     const entry = state.onSignal(signal('ETHUSDT', 'BUY', 0.99), T0 + 20);
     expect(entry.kind === 'reject' && entry.message.reasons).toContain('CIRCUIT_BREAKER');
     const exit = state.onSignal(signal('BTCUSDT', 'SELL', 0.5), T0 + 20);
     expect(exit.kind === 'approve' && exit.message.intent).toBe('CLOSE');
     // Recovering prices does not re-arm; only resume does.
-    state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 65_000, ts: T0 + 30, source: 'manual' });
+    state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 65_000, ts: T0 + 30, source: 'manual' }, T0 + 30);
     expect(state.state).toBe('HALTED');
     state.resume();
     expect(state.state).toBe('ACTIVE');

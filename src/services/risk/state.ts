@@ -38,6 +38,7 @@ import {
   type TradeSignal,
 } from '../../core/messages.js';
 import { RecentSet } from '../../core/recent-set.js';
+import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 
 export interface RiskStateOptions {
   initialBalance: number;
@@ -46,6 +47,8 @@ export interface RiskStateOptions {
   execution: { fee_rate: number; max_slippage_pct: number };
   seed: number;
   inflightTimeoutMs: number;
+  /** The market-data rules (services/common/ticks.ts builds it from config). */
+  tickGate: TickGate;
   /** How many decided signal ids are remembered to drop duplicates. */
   decidedCapacity?: number;
 }
@@ -93,6 +96,8 @@ export const RiskSnapshot = z.object({
   inflight: z.array(ApprovalSchema),
   prices: z.record(z.string(), z.string()),
   price_ts: z.record(z.string(), z.number()),
+  /** The tick gate's state (null in an older snapshot: seeded from prices and price_ts). */
+  tick_gate: TickGateSnapshot.nullable().default(null),
   entries_by_day: z.record(z.string(), z.number()),
   trading_state: z.enum(['ACTIVE', 'HALTED']),
   halted_at: z.number().nullable(),
@@ -152,16 +157,20 @@ export class RiskState {
 
   // -- inputs -------------------------------------------------------------------
 
-  /** Latest tick wins; an older tick arriving late changes nothing. */
-  onTick(tick: PriceTick): void {
-    const last = this.priceTs.get(tick.symbol);
-    if (last !== undefined && tick.ts < last) return;
-    const price = fx(tick.price);
+  /**
+   * Through the tick gate (core/tick-rules.ts), the same rules execution and the monitor
+   * apply: an accepted tick becomes the mark; a refused or stale one changes no price.
+   */
+  onTick(tick: PriceTick, now: number): TickVerdict {
+    const verdict = this.options.tickGate.offer(tick, now);
+    if (verdict.kind !== 'accept') return verdict;
+    const price = verdict.price;
     this.prices.set(tick.symbol, price);
     this.priceTs.set(tick.symbol, tick.ts);
     this.confirmed.setMark(tick.symbol, price);
     this.view.setMark(tick.symbol, price);
     this.updateTradingState(tick.ts);
+    return verdict;
   }
 
   onExecution(result: ExecutionResult): void {
@@ -322,6 +331,7 @@ export class RiskState {
       inflight: [...this.inflight.values()].map((e) => inflightRecord(e.order)),
       prices: Object.fromEntries([...this.prices].map(([s, p]) => [s, p.toString()])),
       price_ts: Object.fromEntries(this.priceTs),
+      tick_gate: this.options.tickGate.toSnapshot(),
       entries_by_day: Object.fromEntries([...this.entriesByDay].map(([d, n]) => [String(d), n])),
       trading_state: this.tradingState,
       halted_at: this.haltedAt,
@@ -354,6 +364,12 @@ export class RiskState {
     this.entriesByDay.clear();
     for (const [s, p] of Object.entries(snap.prices)) this.prices.set(s, BigInt(p));
     for (const [s, t] of Object.entries(snap.price_ts)) this.priceTs.set(s, t);
+    if (snap.tick_gate !== null) {
+      this.options.tickGate.restore(snap.tick_gate);
+    } else {
+      this.options.tickGate.restore({});
+      for (const [s, p] of this.prices) this.options.tickGate.seed(s, p, this.priceTs.get(s) ?? 0);
+    }
     for (const [d, n] of Object.entries(snap.entries_by_day)) this.entriesByDay.set(Number(d), n);
     this.tradingState = snap.trading_state;
     this.haltedAt = snap.halted_at;
