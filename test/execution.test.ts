@@ -215,6 +215,7 @@ describe('Execution service: fills', () => {
   it('sends malformed entries to trade.signal.safe.dlq and keeps filling', async () => {
     const bus = await scope.openBus();
     const exec = await scope.launch('execution', { bus });
+    await setPrice(exec, 'BTCUSDT', 50_000); // the approvals' reference price
     const notJson = await bus.publishRaw(TOPICS.safe, { payload: '{"symbol": "BTCUSDT", "side": ' });
     const badSchema = await bus.publish(TOPICS.safe, { ...approval(), quantity: -1, side: 'LONG' });
     const noPayload = await bus.publishRaw(TOPICS.safe, { data: 'hello' });

@@ -74,6 +74,12 @@ export interface RiskLimits {
   readonly max_daily_entries: number;
   readonly min_order_notional_usd: number;
   readonly default_stop_pct: number;
+  /**
+   * The expiry horizon of an approval (`risk.inflight_timeout_ms`): approvals carry
+   * `expires_ts` = decision time + this, after which execution never fills them.
+   * Undefined: approvals carry no expiry.
+   */
+  readonly inflight_timeout_ms?: number;
 }
 
 export interface DecideInput {
@@ -258,14 +264,19 @@ export function decide({ signal, account, instrument, price, limits, now }: Deci
         { rule: CHECK_RULES.openPosition, passed: false, value: 0, limit: null, note: `CLOSE requested but ${signal.symbol} is flat (in-flight orders included)` },
       ], null);
     }
-    return approveClose(signal, net, price, now);
+    return approveClose(signal, net, price, now, expiryOf(limits, now));
   }
 
   return decideEntry(signal, account, instrument, price, compile(limits), limits, net, now);
 }
 
+/** When an approval made at `now` expires, or undefined when approvals do not expire. */
+function expiryOf(limits: RiskLimits, now: number): number | undefined {
+  return limits.inflight_timeout_ms === undefined ? undefined : now + limits.inflight_timeout_ms;
+}
+
 // 4. A close is reduce-only and always approved: no risk gate may trap a trader in a position.
-function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number): Decision {
+function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number, expiresTs: number | undefined): Decision {
   const quantity = abs(net);
   const long = net > ZERO;
   const side: OrderSide = long ? 'SELL' : 'BUY';
@@ -297,6 +308,7 @@ function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number
       risk_amount_usd: 0,
       reduce_only: true,
       approved_ts: now,
+      expires_ts: expiresTs,
       origin,
       checks: [
         {
@@ -499,6 +511,7 @@ function decideEntry(
       risk_amount_usd: approx(mul(order.notional, stop)),
       reduce_only: false,
       approved_ts: now,
+      expires_ts: expiryOf(limits, now),
       origin: 'signal',
       checks,
       sizing,

@@ -6,7 +6,7 @@
 import type { Delivery, Outbound } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
-import type { ExecutionResult, PriceTick, RiskApprovedSignal } from '../../core/messages.js';
+import { ExecutionResult as ExecutionResultSchema, type ExecutionResult, type PriceTick, type RiskApprovedSignal } from '../../core/messages.js';
 import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
@@ -45,7 +45,12 @@ export class ExecutionService {
   async start(): Promise<void> {
     const { bus, clock, config, logger } = this.deps;
     this.startedAt = clock.now();
-    await this.host.start();
+    const { restored } = await this.host.start();
+    if (!restored || !this.state.knowsPositions) {
+      const results = await this.readAllResults();
+      this.state.refoldPositions(results);
+      logger.info({ results: results.length, positions: this.state.netPositions() }, 'net positions folded from trade.execution.res');
+    }
     for (const entry of await bus.readLatest(TOPICS.execution, GUARD_REBUILD_ENTRIES)) {
       const signalId = payloadString(entry.fields.payload, 'signal_id');
       if (signalId) this.state.rememberFilled(signalId);
@@ -58,6 +63,25 @@ export class ExecutionService {
       this.priceTimer.unref();
     }
     logger.info({ prices: this.state.prices() }, 'execution service started');
+  }
+
+  /** Every valid result in trade.execution.res, oldest first (it is never trimmed ahead of a snapshot). */
+  private async readAllResults(): Promise<ExecutionResult[]> {
+    const results: ExecutionResult[] = [];
+    let after = '0';
+    for (;;) {
+      const page = await this.deps.bus.readAfter(TOPICS.execution, after, 10_000);
+      for (const entry of page) {
+        try {
+          const parsed = ExecutionResultSchema.safeParse(JSON.parse(entry.fields.payload ?? ''));
+          if (parsed.success) results.push(parsed.data);
+        } catch {
+          // not a result: it was dead-lettered when it was read
+        }
+      }
+      if (page.length < 10_000) return results;
+      after = page[page.length - 1]!.id;
+    }
   }
 
   private handle(delivery: Delivery<unknown>): Outbound[] | void {

@@ -3,8 +3,8 @@
  * price source), the fill guard (each signal_id fills once) and the statistics.
  */
 import { z } from 'zod';
-import { ZERO, fx, toNumber, type Fixed } from '../../core/fixed.js';
-import { createFillModels, paperFill, rejectCodeOf, type FillModels } from '../../core/fills.js';
+import { ZERO, abs, fx, toDecimalString, toNumber, type Fixed } from '../../core/fixed.js';
+import { createFillModels, isExpired, paperFill, paperReject, rejectCodeOf, type FillModels } from '../../core/fills.js';
 import type { InstrumentTable } from '../../core/instruments.js';
 import { MarketSimulator, priceTick, type SetPriceResult } from '../../core/market.js';
 import type { ExecutionResult, PriceTick, RiskApprovedSignal, TickSource } from '../../core/messages.js';
@@ -18,6 +18,8 @@ export interface ExecutionStateOptions {
   fee_rate: number;
   max_slippage_pct: number;
   price_step_pct: number;
+  /** `execution.max_price_deviation_pct`: the furthest a fill may be from the approval's reference_price. */
+  max_price_deviation_pct: number;
   /** The market-data rules every service applies (services/common/ticks.ts builds it from config). */
   tickGate: TickGate;
   /** How many filled signal ids are remembered to drop duplicates. */
@@ -54,6 +56,12 @@ export const ExecutionSnapshot = z.object({
   price_ts: z.record(z.string(), z.number()),
   /** The tick gate's state (null in an older snapshot: seeded from prices and price_ts). */
   tick_gate: TickGateSnapshot.nullable().default(null),
+  /**
+   * Net quantity per symbol from this service's own fills (decimal strings; null in an
+   * older snapshot: rebuilt from trade.execution.res), so a reduce-only order never
+   * increases or flips a position.
+   */
+  positions: z.record(z.string(), z.string()).nullable().default(null),
   step_no: z.number().int().nonnegative(),
   stats: z.object({
     orders: z.number(),
@@ -78,11 +86,17 @@ export class ExecutionState {
   private readonly models: FillModels;
   private stats: Stats = emptyStats();
   private stepNo = 0;
+  /** Signed net quantity per symbol, folded from this service's FILLED results. */
+  private readonly positions = new Map<string, Fixed>();
+  /** False after restoring a snapshot that predates `positions`: the service refolds them. */
+  private positionsKnown = true;
+  private readonly maxPriceDeviation: Fixed;
 
   constructor(private readonly options: ExecutionStateOptions) {
     this.simulator = new MarketSimulator(options.instruments, { stepPct: options.price_step_pct });
     this.filled = new RecentSet(options.filledCapacity ?? DEFAULT_FILLED_CAPACITY);
     this.models = createFillModels(options);
+    this.maxPriceDeviation = fx(options.max_price_deviation_pct);
   }
 
   onOrder(order: RiskApprovedSignal, now: number): OrderOutcome {
@@ -90,17 +104,23 @@ export class ExecutionState {
       this.stats.duplicates += 1;
       return { kind: 'duplicate' };
     }
-    const result = paperFill({
-      order,
-      mark: this.simulator.price(order.symbol),
-      instrument: this.options.instruments.get(order.symbol),
-      seed: this.options.seed,
-      models: this.models,
-      now,
-    });
+    // An expired order is rejected EXPIRED by paperFill whatever the position.
+    const reducing = order.reduce_only && !isExpired(order, now) ? this.reduceOnly(order, now) : { order };
+    const result =
+      reducing.rejection ??
+      paperFill({
+        order: reducing.order,
+        mark: this.simulator.price(order.symbol),
+        instrument: this.options.instruments.get(order.symbol),
+        seed: this.options.seed,
+        models: this.models,
+        now,
+        maxPriceDeviation: this.maxPriceDeviation,
+      });
     this.filled.add(order.signal_id);
     this.stats.orders += 1;
     if (result.status === 'FILLED') {
+      this.applyOwnFill(result);
       this.stats.fills += 1;
       this.stats.volume += fx(result.notional_usd);
       this.stats.fees += fx(result.fee_usd);
@@ -111,6 +131,48 @@ export class ExecutionState {
       this.stats.rejects_by_reason[code] = (this.stats.rejects_by_reason[code] ?? 0) + 1;
     }
     return { kind: 'result', result };
+  }
+
+  /**
+   * A reduce-only order against this service's own fold of positions: clipped to the
+   * position when larger, REJECTED NOT_REDUCING when flat or on the side that would
+   * increase it. So no sequence of approvals (two CLOSEs, one expired in risk's eyes)
+   * takes a position past zero.
+   */
+  private reduceOnly(order: RiskApprovedSignal, now: number): { order: RiskApprovedSignal; rejection?: ExecutionResult } {
+    const net = this.positions.get(order.symbol) ?? ZERO;
+    const reduces = (net > ZERO && order.side === 'SELL') || (net < ZERO && order.side === 'BUY');
+    if (!reduces) {
+      const held = net === ZERO ? 'flat' : `${net > ZERO ? 'LONG' : 'SHORT'} ${toDecimalString(abs(net))}`;
+      const reason = `NOT_REDUCING: reduce-only ${order.side} of ${order.symbol} but the position is ${held}`;
+      return { order, rejection: paperReject({ order, mark: this.simulator.price(order.symbol), seed: this.options.seed, now }, reason) };
+    }
+    const quantity = fx(order.quantity);
+    return quantity > abs(net) ? { order: { ...order, quantity: toNumber(abs(net)) } } : { order };
+  }
+
+  private applyOwnFill(result: ExecutionResult): void {
+    const quantity = fx(result.quantity);
+    const net = (this.positions.get(result.symbol) ?? ZERO) + (result.side === 'BUY' ? quantity : -quantity);
+    if (net === ZERO) this.positions.delete(result.symbol);
+    else this.positions.set(result.symbol, net);
+  }
+
+  /** True unless a snapshot without positions was restored (see `refoldPositions`). */
+  get knowsPositions(): boolean {
+    return this.positionsKnown;
+  }
+
+  /** Rebuilds the fold of positions from every result in trade.execution.res, oldest first. */
+  refoldPositions(results: Iterable<ExecutionResult>): void {
+    this.positions.clear();
+    for (const result of results) if (result.status === 'FILLED') this.applyOwnFill(result);
+    this.positionsKnown = true;
+  }
+
+  /** Net quantity per symbol from this service's fills (for /stats and tests). */
+  netPositions(): Record<string, number> {
+    return Object.fromEntries([...this.positions].map(([s, q]) => [s, toNumber(q)]));
   }
 
   /** Remembers a fill found in trade.execution.res at start-up (duplicates guard). */
@@ -219,6 +281,7 @@ export class ExecutionState {
       prices: Object.fromEntries([...this.simulator.prices()].map(([sym, p]) => [sym, p.toString()])),
       price_ts: Object.fromEntries(this.priceTs),
       tick_gate: this.options.tickGate.toSnapshot(),
+      positions: Object.fromEntries([...this.positions].map(([s, q]) => [s, q.toString()])),
       step_no: this.stepNo,
       stats: {
         orders: s.orders,
@@ -251,6 +314,9 @@ export class ExecutionState {
         if (ts !== undefined) gate.seed(s, p, ts);
       }
     }
+    this.positions.clear();
+    for (const [s, q] of Object.entries(snap.positions ?? {})) this.positions.set(s, BigInt(q));
+    this.positionsKnown = snap.positions !== null;
     this.stepNo = snap.step_no;
     const st = snap.stats;
     this.stats = {

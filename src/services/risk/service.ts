@@ -32,6 +32,7 @@ export class RiskService {
       execution: config.execution,
       seed: config.seed,
       inflightTimeoutMs: config.risk.inflight_timeout_ms,
+      expiryGraceMs: config.market.max_clock_skew_ms,
       tickGate: tickGateFor(config),
     });
     this.metrics = createServiceMetrics('risk');
@@ -120,7 +121,7 @@ export class RiskService {
     for (const order of expired) {
       this.deps.logger.warn(
         { signal_id: order.signal_id, symbol: order.symbol, approved_ts: order.approved_ts },
-        'approved order got no execution result in time; it no longer counts as in flight',
+        'approved order expired with no execution result; execution will not fill it, so it no longer counts as in flight',
       );
     }
   }

@@ -136,9 +136,29 @@ describe('RiskState', () => {
     priceAll(state);
     state.onSignal(signal('BTCUSDT', 'BUY', 0.9), T0);
     expect(state.stats(T0).exposure_usd).toBeGreaterThan(900);
-    expect(state.expireInflight(T0 + 29_999)).toHaveLength(0);
-    expect(state.expireInflight(T0 + 30_000)).toHaveLength(1);
+    // Execution may fill up to expires_ts (approval + inflight_timeout_ms) inclusive.
+    expect(state.expireInflight(T0 + 30_000)).toHaveLength(0);
+    expect(state.expireInflight(T0 + 30_001)).toHaveLength(1);
     expect(state.stats(T0).exposure_usd).toBe(0);
+  });
+
+  it('stamps approvals with expires_ts and keeps them in flight until then plus the clock grace', () => {
+    const state = new RiskState({
+      initialBalance: 10_000,
+      instruments,
+      limits: config.risk,
+      execution: config.execution,
+      seed: 42,
+      inflightTimeoutMs: 30_000,
+      expiryGraceMs: 5000,
+      tickGate: tickGateFor(config),
+    });
+    priceAll(state);
+    const decision = state.onSignal(signal('BTCUSDT', 'BUY', 0.9), T0);
+    if (decision.kind !== 'approve') throw new Error('expected approval');
+    expect(decision.message.expires_ts).toBe(T0 + 30_000);
+    expect(state.expireInflight(T0 + 35_000)).toHaveLength(0);
+    expect(state.expireInflight(T0 + 35_001)).toHaveLength(1);
   });
 
   it('restores from a snapshot to the same decisions', () => {

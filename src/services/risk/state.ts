@@ -44,9 +44,15 @@ export interface RiskStateOptions {
   initialBalance: number;
   instruments: InstrumentTable;
   limits: RiskLimits;
-  execution: { fee_rate: number; max_slippage_pct: number };
+  execution: { fee_rate: number; max_slippage_pct: number; max_price_deviation_pct?: number };
   seed: number;
+  /** Approvals without `expires_ts` (from an older build) stop counting this long after approval. */
   inflightTimeoutMs: number;
+  /**
+   * Kept in flight this much past `expires_ts` (market.max_clock_skew_ms): execution's
+   * clock may run behind ours, and an order it may still fill must still count.
+   */
+  expiryGraceMs?: number;
   /** The market-data rules (services/common/ticks.ts builds it from config). */
   tickGate: TickGate;
   /** How many decided signal ids are remembered to drop duplicates. */
@@ -145,6 +151,8 @@ export class RiskState {
   private readonly decided: RecentSet;
   private readonly models: FillModels;
   private readonly maxDrawdown: Fixed;
+  /** As execution checks it, so a projection is rejected exactly when the fill would be. */
+  private readonly maxPriceDeviation: Fixed | undefined;
 
   constructor(private readonly options: RiskStateOptions) {
     this.confirmed = new Ledger(fx(options.initialBalance));
@@ -153,6 +161,8 @@ export class RiskState {
     this.decided = new RecentSet(options.decidedCapacity ?? DEFAULT_DECIDED_CAPACITY);
     this.models = createFillModels(options.execution);
     this.maxDrawdown = fx(options.limits.max_drawdown_pct);
+    const deviation = options.execution.max_price_deviation_pct;
+    this.maxPriceDeviation = deviation === undefined ? undefined : fx(deviation);
   }
 
   // -- inputs -------------------------------------------------------------------
@@ -244,11 +254,18 @@ export class RiskState {
     return this.lastSignalEntryId;
   }
 
-  /** Drops in-flight orders older than the timeout; returns the expired orders. */
+  /**
+   * Drops in-flight orders execution can no longer fill (past `expires_ts` plus the clock
+   * grace; execution rejects them EXPIRED); returns them. Until then an unfilled order
+   * counts in full, however long execution is away.
+   */
   expireInflight(now: number): RiskApprovedSignal[] {
     const expired: RiskApprovedSignal[] = [];
+    const grace = this.options.expiryGraceMs ?? 0;
     for (const [id, entry] of this.inflight) {
-      if (now - entry.order.approved_ts < this.options.inflightTimeoutMs) continue;
+      const order = entry.order;
+      const expires = order.expires_ts ?? order.approved_ts + this.options.inflightTimeoutMs;
+      if (now <= expires + grace) continue;
       this.inflight.delete(id);
       expired.push(entry.order);
     }
@@ -395,6 +412,7 @@ export class RiskState {
       seed: this.options.seed,
       models: this.models,
       now,
+      maxPriceDeviation: this.maxPriceDeviation,
     });
     const entry: InFlight = { order, projection: projection.status === 'FILLED' ? projection : null };
     this.inflight.set(order.signal_id, entry);
@@ -467,7 +485,7 @@ function inflightRecord(o: RiskApprovedSignal): RiskApprovedSignal {
     source: o.source, ts: o.ts, price: o.price, stop_loss: o.stop_loss, take_profit: o.take_profit, metadata: o.metadata,
     intent: o.intent, side: o.side, quantity: o.quantity, notional_usd: o.notional_usd, reference_price: o.reference_price,
     kelly_optimal: o.kelly_optimal, kelly_applied: o.kelly_applied, risk_amount_usd: o.risk_amount_usd, reduce_only: o.reduce_only,
-    approved_ts: o.approved_ts, origin: o.origin, checks: [], sizing: null,
+    approved_ts: o.approved_ts, expires_ts: o.expires_ts, origin: o.origin, checks: [], sizing: null,
   };
 }
 
