@@ -84,6 +84,7 @@ interface Case {
   price?: Fixed | undefined;
   limits?: Partial<RiskLimits>;
   now?: number;
+  maxSlippagePct?: number;
 }
 
 function run(c: Case = {}): Decision {
@@ -95,6 +96,7 @@ function run(c: Case = {}): Decision {
     price: 'price' in c ? c.price : fx(50_000),
     limits: c.limits ? { ...DEFAULT_LIMITS, ...c.limits } : DEFAULT_LIMITS,
     now: c.now ?? NOW,
+    maxSlippagePct: c.maxSlippagePct,
   });
   // Every published message must be valid on the wire.
   if (decision.kind === 'approve') RiskApprovedSignal.parse(decision.message);
@@ -392,6 +394,19 @@ describe('step 6: sizing', () => {
     expect(nine).toMatchObject({ kelly_optimal: 0.1, kelly_applied: 0.025, notional_usd: 250 });
   });
 
+  it.each([
+    ['10 round trips, 0 wins → b = 0 from them → NEGATIVE_EDGE', 10, ['NEGATIVE_EDGE']],
+    ['9 round trips, 0 wins → default b = 1 → approved', 9, []],
+  ] as const)('%s', (_name, count, expected) => {
+    const lossesOnly = { count, sumWins: 0, wins: 0, sumLosses: 10 * count, losses: count };
+    const d = run({ signal: { confidence: 0.8 }, account: { roundTrips: lossesOnly } });
+    expect(d.kind === 'reject' ? d.message.reasons : []).toEqual(expected);
+    if (count === 10 && d.kind === 'reject') {
+      expect(d.message.sizing).toMatchObject({ b: 0, b_source: 'round_trips' });
+      expect(check(d.message.checks, CHECK_RULES.edge).passed).toBe(false);
+    }
+  });
+
   it('b from take-profit / stop-loss distances; risk from the stop distance', () => {
     const a = approved({ signal: { confidence: 0.55, take_profit: 52_000, stop_loss: 49_000 }, limits: { min_confidence: 0.5 } });
     expect(a.sizing).toMatchObject({ b: 2, b_source: 'take_profit_stop_loss', stop_distance_pct: 0.02 });
@@ -463,14 +478,36 @@ describe('step 5–6: position and exposure room', () => {
     expect(reasons({ account: { exposure: 4_750 }, limits: { min_order_notional_usd: 300 } })).toEqual(['EXPOSURE_LIMIT']);
   });
 
-  it('a Kelly target too small for one minimum order is rejected POSITION_LIMIT, explained in min_notional', () => {
+  it('a Kelly target too small for one minimum order is rejected BELOW_MIN_ORDER, explained in min_notional', () => {
     // One step of 1 BTC at 50 000 is far above the 750 USDT target, with every room open.
     const whole: InstrumentSpec = { ...BTC, stepSize: fx(1) };
     const r = rejected({ instrument: whole });
-    expect(r.reasons).toEqual(['POSITION_LIMIT']);
+    expect(r.reasons).toEqual(['BELOW_MIN_ORDER']);
     expect(check(r.checks, CHECK_RULES.minNotional).note).toMatch(/Kelly target 750 USDT/);
+    expect(check(r.checks, CHECK_RULES.position).passed).toBe(true);
     // Same with a tiny edge: p=0.5001 → applied 0.000050 → 0.5 USDT.
-    expect(reasons({ signal: { confidence: 0.5001 }, limits: { min_confidence: 0.5 } })).toEqual(['POSITION_LIMIT']);
+    expect(reasons({ signal: { confidence: 0.5001 }, limits: { min_confidence: 0.5 } })).toEqual(['BELOW_MIN_ORDER']);
+  });
+
+  // p = 0.75, b = 1: Kelly 0.5 × 0.1 = 0.05 of equity; at 50 000 and step 0.00001 the
+  // order is the target rounded down to 0.5 USDT steps; the minimum order is 10 USDT.
+  it.each([
+    ['target exactly one minimum order', 200, []],
+    ['target just below one minimum order', 199.99, ['BELOW_MIN_ORDER']],
+    ['target far below, rooms still open', 150, ['BELOW_MIN_ORDER']],
+    ['target below, and the symbol room too: the room is the reason', 50, ['POSITION_LIMIT']],
+  ] as const)('Kelly target at the minimum: %s (equity %s) → %j', (_name, equity, expected) => {
+    expect(reasons({ signal: { confidence: 0.75 }, account: { equity, peakEquity: equity }, limits: { kelly_fraction: 0.1 } })).toEqual(expected);
+  });
+
+  // Exposure room of exactly 10 USDT: 0.0002 BTC at 50 000. A BUY fills at or above the
+  // mark; a SELL as low as 50 000 × (1 − s) rounded down, below the minimum once s > 0.
+  it.each([
+    ['BUY', 0.001, []],
+    ['SELL', 0, []],
+    ['SELL', 0.001, ['EXPOSURE_LIMIT']],
+  ] as const)('the minimum is checked at the worst fill: %s with max slippage %s → %j', (action, maxSlippagePct, expected) => {
+    expect(reasons({ signal: { action }, account: { exposure: 4_990 }, maxSlippagePct })).toEqual(expected);
   });
 
   it('checks show the value seen and the limit as numbers (exposure 0.47 vs 0.5)', () => {

@@ -161,6 +161,27 @@ describe('RiskState', () => {
     expect(state.expireInflight(T0 + 35_001)).toHaveLength(1);
   });
 
+  it('times a losing round trip by its closing fill, before and after a restart (cooldown never flips)', () => {
+    const MIN = 60_000;
+    const a = makeState();
+    priceAll(a);
+    const open = a.onSignal(signal('BTCUSDT', 'BUY', 0.85), T0);
+    if (open.kind !== 'approve') throw new Error('expected approval');
+    a.onExecution(fillOf(open.message, 65_000, T0 + 5));
+    const close = a.onSignal(signal('BTCUSDT', 'CLOSE', 1), T0 + MIN);
+    if (close.kind !== 'approve') throw new Error('expected approval');
+    // Execution fills the close (at a loss: the fees) 20 s after risk approved it.
+    a.onExecution(fillOf(close.message, 65_000, T0 + MIN + 20_000));
+    const b = makeState();
+    b.restore(JSON.parse(JSON.stringify(a.toSnapshot())));
+    // 60 minutes 10 s after the approval, 10 s before the cooldown from the fill ends.
+    const at = T0 + 61 * MIN + 10_000;
+    for (const state of [a, b]) {
+      const d = state.onSignal(signal('ETHUSDT', 'BUY', 0.85, { signal_id: 'same-entry' }), at);
+      expect(d.kind === 'reject' && d.message.reasons, JSON.stringify(d)).toEqual(['COOLDOWN']);
+    }
+  });
+
   it('restores from a snapshot to the same decisions', () => {
     const a = makeState();
     priceAll(a);

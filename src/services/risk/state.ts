@@ -192,8 +192,11 @@ export class RiskState {
       return;
     }
     this.counters.fills_seen += 1;
-    this.confirmed.applyFill(ledgerFillOf(result));
-    if (!pending || !sameFill(pending.projection, result)) this.viewStale = true;
+    const effect = this.confirmed.applyFill(ledgerFillOf(result));
+    // The view's projection is stamped with the approval time; a round trip's close time
+    // (the cooldown clock) must be the real fill's, as a rebuilt view after a restart has it.
+    const closeTimeDiffers = effect.closedRoundTrip !== null && pending?.projection?.ts !== result.ts;
+    if (!pending || !sameFill(pending.projection, result) || closeTimeDiffers) this.viewStale = true;
     this.updateTradingState(result.ts);
   }
 
@@ -213,6 +216,7 @@ export class RiskState {
       price: this.prices.get(signal.symbol),
       limits: this.options.limits,
       now,
+      maxSlippagePct: this.options.execution.max_slippage_pct,
     });
     this.decided.add(signal.signal_id);
     if (decision.kind === 'skip') {
