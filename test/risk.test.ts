@@ -511,7 +511,8 @@ describe('Risk Safety service on Redis', () => {
     it('gives a signal without signal_id the id sig-<entry id> and decides it', async () => {
       const bus = await openBus(newPrefix('risk-raw'));
       const clock = new ManualClock(T0);
-      await startRisk(bus, clock);
+      // The id (and so the ts) is Redis's real time, not the manual clock's: age check off.
+      await startRisk(bus, clock, { risk: { max_signal_age_ms: 0 } });
       await tickAll(bus, T0);
       const id = await bus.publishRaw(TOPICS.signal, {
         payload: JSON.stringify({ symbol: 'BTCUSDT', action: 'BUY', confidence: 0.85, source: 'xgb' }),

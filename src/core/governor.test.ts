@@ -88,7 +88,8 @@ interface Case {
 }
 
 function run(c: Case = {}): Decision {
-  const sig = signal(c.signal);
+  // A signal made a second before the decision (max_signal_age_ms is on by default).
+  const sig = signal({ ts: (c.now ?? NOW) - 1_000, ...c.signal });
   const decision = decide({
     signal: sig,
     account: account(c.account),
@@ -310,14 +311,30 @@ describe('step 5: entry rules at their boundaries', () => {
     expect(approved({ signal: { action: 'CLOSE' }, account: { positions: { BTCUSDT: 0.01 } }, limits: { max_daily_entries: 0 } }).intent).toBe('CLOSE');
   });
 
+  it.each([
+    ['exactly max_signal_age_ms old', 60_000, []],
+    ['1 ms older', 60_001, ['STALE_SIGNAL']],
+    ['stamped 60 s in the future', -60_000, []],
+    ['stamped more than 60 s in the future', -60_001, ['STALE_SIGNAL']],
+  ] as const)('signal age: %s → %j', (_name, age, expected) => {
+    expect(reasons({ signal: { ts: NOW - age } })).toEqual(expected);
+    expect(reasons({ signal: { ts: NOW - age }, limits: { max_signal_age_ms: 0 } })).toEqual([]); // 0 = off
+  });
+
+  it('a stale CLOSE still closes (it only lowers risk)', () => {
+    const close = approved({ signal: { action: 'CLOSE', ts: NOW - 3_600_000 }, account: { positions: { BTCUSDT: 0.01 } } });
+    expect(close).toMatchObject({ intent: 'CLOSE', reduce_only: true });
+  });
+
   it('collects every failing reason, in rule order', () => {
     const r = rejected({
-      signal: { confidence: 0.5 },
+      signal: { confidence: 0.5, ts: NOW - 60_001 },
       account: { halted: true, drawdown: 0.2, lastLossClosedAt: NOW - MINUTE, entries: { [today]: 20 }, exposure: 4_995 },
     });
-    expect(r.reasons).toEqual(['LOW_CONFIDENCE', 'CIRCUIT_BREAKER', 'COOLDOWN', 'DAILY_LIMIT', 'NEGATIVE_EDGE', 'EXPOSURE_LIMIT']);
+    expect(r.reasons).toEqual(['STALE_SIGNAL', 'LOW_CONFIDENCE', 'CIRCUIT_BREAKER', 'COOLDOWN', 'DAILY_LIMIT', 'NEGATIVE_EDGE', 'EXPOSURE_LIMIT']);
     expect(r.sizing).not.toBeNull();
     expect(r.checks.map((c) => c.rule)).toEqual([
+      CHECK_RULES.signalAge,
       CHECK_RULES.confidence,
       CHECK_RULES.circuitBreaker,
       CHECK_RULES.cooldown,
@@ -328,6 +345,7 @@ describe('step 5: entry rules at their boundaries', () => {
       CHECK_RULES.minNotional,
     ]);
     expect(r.checks.filter((c) => !c.passed).map((c) => c.rule)).toEqual([
+      CHECK_RULES.signalAge,
       CHECK_RULES.confidence,
       CHECK_RULES.circuitBreaker,
       CHECK_RULES.cooldown,

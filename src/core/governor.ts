@@ -80,6 +80,12 @@ export interface RiskLimits {
    * Undefined: approvals carry no expiry.
    */
   readonly inflight_timeout_ms?: number;
+  /**
+   * `risk.max_signal_age_ms`: an entry signal older than this (now − ts), or stamped more
+   * than this in the future, is rejected STALE_SIGNAL; 0 or undefined = off. Closes are
+   * exempt: a close that waited out an outage still closes (it only lowers risk).
+   */
+  readonly max_signal_age_ms?: number;
 }
 
 export interface DecideInput {
@@ -111,6 +117,7 @@ export const CHECK_RULES = {
   price: 'price',
   openPosition: 'open_position',
   reduceOnlyClose: 'reduce_only_close',
+  signalAge: 'signal_age',
   confidence: 'confidence',
   circuitBreaker: 'circuit_breaker',
   cooldown: 'cooldown',
@@ -369,6 +376,7 @@ function decideEntry(
   maxSlippage: Fixed,
 ): Decision {
   const ctx: EntryContext = { signal, account, instrument, price, L, limits, net, now, maxSlippage, reasons: [], checks: [] };
+  checkSignalAge(ctx);
   const p = checkConfidence(ctx);
   checkCircuitBreaker(ctx);
   checkCooldown(ctx);
@@ -378,6 +386,23 @@ function decideEntry(
   const sizing = sizingRecord(ctx, edge, size);
   if (ctx.reasons.length > 0) return reject(signal, now, ctx.reasons, ctx.checks, sizing);
   return approveEntry(ctx, edge, size, sizing);
+}
+
+/** Signal age: a signal exactly max_signal_age_ms old passes; off when the limit is 0. */
+function checkSignalAge({ signal, limits, now, reasons, checks }: EntryContext): void {
+  const maxAge = limits.max_signal_age_ms ?? 0;
+  if (maxAge <= 0) return;
+  const age = now - signal.ts;
+  const ok = age <= maxAge && -age <= maxAge;
+  if (!ok) reasons.push('STALE_SIGNAL');
+  const entry: CheckEntry = { rule: CHECK_RULES.signalAge, passed: ok, value: age, limit: maxAge };
+  if (!ok) {
+    entry.note =
+      age > maxAge
+        ? `signal is ${age} ms old (risk.max_signal_age_ms ${maxAge}): it waited too long to be traded`
+        : `signal is stamped ${-age} ms in the future (more than risk.max_signal_age_ms ${maxAge})`;
+  }
+  checks.push(entry);
 }
 
 /** Confidence: exactly the minimum passes. Returns p in exact decimals. */

@@ -168,7 +168,7 @@ describe('RiskState', () => {
     const open = a.onSignal(signal('BTCUSDT', 'BUY', 0.85), T0);
     if (open.kind !== 'approve') throw new Error('expected approval');
     a.onExecution(fillOf(open.message, 65_000, T0 + 5));
-    const close = a.onSignal(signal('BTCUSDT', 'CLOSE', 1), T0 + MIN);
+    const close = a.onSignal(signal('BTCUSDT', 'CLOSE', 1, { ts: T0 + MIN }), T0 + MIN);
     if (close.kind !== 'approve') throw new Error('expected approval');
     // Execution fills the close (at a loss: the fees) 20 s after risk approved it.
     a.onExecution(fillOf(close.message, 65_000, T0 + MIN + 20_000));
@@ -177,9 +177,22 @@ describe('RiskState', () => {
     // 60 minutes 10 s after the approval, 10 s before the cooldown from the fill ends.
     const at = T0 + 61 * MIN + 10_000;
     for (const state of [a, b]) {
-      const d = state.onSignal(signal('ETHUSDT', 'BUY', 0.85, { signal_id: 'same-entry' }), at);
+      const d = state.onSignal(signal('ETHUSDT', 'BUY', 0.85, { signal_id: 'same-entry', ts: at }), at);
       expect(d.kind === 'reject' && d.message.reasons, JSON.stringify(d)).toEqual(['COOLDOWN']);
     }
+  });
+
+  it('decides a signal once per id by time: after 200,000 other decisions an old signal is not decided again', () => {
+    const state = makeState();
+    priceAll(state);
+    const old = signal('BTCUSDT', 'BUY', 0.85);
+    expect(state.onSignal(old, T0).kind).toBe('approve');
+    // More decisions than the count window holds, within a minute (cheap rejections: no such instrument).
+    for (let i = 0; i < 200_001; i++) state.onSignal(signal('DOGEUSDT', 'BUY', 0.9, { ts: T0 + 1 }), T0 + 1 + Math.floor(i / 4000));
+    expect(state.onSignal(old, T0 + 59_000)).toEqual({ kind: 'duplicate' });
+    // Past the window the id is forgotten, and the copy is too old to trade.
+    const late = state.onSignal(old, T0 + 60_001);
+    expect(late.kind === 'reject' && late.message.reasons).toContain('STALE_SIGNAL');
   });
 
   it('restores from a snapshot to the same decisions', () => {

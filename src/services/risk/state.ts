@@ -37,7 +37,7 @@ import {
   type RiskApprovedSignal,
   type TradeSignal,
 } from '../../core/messages.js';
-import { RecentSet } from '../../core/recent-set.js';
+import { DuplicateGuard } from '../../core/recent-set.js';
 import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 
 export interface RiskStateOptions {
@@ -55,7 +55,10 @@ export interface RiskStateOptions {
   expiryGraceMs?: number;
   /** The market-data rules (services/common/ticks.ts builds it from config). */
   tickGate: TickGate;
-  /** How many decided signal ids are remembered to drop duplicates. */
+  /**
+   * How many decided signal ids are always remembered (the count window); ids are also
+   * kept by time, see `decidedUntil`.
+   */
   decidedCapacity?: number;
 }
 
@@ -128,6 +131,20 @@ export type RiskSnapshot = z.infer<typeof RiskSnapshot>;
 
 export const DEFAULT_DECIDED_CAPACITY = 200_000;
 
+/**
+ * Until when a decided signal id is kept (undefined when risk.max_signal_age_ms is 0).
+ * A copy of the signal arriving later than its ts + window is rejected STALE_SIGNAL
+ * (entries) anyway, so keeping the id until max(decided, ts) + window recognises every
+ * copy that could still be traded. The signal's ts counts at most one window ahead (a
+ * signal stamped further ahead is STALE_SIGNAL), so no id is kept past two windows:
+ * memory ≤ decisions per second × 2 × window.
+ */
+export function decidedUntil(decidedAt: number, signalTs: number, windowMs: number): number | undefined {
+  if (windowMs <= 0) return undefined;
+  const from = Math.min(Math.max(decidedAt, signalTs), decidedAt + windowMs);
+  return from + windowMs;
+}
+
 export class RiskState {
   private confirmed: Ledger;
   private view: Ledger;
@@ -148,7 +165,7 @@ export class RiskState {
    */
   private peak: Fixed;
   private counters: Counters = emptyCounters();
-  private readonly decided: RecentSet;
+  private readonly decided: DuplicateGuard;
   private readonly models: FillModels;
   private readonly maxDrawdown: Fixed;
   /** As execution checks it, so a projection is rejected exactly when the fill would be. */
@@ -158,7 +175,7 @@ export class RiskState {
     this.confirmed = new Ledger(fx(options.initialBalance));
     this.view = this.confirmed.clone();
     this.peak = this.view.equity();
-    this.decided = new RecentSet(options.decidedCapacity ?? DEFAULT_DECIDED_CAPACITY);
+    this.decided = new DuplicateGuard(options.decidedCapacity ?? DEFAULT_DECIDED_CAPACITY);
     this.models = createFillModels(options.execution);
     this.maxDrawdown = fx(options.limits.max_drawdown_pct);
     const deviation = options.execution.max_price_deviation_pct;
@@ -202,6 +219,7 @@ export class RiskState {
 
   /** Decides one signal, once per signal_id. */
   onSignal(signal: TradeSignal, now: number): SignalOutcome {
+    this.decided.evict(now);
     if (this.decided.has(signal.signal_id)) {
       this.counters.duplicates += 1;
       return { kind: 'duplicate' };
@@ -218,7 +236,7 @@ export class RiskState {
       now,
       maxSlippagePct: this.options.execution.max_slippage_pct,
     });
-    this.decided.add(signal.signal_id);
+    this.decided.add(signal.signal_id, decidedUntil(now, signal.ts, this.options.limits.max_signal_age_ms ?? 0));
     if (decision.kind === 'skip') {
       this.counters.skipped += 1;
     } else if (decision.kind === 'reject') {
@@ -239,9 +257,13 @@ export class RiskState {
     return decision;
   }
 
-  /** Remembers a decision found in the output streams at start-up (duplicates guard). */
-  rememberDecided(signalId: string): void {
-    this.decided.add(signalId);
+  /**
+   * Remembers a decision found in the streams at start-up (duplicates guard); with its
+   * decision and signal times it is kept by time exactly as when it was decided.
+   */
+  rememberDecided(signalId: string, times?: { decidedAt: number; signalTs: number }): void {
+    const window = this.options.limits.max_signal_age_ms ?? 0;
+    this.decided.add(signalId, times === undefined ? undefined : decidedUntil(times.decidedAt, times.signalTs, window));
   }
 
   /**
