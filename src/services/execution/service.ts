@@ -29,6 +29,7 @@ export class ExecutionService {
       seed: config.seed,
       ...config.execution,
       tickGate: tickGateFor(config),
+      expiryGraceMs: config.market.max_clock_skew_ms,
     });
     this.metrics = createServiceMetrics('execution');
     this.host = new ServiceHost(deps, {
@@ -54,6 +55,20 @@ export class ExecutionService {
     for (const entry of await bus.readLatest(TOPICS.execution, GUARD_REBUILD_ENTRIES)) {
       const signalId = payloadString(entry.fields.payload, 'signal_id');
       if (signalId) this.state.rememberFilled(signalId);
+    }
+    // And every order that could still be filled (its approval not yet expired), whatever
+    // the count: an approval expires at most inflight_timeout_ms after it was made, and was
+    // filled no earlier, so a result older than that (plus the clock grace) is safe to forget.
+    const horizon = config.risk.inflight_timeout_ms + config.market.max_clock_skew_ms;
+    const since = Math.max(0, this.startedAt - horizon);
+    for (let after = `${since}-0`; ; ) {
+      const page = await bus.readAfter(TOPICS.execution, after, 10_000);
+      for (const entry of page) {
+        const signalId = payloadString(entry.fields.payload, 'signal_id');
+        if (signalId) this.state.rememberFilled(signalId, Number(entry.id.split('-')[0]) + horizon);
+      }
+      if (page.length < 10_000) break;
+      after = page[page.length - 1]!.id;
     }
     // Every price at start-up, so every service has a mark before the first order.
     await bus.publishMany(this.state.currentTicks(clock.now()).map(tickOut));

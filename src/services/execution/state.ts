@@ -9,7 +9,7 @@ import type { InstrumentTable } from '../../core/instruments.js';
 import { MarketSimulator, priceTick, type SetPriceResult } from '../../core/market.js';
 import type { ExecutionResult, PriceTick, RiskApprovedSignal, TickSource } from '../../core/messages.js';
 import { keyedRandom } from '../../core/random.js';
-import { RecentSet } from '../../core/recent-set.js';
+import { DuplicateGuard } from '../../core/recent-set.js';
 import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 
 export interface ExecutionStateOptions {
@@ -22,8 +22,13 @@ export interface ExecutionStateOptions {
   max_price_deviation_pct: number;
   /** The market-data rules every service applies (services/common/ticks.ts builds it from config). */
   tickGate: TickGate;
-  /** How many filled signal ids are remembered to drop duplicates. */
+  /** How many filled signal ids are always remembered to drop duplicates (the count window). */
   filledCapacity?: number;
+  /**
+   * An order with `expires_ts` is also remembered until then plus this (market.max_clock_skew_ms):
+   * after that a copy can only be rejected EXPIRED, never filled twice.
+   */
+  expiryGraceMs?: number;
 }
 
 export const DEFAULT_FILLED_CAPACITY = 200_000;
@@ -82,7 +87,7 @@ export class ExecutionState {
   private simulator: MarketSimulator;
   /** When each symbol's price was last set; older ticks arriving late are ignored. */
   private readonly priceTs = new Map<string, number>();
-  private readonly filled: RecentSet;
+  private readonly filled: DuplicateGuard;
   private readonly models: FillModels;
   private stats: Stats = emptyStats();
   private stepNo = 0;
@@ -94,12 +99,13 @@ export class ExecutionState {
 
   constructor(private readonly options: ExecutionStateOptions) {
     this.simulator = new MarketSimulator(options.instruments, { stepPct: options.price_step_pct });
-    this.filled = new RecentSet(options.filledCapacity ?? DEFAULT_FILLED_CAPACITY);
+    this.filled = new DuplicateGuard(options.filledCapacity ?? DEFAULT_FILLED_CAPACITY);
     this.models = createFillModels(options);
     this.maxPriceDeviation = fx(options.max_price_deviation_pct);
   }
 
   onOrder(order: RiskApprovedSignal, now: number): OrderOutcome {
+    this.filled.evict(now);
     if (this.filled.has(order.signal_id)) {
       this.stats.duplicates += 1;
       return { kind: 'duplicate' };
@@ -117,7 +123,7 @@ export class ExecutionState {
         now,
         maxPriceDeviation: this.maxPriceDeviation,
       });
-    this.filled.add(order.signal_id);
+    this.filled.add(order.signal_id, order.expires_ts === undefined ? undefined : order.expires_ts + (this.options.expiryGraceMs ?? 0));
     this.stats.orders += 1;
     if (result.status === 'FILLED') {
       this.applyOwnFill(result);
@@ -176,8 +182,8 @@ export class ExecutionState {
   }
 
   /** Remembers a fill found in trade.execution.res at start-up (duplicates guard). */
-  rememberFilled(signalId: string): void {
-    this.filled.add(signalId);
+  rememberFilled(signalId: string, until?: number): void {
+    this.filled.add(signalId, until);
   }
 
   /**

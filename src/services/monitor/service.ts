@@ -43,7 +43,13 @@ export class MonitorService {
 
   constructor(private readonly deps: ServiceDeps) {
     this.instruments = instrumentTable(deps.config.instruments);
-    this.state = new MonitorState(deps.config.account.initial_balance_usd, undefined, tickGateFor(deps.config));
+    const { config } = deps;
+    this.state = new MonitorState(
+      config.account.initial_balance_usd,
+      undefined,
+      tickGateFor(config),
+      config.risk.inflight_timeout_ms + config.market.max_clock_skew_ms,
+    );
     this.metrics = createServiceMetrics('monitor');
     this.host = new ServiceHost(deps, {
       service: 'monitor',
@@ -63,6 +69,17 @@ export class MonitorService {
     for (const entry of await bus.readLatest(TOPICS.execution, GUARD_REBUILD_ENTRIES)) {
       const orderId = payloadString(entry.fields.payload, 'order_id');
       if (orderId) this.state.rememberApplied(orderId, entry.id);
+    }
+    // And every result within the time window, whatever the count (see MonitorState).
+    const windowMs = config.risk.inflight_timeout_ms + config.market.max_clock_skew_ms;
+    for (let after = `${Math.max(0, this.startedAt - windowMs)}-0`; ; ) {
+      const page = await bus.readAfter(TOPICS.execution, after, 10_000);
+      for (const entry of page) {
+        const orderId = payloadString(entry.fields.payload, 'order_id');
+        if (orderId) this.state.rememberApplied(orderId, entry.id, Number(entry.id.split('-')[0]) + windowMs);
+      }
+      if (page.length < 10_000) break;
+      after = page[page.length - 1]!.id;
     }
     this.host.consume();
     if (config.monitor.mark_interval_ms > 0) {

@@ -9,7 +9,7 @@ import { fx, toNumber } from '../../core/fixed.js';
 import { Ledger, LedgerSnapshot, ledgerFillOf, type FillEffect } from '../../core/ledger.js';
 import type { ExecutionResult, PositionCause, PositionUpdate, PositionView, PriceTick } from '../../core/messages.js';
 import { instrumentTable } from '../../core/instruments.js';
-import { RecentSet } from '../../core/recent-set.js';
+import { DuplicateGuard } from '../../core/recent-set.js';
 import { DEFAULT_TICK_RULES, TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 import { DEFAULT_INSTRUMENTS } from '../../platform/config.js';
 
@@ -39,7 +39,7 @@ export type FillOutcome =
 
 export class MonitorState {
   private ledger: Ledger;
-  private readonly applied: RecentSet;
+  private readonly applied: DuplicateGuard;
   private lastFillId = '0-0';
   private readonly priceTs = new Map<string, number>();
   private counters = { fills_applied: 0, rejected_results: 0, duplicates: 0, ticks: 0 };
@@ -49,9 +49,14 @@ export class MonitorState {
     appliedCapacity = DEFAULT_APPLIED_CAPACITY,
     /** The market-data rules every service applies (services/common/ticks.ts builds it from config). */
     readonly tickGate: TickGate = new TickGate(instrumentTable(DEFAULT_INSTRUMENTS), DEFAULT_TICK_RULES),
+    /**
+     * Order ids are also kept this long after their result (risk.inflight_timeout_ms +
+     * market.max_clock_skew_ms): execution cannot fill a copy of an order after that.
+     */
+    private readonly appliedWindowMs = 0,
   ) {
     this.ledger = new Ledger(fx(initialBalance));
-    this.applied = new RecentSet(appliedCapacity);
+    this.applied = new DuplicateGuard(appliedCapacity);
   }
 
   /**
@@ -62,12 +67,13 @@ export class MonitorState {
    * latest update per symbol would then ignore it (e.g. never see a position close).
    */
   onExecution(result: ExecutionResult, entryId: string, now: number): FillOutcome {
+    this.applied.evict(now);
     if (compareIds(entryId, this.lastFillId) <= 0 || this.applied.has(result.order_id)) {
       this.counters.duplicates += 1;
       return { kind: 'duplicate' };
     }
     this.lastFillId = entryId;
-    this.applied.add(result.order_id);
+    this.applied.add(result.order_id, this.appliedWindowMs > 0 ? result.ts + this.appliedWindowMs : undefined);
     if (result.status !== 'FILLED') {
       this.counters.rejected_results += 1;
       return { kind: 'rejected' };
@@ -79,8 +85,8 @@ export class MonitorState {
   }
 
   /** Remembers an order applied before the last snapshot (rebuilding the guard at start-up). */
-  rememberApplied(orderId: string, entryId: string): void {
-    if (compareIds(entryId, this.lastFillId) <= 0) this.applied.add(orderId);
+  rememberApplied(orderId: string, entryId: string, until?: number): void {
+    if (compareIds(entryId, this.lastFillId) <= 0) this.applied.add(orderId, until);
   }
 
   /** Through the tick gate (the rules risk and execution apply); an accepted tick sets the mark. */
