@@ -147,8 +147,8 @@ export const isRiskApprovedSignal: Guard = (v) =>
   typeof v.reduce_only === 'boolean' &&
   epochMs(v.approved_ts) &&
   oneOf(v.origin, ORIGINS) &&
-  checks(v.checks) &&
-  sizing(v.sizing);
+  (v.checks === undefined || checks(v.checks)) &&
+  (v.sizing === undefined || sizing(v.sizing));
 
 const REJECTION_KEYS = new Set([...SIGNAL_KEYS, 'signal_ts', 'reasons', 'checks', 'sizing']);
 
