@@ -57,9 +57,18 @@ export function buildProgram(exit: (code: number) => void): Command {
       .option('--no-dashboard', 'do not serve the web dashboard'),
     'run on this Redis instead of the embedded bus (or REDIS_URL)',
   ).action(async (options: CommonOptions & { demo: boolean; rate?: number; plain?: boolean; dashboard: boolean }) => {
-    const config = readConfig(options, options.rate ? { 'demo.signals_per_second': options.rate } : {});
+    const { demoProfileFor } = await import('./demo-profile.js');
+    const profile = demoProfileFor({ demo: options.demo, configPath: options.config, env: process.env, cwd: process.cwd() });
+    const config = readConfig(options, { ...profile, ...(options.rate ? { 'demo.signals_per_second': options.rate } : {}) });
     const { runUp } = await import('./up.js');
-    exit(await runUp(config, { demo: options.demo, plain: options.plain === true, dashboard: options.dashboard }));
+    exit(
+      await runUp(config, {
+        demo: options.demo,
+        plain: options.plain === true,
+        dashboard: options.dashboard,
+        demoProfile: profile !== null,
+      }),
+    );
   });
 
   for (const [name, title] of [
