@@ -239,6 +239,24 @@ describe('Execution service: fills', () => {
   });
 });
 
+describe('Execution service: what an approval must carry', () => {
+  it('fills an approval published without the decision record (checks, sizing): SPEC §2 does not require them', async () => {
+    const bus = await scope.openBus();
+    const exec = await scope.launch('execution', { bus });
+    await setPrice(exec, 'BTCUSDT', 50_000);
+    const { checks: _checks, sizing: _sizing, ...bare } = approval({ side: 'BUY', quantity: 0.01 });
+    const noSizing = { ...approval({ side: 'SELL', quantity: 0.01 }), sizing: undefined };
+    await bus.publish(TOPICS.safe, bare);
+    await bus.publish(TOPICS.safe, noSizing);
+    const results = await waitForPayloads(bus, TOPICS.execution, ExecutionResult, 2);
+    expect(results.map((r) => [r.signal_id, r.status])).toEqual([
+      [bare.signal_id, 'FILLED'],
+      [noSizing.signal_id, 'FILLED'],
+    ]);
+    expect(await readDeadLetters(bus, TOPICS.safe)).toEqual([]);
+  });
+});
+
 describe('Execution service: market simulator', () => {
   it('publishes every price at start and moves each by at most price_step_pct per step', async () => {
     const stepPct = 0.002;

@@ -123,8 +123,8 @@ function reasons(c: Case = {}): string[] {
   return d.kind === 'reject' ? d.message.reasons : [];
 }
 
-function check(checks: CheckEntry[], rule: string): CheckEntry {
-  const entry = checks.find((e) => e.rule === rule);
+function check(checks: CheckEntry[] | undefined, rule: string): CheckEntry {
+  const entry = checks?.find((e) => e.rule === rule);
   if (!entry) throw new Error(`no check ${rule} in ${JSON.stringify(checks)}`);
   return entry;
 }

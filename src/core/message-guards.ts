@@ -155,8 +155,8 @@ export const isRiskApprovedSignal: Guard = (v) =>
   epochMs(v.approved_ts) &&
   optional(v.expires_ts, epochMs) &&
   oneOf(v.origin, ORIGINS) &&
-  checks(v.checks) &&
-  sizing(v.sizing);
+  (v.checks === undefined || checks(v.checks)) &&
+  (v.sizing === undefined || sizing(v.sizing));
 
 const REJECTION_KEYS = new Set([...SIGNAL_KEYS, 'signal_ts', 'reasons', 'checks', 'sizing']);
 

@@ -136,8 +136,10 @@ export const RiskApprovedSignal = z.object({
   /** Execution never fills this order after this instant (epoch ms); absent: no expiry. */
   expires_ts: epochMs.optional(),
   origin: Origin,
-  checks: z.array(CheckEntry),
-  sizing: SizingRecord.nullable(),
+  // The decision record: the risk service always writes it, but it is for people, not
+  // for execution, so SPEC §2 leaves it optional on the wire.
+  checks: z.array(CheckEntry).optional(),
+  sizing: SizingRecord.nullable().optional(),
 });
 export type RiskApprovedSignal = z.infer<typeof RiskApprovedSignal>;
 
