@@ -239,7 +239,7 @@ const BOUNDS = {
 
 function renderEnum(def: EnumDef): string {
   const members = def.values.map((value) => `    ${memberName(value)} = ${pyString(value)}`).join('\n');
-  return `class ${def.name}(str, Enum):\n${members}\n\n    def __str__(self) -> str:\n        return str(self.value)\n`;
+  return `class ${def.name}(str, Enum):\n${members}\n\n    def __str__(self) -> str:\n        return str(self.value)\n\n    def __repr__(self) -> str:\n        return f"{type(self).__name__}.{self.name}"\n`;
 }
 
 function renderClass(renderer: Renderer, def: ClassDef): string {

@@ -42,6 +42,9 @@ class ExecutionStatus(str, Enum):
     def __str__(self) -> str:
         return str(self.value)
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
 
 class Intent(str, Enum):
     OPEN = "OPEN"
@@ -51,6 +54,9 @@ class Intent(str, Enum):
     def __str__(self) -> str:
         return str(self.value)
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
 
 class OrderSide(str, Enum):
     BUY = "BUY"
@@ -58,6 +64,9 @@ class OrderSide(str, Enum):
 
     def __str__(self) -> str:
         return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
 
 
 class Origin(str, Enum):
@@ -68,6 +77,9 @@ class Origin(str, Enum):
     def __str__(self) -> str:
         return str(self.value)
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
 
 class PositionCause(str, Enum):
     FILL = "fill"
@@ -77,6 +89,9 @@ class PositionCause(str, Enum):
     def __str__(self) -> str:
         return str(self.value)
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
 
 class PositionSide(str, Enum):
     LONG = "LONG"
@@ -85,6 +100,9 @@ class PositionSide(str, Enum):
 
     def __str__(self) -> str:
         return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
 
 
 class ReasonCode(str, Enum):
@@ -102,6 +120,9 @@ class ReasonCode(str, Enum):
     def __str__(self) -> str:
         return str(self.value)
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
 
 class SignalAction(str, Enum):
     BUY = "BUY"
@@ -112,6 +133,9 @@ class SignalAction(str, Enum):
     def __str__(self) -> str:
         return str(self.value)
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
 
 class SizingSource(str, Enum):
     ROUND_TRIPS = "round_trips"
@@ -121,6 +145,9 @@ class SizingSource(str, Enum):
     def __str__(self) -> str:
         return str(self.value)
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
 
 class TickSource(str, Enum):
     SIMULATOR = "simulator"
@@ -129,6 +156,9 @@ class TickSource(str, Enum):
 
     def __str__(self) -> str:
         return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
 
 
 @dataclass(frozen=True)
