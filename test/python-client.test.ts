@@ -10,7 +10,7 @@
  * naming what is missing, and fail when CI is set (.ci/run installs them).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -132,6 +132,60 @@ describe.skipIf(!python && !inCi)('the Python client against the loop on Redis',
       expect(ran.code, `${block}\n${ran.output}`).toBe(0);
     }
   }, 300_000);
+
+  it('generates what other branches add: optional fields, new enums, nested objects, arrays, records, nullables, new messages', async () => {
+    if (!python) throw new Error(`CI needs ${missing}`);
+    const schemas = structuredClone(messageJsonSchemas());
+    const approved = schemas['RiskApprovedSignal.json'] as { properties: Record<string, unknown>; required: string[] };
+    approved.required = approved.required.filter((key) => key !== 'checks' && key !== 'sizing');
+    approved.properties.exit_reason = { type: 'string', enum: ['signal', 'stop_loss', 'take_profit'] };
+    approved.properties.expires_ts = { type: 'integer', minimum: 0 };
+    schemas['FeedbackEvent.json'] = {
+      type: 'object',
+      properties: {
+        signal_id: { type: 'string', minLength: 1 },
+        level: { type: 'string', enum: ['low', 'high'] },
+        scores: { type: 'array', items: { type: 'number', minimum: 0, maximum: 1 }, minItems: 1 },
+        window: { type: 'object', properties: { start: { type: 'integer' }, end: { type: 'integer' } }, required: ['start', 'end'] },
+        labels: { type: 'object', additionalProperties: { type: 'string' } },
+        note: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+      },
+      required: ['signal_id', 'level', 'scores', 'window'],
+    };
+    schemas['topic.trade.feedback.json'] = { $ref: 'FeedbackEvent.json' };
+    const files = renderPythonClient(
+      inputsFromSchemaFiles(schemas, { ...TOPICS, feedback: 'trade.feedback' }, DLQ_SUFFIX, Object.values(GROUPS)),
+    );
+    const dir = mkdtempSync(join(tmpdir(), 'qt-python-gen-'));
+    try {
+      mkdirSync(join(dir, 'quantum_trader'));
+      writeFileSync(join(dir, 'quantum_trader', '__init__.py'), '');
+      copyFileSync(join(CLIENT, 'quantum_trader', '_runtime.py'), join(dir, 'quantum_trader', '_runtime.py'));
+      for (const [path, text] of Object.entries(files)) writeFileSync(join(dir, path), text);
+      const script = [
+        'import pytest',
+        'from quantum_trader.messages import FeedbackEvent, FeedbackEventWindow, Level, ExitReason, RiskApprovedSignal',
+        'from quantum_trader.topics import TOPIC_MESSAGES, Topic',
+        'assert TOPIC_MESSAGES["trade.feedback"] is FeedbackEvent and Topic.FEEDBACK.value == "trade.feedback"',
+        'good = {"signal_id": "s", "level": "high", "scores": [0.1, 1], "window": {"start": 1, "end": 2}, "labels": {"a": "b"}, "note": None}',
+        'event = FeedbackEvent.from_dict(good)',
+        'assert event.level is Level.HIGH and event.window == FeedbackEventWindow(start=1, end=2) and event.note is None',
+        'assert FeedbackEvent.from_json(event.to_json()) == event',
+        'with pytest.raises(ValueError, match=r"scores\\[1\\]: must be <= 1"): FeedbackEvent.from_dict({**good, "scores": [0.1, 2]})',
+        'with pytest.raises(ValueError, match=r"window\\.end: is required"): FeedbackEvent.from_dict({**good, "window": {"start": 1}})',
+        'with pytest.raises(ValueError, match=r"labels\\.a: must be a string"): FeedbackEvent.from_dict({**good, "labels": {"a": 1}})',
+        'with pytest.raises(ValueError, match=r"level: must be one of low, high"): FeedbackEvent(**{**good, "level": "mid"})',
+        'assert RiskApprovedSignal.__dataclass_fields__["checks"].default is None',
+        'assert ExitReason.STOP_LOSS.value == "stop_loss"',
+        'print("generated ok")',
+      ].join('\n');
+      const result = await run(python, ['-c', script], { ...env, PYTHONPATH: dir }, 60_000, dir);
+      expect(result.code, `${result.output}\n${files['quantum_trader/messages.py']}`).toBe(0);
+      expect(result.output).toContain('generated ok');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('passes mypy --strict', async () => {
     if (!python) throw new Error(`CI needs ${missing}`);
