@@ -140,9 +140,11 @@ class Bus:
             for entry_id, fields in entries:
                 after = entry_id
                 try:
-                    yield decode(name, entry_id, fields)
+                    message = decode(name, entry_id, fields)
                 except InvalidMessage as error:
                     log.warning("skipping invalid entry: %s", error)
+                    continue
+                yield message
 
     def latest(self, topic: TopicName, count: int = 10) -> List[Message]:
         """The newest ``count`` valid messages of ``topic``, oldest first."""

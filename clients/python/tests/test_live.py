@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+import quantum_trader
 from conftest import needs_loop
 from quantum_trader import (
     Bus,
@@ -63,8 +64,9 @@ def test_a_bad_signal_is_refused_client_side_naming_the_field(bus: Bus) -> None:
 def test_a_consumer_that_raises_leaves_its_entry_pending_and_gets_it_again(bus: Bus, unique: str) -> None:
     group = f"raiser-{unique}"
     signals = bus.subscribe(Topic.SIGNAL, group, "worker-1", start="$", idle_timeout=10)
-    # A HOLD: the risk gate takes no action on it, so this test trades nothing.
-    signal_id = bus.publish_trade_signal("BNBUSDT", "HOLD", 0.5, "pytest", signal_id=f"hold-{unique}")
+    # A HOLD: the risk gate takes no action on it, so this test trades nothing. Published with
+    # the module-level function, on the default bus (REDIS_URL, QT_STREAM_PREFIX).
+    signal_id = quantum_trader.publish_trade_signal("BNBUSDT", "HOLD", 0.5, "pytest", signal_id=f"hold-{unique}")
 
     with pytest.raises(RuntimeError, match="model crashed"):
         for signal in signals:
