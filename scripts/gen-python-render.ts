@@ -12,18 +12,38 @@
  * converts it, so a bad value fails when the dataclass is built, naming the field.
  */
 
+import { PAYLOAD_FIELD } from '../src/bus/codec.js';
+import { DLQ_SUFFIX, GROUPS, TOPICS } from '../src/bus/topics.js';
+import { SCHEMA_VERSION } from '../src/core/messages.js';
+
 export type JsonSchema = Record<string, unknown>;
 
-export interface PythonInputs {
-  /** Named message schemas by name (TradeSignal → its schema object). */
-  schemas: Record<string, JsonSchema>;
-  /** Topic base name → the name of its payload's schema (from topic.<name>.json's $ref). */
-  topicMessages: Record<string, string>;
+/** The facts of the wire the schemas do not hold, from the TypeScript that defines them. */
+export interface WireConstants {
   /** Constant name → topic base name (src/bus/topics.ts TOPICS). */
   topics: Record<string, string>;
   dlqSuffix: string;
   /** The services' own consumer groups, which a client must never read with. */
   serviceGroups: readonly string[];
+  schemaVersion: number;
+  payloadField: string;
+}
+
+export function wireConstants(): WireConstants {
+  return {
+    topics: { ...TOPICS },
+    dlqSuffix: DLQ_SUFFIX,
+    serviceGroups: Object.values(GROUPS),
+    schemaVersion: SCHEMA_VERSION,
+    payloadField: PAYLOAD_FIELD,
+  };
+}
+
+export interface PythonInputs extends WireConstants {
+  /** Named message schemas by name (TradeSignal → its schema object). */
+  schemas: Record<string, JsonSchema>;
+  /** Topic base name → the name of its payload's schema (from topic.<name>.json's $ref). */
+  topicMessages: Record<string, string>;
 }
 
 /** Names of enums, by `Message.field` or `field`; the TypeScript names in src/core/messages.ts. */
@@ -299,7 +319,7 @@ export function renderPythonClient(inputs: PythonInputs): Record<string, string>
   const usedMessages = [...new Set(topicMessages.map(([, name]) => name))].sort();
   const topics = [
     HEADER,
-    '"""The streams of the loop (src/bus/topics.ts) and the message each one carries."""',
+    '"""The streams of the loop (src/bus/topics.ts), the message each one carries, and the wire constants."""',
     '',
     'from __future__ import annotations',
     '',
@@ -325,6 +345,12 @@ export function renderPythonClient(inputs: PythonInputs): Record<string, string>
     '#: A failed entry is moved to `<topic>` + this suffix.',
     `DLQ_SUFFIX = ${pyString(inputs.dlqSuffix)}`,
     '',
+    '#: The one field of every entry, holding the JSON payload.',
+    `PAYLOAD_FIELD = ${pyString(inputs.payloadField)}`,
+    '',
+    '#: The schema_version a producer writes.',
+    `SCHEMA_VERSION = ${pyNumber(inputs.schemaVersion)}`,
+    '',
     "#: The services' own consumer groups: reading with one would take entries from a service.",
     `SERVICE_GROUPS: Tuple[str, ...] = (${inputs.serviceGroups.map(pyString).join(', ')}${inputs.serviceGroups.length === 1 ? ',' : ''})`,
     '',
@@ -334,12 +360,7 @@ export function renderPythonClient(inputs: PythonInputs): Record<string, string>
 }
 
 /** The inputs from the JSON Schema files (file name → schema object), as docs/schemas holds them. */
-export function inputsFromSchemaFiles(
-  files: Record<string, JsonSchema>,
-  topics: Record<string, string>,
-  dlqSuffix: string,
-  serviceGroups: readonly string[],
-): PythonInputs {
+export function inputsFromSchemaFiles(files: Record<string, JsonSchema>, wire: WireConstants = wireConstants()): PythonInputs {
   const schemas: Record<string, JsonSchema> = {};
   const topicMessages: Record<string, string> = {};
   for (const [file, schema] of Object.entries(files)) {
@@ -351,5 +372,5 @@ export function inputsFromSchemaFiles(
       schemas[file.replace(/\.json$/, '')] = schema;
     }
   }
-  return { schemas, topicMessages, topics, dlqSuffix, serviceGroups };
+  return { ...wire, schemas, topicMessages };
 }

@@ -5,7 +5,6 @@
  */
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DLQ_SUFFIX, GROUPS, TOPICS } from '../src/bus/topics.js';
 import { inputsFromSchemaFiles, renderPythonClient, type JsonSchema } from './gen-python-render.js';
 
 const root = join(import.meta.dirname, '..');
@@ -14,6 +13,6 @@ const files: Record<string, JsonSchema> = {};
 for (const file of readdirSync(schemaDir).filter((f) => f.endsWith('.json')).sort()) {
   files[file] = JSON.parse(readFileSync(join(schemaDir, file), 'utf8')) as JsonSchema;
 }
-const outputs = renderPythonClient(inputsFromSchemaFiles(files, TOPICS, DLQ_SUFFIX, Object.values(GROUPS)));
+const outputs = renderPythonClient(inputsFromSchemaFiles(files));
 for (const [path, text] of Object.entries(outputs)) writeFileSync(join(root, 'clients', 'python', path), text);
 console.log(`wrote ${Object.keys(outputs).map((p) => `clients/python/${p}`).join(', ')} from ${Object.keys(files).length} schemas`);

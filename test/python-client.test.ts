@@ -14,9 +14,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DLQ_SUFFIX, GROUPS, TOPICS } from '../src/bus/topics.js';
 import { messageJsonSchemas } from '../src/core/json-schemas.js';
-import { inputsFromSchemaFiles, renderPythonClient } from '../scripts/gen-python-render.js';
+import { inputsFromSchemaFiles, renderPythonClient, wireConstants } from '../scripts/gen-python-render.js';
 import { REPO, ensureBuilt, killAll, newDeployment, removeScratch, startServices, type Services } from './helpers/processes.js';
 import { cleanupPrefix, redisUrl, uniquePrefix } from './helpers/redis.js';
 
@@ -24,7 +23,7 @@ const CLIENT = join(REPO, 'clients', 'python');
 
 describe('clients/python generated messages', () => {
   it('match docs/schemas (run `npm run schemas` when this fails)', () => {
-    const expected = renderPythonClient(inputsFromSchemaFiles(messageJsonSchemas(), TOPICS, DLQ_SUFFIX, Object.values(GROUPS)));
+    const expected = renderPythonClient(inputsFromSchemaFiles(messageJsonSchemas()));
     for (const [path, text] of Object.entries(expected)) {
       expect(readFileSync(join(CLIENT, path), 'utf8'), `clients/python/${path} is stale`).toBe(text);
     }
@@ -154,7 +153,7 @@ describe.skipIf(!python && !inCi)('the Python client against the loop on Redis',
     };
     schemas['topic.trade.feedback.json'] = { $ref: 'FeedbackEvent.json' };
     const files = renderPythonClient(
-      inputsFromSchemaFiles(schemas, { ...TOPICS, feedback: 'trade.feedback' }, DLQ_SUFFIX, Object.values(GROUPS)),
+      inputsFromSchemaFiles(schemas, { ...wireConstants(), topics: { ...wireConstants().topics, feedback: 'trade.feedback' } }),
     );
     const dir = mkdtempSync(join(tmpdir(), 'qt-python-gen-'));
     try {

@@ -12,13 +12,11 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Type, Union
 
 from ._runtime import Message
 from .messages import ExecutionResult, RiskRejection, SignalAction, TradeSignal
-from .topics import DLQ_SUFFIX, SERVICE_GROUPS, TOPIC_MESSAGES, Topic
+from .topics import DLQ_SUFFIX, PAYLOAD_FIELD, SCHEMA_VERSION, SERVICE_GROUPS, TOPIC_MESSAGES, Topic
 
 log = logging.getLogger("quantum_trader")
 
 DEFAULT_URL = "redis://127.0.0.1:6379"
-PAYLOAD_FIELD = "payload"
-SCHEMA_VERSION = 1
 
 #: What `subscribe` does with an entry whose payload fails validation.
 ON_INVALID = ("dlq", "raise")
