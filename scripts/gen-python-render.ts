@@ -175,6 +175,14 @@ class Renderer {
   }
 
   typeOf(schema: JsonSchema, owner: string, field: string): FieldType {
+    if (typeof schema.$ref === 'string') {
+      const [target, name] = this.resolve(schema.$ref, owner);
+      if (target.properties !== undefined) {
+        const cls = this.classFor(target, name);
+        return { annotation: cls, descriptor: `Obj(${cls})` };
+      }
+      return this.typeOf(target, owner, field);
+    }
     if (Array.isArray(schema.anyOf) || Array.isArray(schema.oneOf)) {
       const options = ((schema.anyOf ?? schema.oneOf) as JsonSchema[]).map((option) => this.typeOf(option, owner, field));
       return this.union(options);
@@ -223,6 +231,15 @@ class Renderer {
       default:
         return { annotation: 'Any', descriptor: 'AnyJson()' };
     }
+  }
+
+  /** A `$ref` to another schema file (`TradeSignal.json`) or to a definition (`#/$defs/X`) of the owner's schema. */
+  resolve(ref: string, owner: string): [JsonSchema, string] {
+    const local = /^#\/\$defs\/(.+)$/.exec(ref)?.[1];
+    const name = local ?? ref.replace(/\.json$/, '');
+    const target = local === undefined ? this.named[name] : (this.named[owner]?.$defs as Record<string, JsonSchema> | undefined)?.[local];
+    if (target === undefined) throw new Error(`${owner}: cannot resolve $ref ${ref}`);
+    return [target, name];
   }
 
   union(options: FieldType[]): FieldType {

@@ -148,8 +148,11 @@ describe.skipIf(!python && !inCi)('the Python client against the loop on Redis',
         window: { type: 'object', properties: { start: { type: 'integer' }, end: { type: 'integer' } }, required: ['start', 'end'] },
         labels: { type: 'object', additionalProperties: { type: 'string' } },
         note: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+        portfolio: { $ref: 'PortfolioSummary.json' },
+        span: { $ref: '#/$defs/Span' },
       },
       required: ['signal_id', 'level', 'scores', 'window'],
+      $defs: { Span: { type: 'object', properties: { bars: { type: 'integer', minimum: 1 } }, required: ['bars'] } },
     };
     schemas['topic.trade.feedback.json'] = { $ref: 'FeedbackEvent.json' };
     const files = renderPythonClient(
@@ -163,7 +166,7 @@ describe.skipIf(!python && !inCi)('the Python client against the loop on Redis',
       for (const [path, text] of Object.entries(files)) writeFileSync(join(dir, path), text);
       const script = [
         'import pytest',
-        'from quantum_trader.messages import FeedbackEvent, FeedbackEventWindow, Level, ExitReason, RiskApprovedSignal',
+        'from quantum_trader.messages import FeedbackEvent, FeedbackEventWindow, Level, ExitReason, PortfolioSummary, RiskApprovedSignal, Span',
         'from quantum_trader.topics import TOPIC_MESSAGES, Topic',
         'assert TOPIC_MESSAGES["trade.feedback"] is FeedbackEvent and Topic.FEEDBACK.value == "trade.feedback"',
         'good = {"signal_id": "s", "level": "high", "scores": [0.1, 1], "window": {"start": 1, "end": 2}, "labels": {"a": "b"}, "note": None}',
@@ -176,6 +179,9 @@ describe.skipIf(!python && !inCi)('the Python client against the loop on Redis',
         'with pytest.raises(ValueError, match=r"level: must be one of low, high"): FeedbackEvent(**{**good, "level": "mid"})',
         'assert RiskApprovedSignal.__dataclass_fields__["checks"].default is None',
         'assert ExitReason.STOP_LOSS.value == "stop_loss"',
+        'assert FeedbackEvent.from_dict({**good, "span": {"bars": 3}}).span == Span(bars=3)',
+        'with pytest.raises(ValueError, match=r"span\\.bars: must be >= 1"): FeedbackEvent.from_dict({**good, "span": {"bars": 0}})',
+        'assert FeedbackEvent.__dataclass_fields__["portfolio"].type == "Optional[PortfolioSummary]"',
         'print("generated ok")',
       ].join('\n');
       const result = await run(python, ['-c', script], { ...env, PYTHONPATH: dir }, 60_000, dir);
