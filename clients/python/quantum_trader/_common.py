@@ -3,6 +3,7 @@ Everything here is free of I/O, so both buses behave the same by construction.""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -186,8 +187,6 @@ def block_for(block_ms: int, deadline: Optional[float]) -> Optional[int]:
 
 def signal_id_of(fields: Optional[Mapping[str, str]]) -> Optional[str]:
     """The signal_id in an entry's payload without validating the rest (a cheap filter)."""
-    import json
-
     try:
         payload = json.loads((fields or {}).get(PAYLOAD_FIELD, ""))
     except ValueError:

@@ -109,12 +109,12 @@ class Bus:
         after = await self._last_id(key) if since == "$" else since
         deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
         while True:
-            block = block_for(block_ms, deadline)
-            if block is None:
-                return
+            block = block_for(block_ms, deadline)  # None: the idle time is up, one last look without waiting
             entries = entries_of(await self.redis.xread({key: after}, count=100, block=block))
             if entries and idle_timeout is not None:
                 deadline = time.monotonic() + idle_timeout
+            elif block is None:
+                return
             for entry_id, fields in entries:
                 after = entry_id
                 try:
@@ -270,16 +270,18 @@ class Subscription:
             self._deadline = time.monotonic() + self._idle_timeout
         while not self._buffer:
             own = self._cursor.own_pending
+            # Pending entries are read without waiting; so is the last look once the idle time is up.
             block = None if own else block_for(self._block_ms, self._deadline)
-            if not own and block is None:
-                return False
+            last_look = not own and block is None
             reply = await self.bus.redis.xreadgroup(
                 self.group, self.consumer, {self._key: self._cursor.read_id}, count=self._count, block=block
             )
             entries = entries_of(reply)
             self._cursor.advance(entries)
-            if entries and not own and self._idle_timeout is not None:
+            if entries and self._idle_timeout is not None:
                 self._deadline = time.monotonic() + self._idle_timeout
+            elif last_look:
+                return False
             self._buffer = entries
         return True
 

@@ -131,12 +131,12 @@ class Bus:
         after = self._last_id(key) if since == "$" else since
         deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
         while True:
-            block = block_for(block_ms, deadline)
-            if block is None:
-                return
+            block = block_for(block_ms, deadline)  # None: the idle time is up, one last look without waiting
             entries = entries_of(self.redis.xread({key: after}, count=100, block=block))
             if entries and idle_timeout is not None:
                 deadline = time.monotonic() + idle_timeout
+            elif block is None:
+                return
             for entry_id, fields in entries:
                 after = entry_id
                 try:
@@ -293,16 +293,18 @@ class Subscription:
             self._deadline = time.monotonic() + self._idle_timeout
         while not self._buffer:
             own = self._cursor.own_pending
+            # Pending entries are read without waiting; so is the last look once the idle time is up.
             block = None if own else block_for(self._block_ms, self._deadline)
-            if not own and block is None:
-                return False
+            last_look = not own and block is None
             reply = self.bus.redis.xreadgroup(
                 self.group, self.consumer, {self._key: self._cursor.read_id}, count=self._count, block=block
             )
             entries = entries_of(reply)
             self._cursor.advance(entries)
-            if entries and not own and self._idle_timeout is not None:
+            if entries and self._idle_timeout is not None:
                 self._deadline = time.monotonic() + self._idle_timeout
+            elif last_look:
+                return False
             self._buffer = entries
         return True
 
