@@ -30,10 +30,11 @@ describe('clients/python generated messages', () => {
   });
 });
 
-/** The first python3 that imports redis and pytest; the reason when none does. */
+/** The first python3 (QT_TEST_PYTHON, else Debian's, else PATH's) that imports redis, pytest and venv; else why not. */
 function findPython(): { python: string | null; missing: string } {
   const tried: string[] = [];
-  for (const candidate of ['/usr/bin/python3', 'python3']) {
+  const candidates = process.env.QT_TEST_PYTHON ? [process.env.QT_TEST_PYTHON] : ['/usr/bin/python3', 'python3'];
+  for (const candidate of candidates) {
     const probe = spawnSync(candidate, ['-c', 'import redis, pytest, venv'], { encoding: 'utf8' });
     if (probe.status === 0) return { python: candidate, missing: '' };
     tried.push(`${candidate}: ${probe.error ? 'not found' : (probe.stderr.trim().split('\n').pop() ?? 'failed')}`);
