@@ -226,7 +226,8 @@ class Renderer {
           typeof additional === 'object' && additional !== null
             ? this.typeOf(additional as JsonSchema, owner, field)
             : { annotation: 'Any', descriptor: 'AnyJson()' };
-        return { annotation: `Dict[str, ${value.annotation}]`, descriptor: `DictOf(${value.descriptor})` };
+        const bounds = this.args(schema, { minProperties: 'min_properties', maxProperties: 'max_properties' });
+        return { annotation: `Dict[str, ${value.annotation}]`, descriptor: `DictOf(${value.descriptor}${bounds ? `, ${bounds}` : ''})` };
       }
       default:
         return { annotation: 'Any', descriptor: 'AnyJson()' };

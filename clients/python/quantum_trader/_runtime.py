@@ -213,12 +213,18 @@ class ListOf(Descriptor):
 
 
 class DictOf(Descriptor):
-    def __init__(self, value: Descriptor) -> None:
+    def __init__(self, value: Descriptor, min_properties: Optional[int] = None, max_properties: Optional[int] = None) -> None:
         self._value = value
+        self._min = min_properties
+        self._max = max_properties
 
     def load(self, value: Any, path: str) -> Any:
         if not isinstance(value, Mapping):
             raise _fail(path, "must be an object", value)
+        if self._min is not None and len(value) < self._min:
+            raise _fail(path, f"must have at least {self._min} key(s)", value)
+        if self._max is not None and len(value) > self._max:
+            raise _fail(path, f"must have at most {self._max} key(s)", value)
         out: Dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
