@@ -13,6 +13,7 @@ import { instrumentTable } from '../src/core/instruments.js';
 import type { RunningPriceSource } from '../src/core/market.js';
 import { PriceTick } from '../src/core/messages.js';
 import { seededRandom } from '../src/core/random.js';
+import { DEFAULT_TICK_RULES, TickGate } from '../src/core/tick-rules.js';
 import { SimulatorSource } from '../src/feeds/simulator.js';
 import { systemClock } from '../src/platform/clock.js';
 import { DEFAULT_INSTRUMENTS } from '../src/platform/config.js';
@@ -96,7 +97,16 @@ const SUBJECTS: ContractSubject[] = [
   {
     name: 'simulator',
     async start() {
-      const state = new ExecutionState({ instruments: INSTRUMENTS, seed: 3, fee_rate: 0.0004, max_slippage_pct: 0.001, price_step_pct: 0.01, spread_pct: 0.0002 });
+      const state = new ExecutionState({
+        instruments: INSTRUMENTS,
+        seed: 3,
+        fee_rate: 0.0004,
+        max_slippage_pct: 0.001,
+        price_step_pct: 0.01,
+        max_price_deviation_pct: 0.05,
+        spread_pct: 0.0002,
+        tickGate: new TickGate(INSTRUMENTS, DEFAULT_TICK_RULES),
+      });
       const source = new SimulatorSource({ intervalMs: 20, clock: systemClock, step: (now) => state.step(now), price: (s) => state.mark(s), symbols: [...INSTRUMENTS.keys()] });
       const ticks: PriceTick[] = [];
       await source.start((batch) => ticks.push(...batch));

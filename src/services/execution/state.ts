@@ -4,13 +4,14 @@
  * the price source), the fill guard (each signal_id fills once) and the statistics.
  */
 import { z } from 'zod';
-import { ZERO, fx, toNumber, type Fixed } from '../../core/fixed.js';
-import { createFillModels, paperFill, rejectCodeOf, type FillModels } from '../../core/fills.js';
+import { ZERO, abs, fx, toDecimalString, toNumber, type Fixed } from '../../core/fixed.js';
+import { createFillModels, isExpired, paperFill, paperReject, rejectCodeOf, type FillModels } from '../../core/fills.js';
 import type { InstrumentTable } from '../../core/instruments.js';
 import { MarketSimulator, priceTick, syntheticQuote, type Quote, type SetPriceResult } from '../../core/market.js';
 import type { ExecutionResult, PriceTick, RiskApprovedSignal, TickSource } from '../../core/messages.js';
 import { keyedRandom } from '../../core/random.js';
-import { RecentSet } from '../../core/recent-set.js';
+import { DuplicateGuard } from '../../core/recent-set.js';
+import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 
 export interface ExecutionStateOptions {
   instruments: InstrumentTable;
@@ -25,8 +26,17 @@ export interface ExecutionStateOptions {
    * (the configured start prices are the simulator's, not the market's).
    */
   external?: boolean;
-  /** How many filled signal ids are remembered to drop duplicates. */
+  /** `execution.max_price_deviation_pct`: the furthest a fill may be from the approval's reference_price. */
+  max_price_deviation_pct: number;
+  /** The market-data rules every service applies (services/common/ticks.ts builds it from config). */
+  tickGate: TickGate;
+  /** How many filled signal ids are always remembered to drop duplicates (the count window). */
   filledCapacity?: number;
+  /**
+   * An order with `expires_ts` is also remembered until then plus this (market.max_clock_skew_ms):
+   * after that a copy can only be rejected EXPIRED, never filled twice.
+   */
+  expiryGraceMs?: number;
 }
 
 export const DEFAULT_FILLED_CAPACITY = 200_000;
@@ -59,6 +69,14 @@ export const ExecutionSnapshot = z.object({
   price_ts: z.record(z.string(), z.number()),
   /** Best bid/ask per symbol from the latest tick (decimal strings of Fixed units); absent in older snapshots. */
   quotes: z.record(z.string(), z.object({ bid: z.string(), ask: z.string() })).optional(),
+  /** The tick gate's state (null in an older snapshot: seeded from prices and price_ts). */
+  tick_gate: TickGateSnapshot.nullable().default(null),
+  /**
+   * Net quantity per symbol from this service's own fills (decimal strings; null in an
+   * older snapshot: rebuilt from trade.execution.res), so a reduce-only order never
+   * increases or flips a position.
+   */
+  positions: z.record(z.string(), z.string()).nullable().default(null),
   step_no: z.number().int().nonnegative(),
   stats: z.object({
     orders: z.number(),
@@ -82,16 +100,22 @@ export class ExecutionState {
   /** The latest tick's quote per symbol; absent when that tick had none. */
   private readonly quotes = new Map<string, Quote>();
   private readonly spread: Fixed;
-  private readonly filled: RecentSet;
+  private readonly filled: DuplicateGuard;
   private readonly models: FillModels;
   private stats: Stats = emptyStats();
   private stepNo = 0;
+  /** Signed net quantity per symbol, folded from this service's FILLED results. */
+  private readonly positions = new Map<string, Fixed>();
+  /** False after restoring a snapshot that predates `positions`: the service refolds them. */
+  private positionsKnown = true;
+  private readonly maxPriceDeviation: Fixed;
 
   constructor(private readonly options: ExecutionStateOptions) {
     this.simulator = new MarketSimulator(options.instruments, { stepPct: options.price_step_pct });
-    this.filled = new RecentSet(options.filledCapacity ?? DEFAULT_FILLED_CAPACITY);
+    this.filled = new DuplicateGuard(options.filledCapacity ?? DEFAULT_FILLED_CAPACITY);
     this.models = createFillModels(options);
     this.spread = fx(options.spread_pct ?? 0);
+    this.maxPriceDeviation = fx(options.max_price_deviation_pct);
   }
 
   /** The mark fills start from: the latest price, none for a live feed's symbol before its first tick. */
@@ -101,25 +125,32 @@ export class ExecutionState {
   }
 
   onOrder(order: RiskApprovedSignal, now: number): OrderOutcome {
+    this.filled.evict(now);
     if (this.filled.has(order.signal_id)) {
       this.stats.duplicates += 1;
       return { kind: 'duplicate' };
     }
+    // An expired order is rejected EXPIRED by paperFill whatever the position.
+    const reducing = order.reduce_only && !isExpired(order, now) ? this.reduceOnly(order, now) : { order };
     const quote = this.quotes.get(order.symbol);
-    const result = paperFill({
-      order,
-      mark: this.mark(order.symbol),
-      bid: quote?.bid,
-      ask: quote?.ask,
-      priceTs: this.priceTs.get(order.symbol),
-      instrument: this.options.instruments.get(order.symbol),
-      seed: this.options.seed,
-      models: this.models,
-      now,
-    });
-    this.filled.add(order.signal_id);
+    const result =
+      reducing.rejection ??
+      paperFill({
+        order: reducing.order,
+        mark: this.mark(order.symbol),
+        bid: quote?.bid,
+        ask: quote?.ask,
+        priceTs: this.priceTs.get(order.symbol),
+        instrument: this.options.instruments.get(order.symbol),
+        seed: this.options.seed,
+        models: this.models,
+        now,
+        maxPriceDeviation: this.maxPriceDeviation,
+      });
+    this.filled.add(order.signal_id, order.expires_ts === undefined ? undefined : order.expires_ts + (this.options.expiryGraceMs ?? 0));
     this.stats.orders += 1;
     if (result.status === 'FILLED') {
+      this.applyOwnFill(result);
       this.stats.fills += 1;
       this.stats.volume += fx(result.notional_usd);
       this.stats.fees += fx(result.fee_usd);
@@ -132,51 +163,119 @@ export class ExecutionState {
     return { kind: 'result', result };
   }
 
+  /**
+   * A reduce-only order against this service's own fold of positions: clipped to the
+   * position when larger, REJECTED NOT_REDUCING when flat or on the side that would
+   * increase it. So no sequence of approvals (two CLOSEs, one expired in risk's eyes)
+   * takes a position past zero.
+   */
+  private reduceOnly(order: RiskApprovedSignal, now: number): { order: RiskApprovedSignal; rejection?: ExecutionResult } {
+    const net = this.positions.get(order.symbol) ?? ZERO;
+    const reduces = (net > ZERO && order.side === 'SELL') || (net < ZERO && order.side === 'BUY');
+    if (!reduces) {
+      const held = net === ZERO ? 'flat' : `${net > ZERO ? 'LONG' : 'SHORT'} ${toDecimalString(abs(net))}`;
+      const reason = `NOT_REDUCING: reduce-only ${order.side} of ${order.symbol} but the position is ${held}`;
+      return { order, rejection: paperReject({ order, mark: this.mark(order.symbol), seed: this.options.seed, now }, reason) };
+    }
+    const quantity = fx(order.quantity);
+    return quantity > abs(net) ? { order: { ...order, quantity: toNumber(abs(net)) } } : { order };
+  }
+
+  private applyOwnFill(result: ExecutionResult): void {
+    const quantity = fx(result.quantity);
+    const net = (this.positions.get(result.symbol) ?? ZERO) + (result.side === 'BUY' ? quantity : -quantity);
+    if (net === ZERO) this.positions.delete(result.symbol);
+    else this.positions.set(result.symbol, net);
+  }
+
+  /** True unless a snapshot without positions was restored (see `refoldPositions`). */
+  get knowsPositions(): boolean {
+    return this.positionsKnown;
+  }
+
+  /** Rebuilds the fold of positions from every result in trade.execution.res, oldest first. */
+  refoldPositions(results: Iterable<ExecutionResult>): void {
+    this.positions.clear();
+    for (const result of results) if (result.status === 'FILLED') this.applyOwnFill(result);
+    this.positionsKnown = true;
+  }
+
+  /** Net quantity per symbol from this service's fills (for /stats and tests). */
+  netPositions(): Record<string, number> {
+    return Object.fromEntries([...this.positions].map(([s, q]) => [s, toNumber(q)]));
+  }
+
   /** Remembers a fill found in trade.execution.res at start-up (duplicates guard). */
-  rememberFilled(signalId: string): void {
-    this.filled.add(signalId);
+  rememberFilled(signalId: string, until?: number): void {
+    this.filled.add(signalId, until);
   }
 
   /**
-   * A tick from the bus; the latest tick per symbol wins, whole: its quote replaces the
-   * last one, and a tick without bid/ask (e.g. a manual price) clears it. Returns true
-   * when applied.
+   * A tick from the bus, through the tick gate (the same rules risk and the monitor apply,
+   * so all three mark at the same price); an accepted tick sets the simulator's price,
+   * whole: its quote replaces the last one, and a tick without bid/ask (e.g. a manual
+   * price) clears it.
    */
-  onTick(tick: PriceTick): boolean {
-    const last = this.priceTs.get(tick.symbol);
-    if (last !== undefined && tick.ts <= last) return false;
-    const result = this.simulator.setPrice(tick.symbol, tick.price);
-    if (!result.ok) return false;
-    this.priceTs.set(tick.symbol, tick.ts);
-    if (tick.bid !== undefined && tick.ask !== undefined) this.quotes.set(tick.symbol, { bid: fx(tick.bid), ask: fx(tick.ask) });
+  onTick(tick: PriceTick, now: number): TickVerdict {
+    const verdict = this.options.tickGate.offer(tick, now);
+    if (verdict.kind !== 'accept') return verdict;
+    this.simulator.setPrice(tick.symbol, verdict.price);
+    this.priceTs.set(tick.symbol, verdict.ts);
+    if (verdict.quote !== undefined) this.quotes.set(tick.symbol, verdict.quote);
     else this.quotes.delete(tick.symbol);
-    return true;
+    return verdict;
   }
 
   /** Sets a price by hand (POST /prices); returns the tick to publish, or the error. */
   setPrice(symbol: string, price: number, now: number, source: TickSource = 'manual'): SetPriceResult & { tick?: PriceTick } {
+    const previous = this.simulator.price(symbol);
     const result = this.simulator.setPrice(symbol, price);
     if (!result.ok) return result;
-    this.priceTs.set(symbol, now);
+    const tick = priceTick(symbol, result.price, this.options.tickGate.stampFor(symbol, now), source);
+    const verdict = this.options.tickGate.offer(tick, now);
+    if (verdict.kind !== 'accept') {
+      if (previous !== undefined) this.simulator.setPrice(symbol, previous);
+      return { ok: false, code: 'BAD_PRICE', message: verdict.kind === 'refuse' ? verdict.reason : `BAD_PRICE: a newer tick of ${symbol} exists` };
+    }
+    this.priceTs.set(symbol, tick.ts);
     this.quotes.delete(symbol);
-    return { ...result, tick: priceTick(symbol, result.price, now, source) };
+    return { ...result, tick };
   }
 
-  /** One random-walk step of every price, with the synthetic quote; returns the ticks to publish. */
+  /**
+   * One random-walk step of every price, with the synthetic quote; returns the ticks to
+   * publish. Each goes through the gate first (config keeps price_step_pct below the jump
+   * limit, so it passes); one the gate would not take is undone, so the simulator never
+   * holds a price the others refuse.
+   */
   step(now: number): PriceTick[] {
     const rng = keyedRandom(this.options.seed, `market:${this.stepNo++}`);
-    return this.simulator.step(rng).map((change) => {
-      this.priceTs.set(change.symbol, now);
-      return priceTick(change.symbol, change.price, now, 'simulator', this.simulatedQuote(change.symbol, change.price));
-    });
+    const ticks: PriceTick[] = [];
+    const before = this.simulator.prices();
+    for (const change of this.simulator.step(rng)) {
+      const quote = this.syntheticQuoteOf(change.symbol, change.price);
+      const tick = priceTick(change.symbol, change.price, this.options.tickGate.stampFor(change.symbol, now), 'simulator', quote);
+      const verdict = this.options.tickGate.offer(tick, now);
+      if (verdict.kind !== 'accept') {
+        this.simulator.setPrice(change.symbol, before.get(change.symbol)!);
+        continue;
+      }
+      this.priceTs.set(change.symbol, tick.ts);
+      this.setQuote(change.symbol, verdict.quote);
+      ticks.push(tick);
+    }
+    return ticks;
   }
 
-  private simulatedQuote(symbol: string, price: Fixed): Quote | undefined {
+  /** The simulator's bid/ask around `price` (none with spread 0). */
+  private syntheticQuoteOf(symbol: string, price: Fixed): Quote | undefined {
     const spec = this.options.instruments.get(symbol);
-    const quote = spec === undefined ? undefined : syntheticQuote(price, this.spread, spec.tickSize);
+    return spec === undefined ? undefined : syntheticQuote(price, this.spread, spec.tickSize);
+  }
+
+  private setQuote(symbol: string, quote: Quote | undefined): void {
     if (quote) this.quotes.set(symbol, quote);
     else this.quotes.delete(symbol);
-    return quote;
   }
 
   /**
@@ -188,8 +287,13 @@ export class ExecutionState {
   currentTicks(now: number): PriceTick[] {
     return [...this.simulator.prices()].map(([symbol, price]) => {
       // A restored price keeps the quote it had (none after a manual price); a fresh one gets the synthetic quote.
-      const quote = this.priceTs.has(symbol) ? this.quotes.get(symbol) : this.simulatedQuote(symbol, price);
-      return priceTick(symbol, price, this.priceTs.get(symbol) ?? now, 'simulator', quote);
+      const known = this.priceTs.has(symbol);
+      const quote = known ? this.quotes.get(symbol) : this.syntheticQuoteOf(symbol, price);
+      const tick = priceTick(symbol, price, this.priceTs.get(symbol) ?? now, 'simulator', quote);
+      // The gate takes what the simulator holds (a start price the first time), as every service will.
+      if (this.options.tickGate.ts(symbol) === undefined) this.options.tickGate.offer(tick, now);
+      if (!known) this.setQuote(symbol, quote);
+      return tick;
     });
   }
 
@@ -237,6 +341,8 @@ export class ExecutionState {
       prices: Object.fromEntries([...this.simulator.prices()].map(([sym, p]) => [sym, p.toString()])),
       price_ts: Object.fromEntries(this.priceTs),
       quotes: Object.fromEntries([...this.quotes].map(([sym, q]) => [sym, { bid: q.bid.toString(), ask: q.ask.toString() }])),
+      tick_gate: this.options.tickGate.toSnapshot(),
+      positions: Object.fromEntries([...this.positions].map(([s, q]) => [s, q.toString()])),
       step_no: this.stepNo,
       stats: {
         orders: s.orders,
@@ -261,6 +367,19 @@ export class ExecutionState {
     for (const [s, t] of Object.entries(snap.price_ts)) this.priceTs.set(s, t);
     this.quotes.clear();
     for (const [s, q] of Object.entries(snap.quotes ?? {})) this.quotes.set(s, { bid: BigInt(q.bid), ask: BigInt(q.ask) });
+    const gate = this.options.tickGate;
+    if (snap.tick_gate !== null) {
+      gate.restore(snap.tick_gate);
+    } else {
+      gate.restore({});
+      for (const [s, p] of this.simulator.prices()) {
+        const ts = this.priceTs.get(s);
+        if (ts !== undefined) gate.seed(s, p, ts);
+      }
+    }
+    this.positions.clear();
+    for (const [s, q] of Object.entries(snap.positions ?? {})) this.positions.set(s, BigInt(q));
+    this.positionsKnown = snap.positions !== null;
     this.stepNo = snap.step_no;
     const st = snap.stats;
     this.stats = {
