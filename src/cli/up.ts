@@ -130,9 +130,6 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
       drawing = false;
     }
   };
-  // Listening before the first line that says the loop runs: a SIGTERM right after it
-  // must stop cleanly, not kill the process.
-  const stopSignal = untilSignal();
   if (!live) {
     console.log(
       `quantum up: loop running on the ${busLabel} bus; risk ${urls.risk}, execution ${urls.execution}, monitor ${urls.monitor}` +
@@ -143,7 +140,7 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
   await draw();
   const timer = setInterval(() => void draw(), live ? TTY_REFRESH_MS : PLAIN_REFRESH_MS);
 
-  const signal = await stopSignal;
+  const signal = await untilSignal();
   clearInterval(timer);
   if (live) process.stdout.write('\n');
   console.log(`quantum up: ${signal} received, stopping…`);
