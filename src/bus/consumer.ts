@@ -11,6 +11,7 @@
  */
 import type { Clock } from '../core/clock.js';
 import type {
+  CommitAttempt,
   Delivery,
   Handler,
   MultiSubscribeOptions,
@@ -168,6 +169,7 @@ export class ConsumerLoop<T> implements Subscription {
   readonly #handler: Handler<T>;
   readonly #commitState: (() => { key: string; value: string }) | undefined;
   readonly #onDeadLetter: ((topic: string, id: string, error: string) => void) | undefined;
+  readonly #onCommit: ((attempt: CommitAttempt) => void) | undefined;
   readonly #batchSize: number;
   readonly #blockMs: number;
   readonly #maxAttempts: number;
@@ -196,6 +198,7 @@ export class ConsumerLoop<T> implements Subscription {
     this.#handler = options.handler;
     this.#commitState = options.commitState;
     this.#onDeadLetter = options.onDeadLetter;
+    this.#onCommit = options.onCommit;
     this.#batchSize = Math.max(1, options.batchSize ?? SUBSCRIBE_DEFAULTS.batchSize);
     this.#blockMs = Math.max(1, options.blockMs ?? SUBSCRIBE_DEFAULTS.blockMs);
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? SUBSCRIBE_DEFAULTS.maxAttempts);
@@ -423,10 +426,14 @@ export class ConsumerLoop<T> implements Subscription {
   async #commit(commit: Commit): Promise<boolean> {
     let backoffMs = BACKOFF_INITIAL_MS;
     for (;;) {
+      // Wall time of the write (performance.now, not the injected clock): it measures Redis.
+      const started = performance.now();
       try {
         await this.#reader.commit(commit);
+        this.#notifyCommit(true, started);
         return true;
       } catch (error) {
+        this.#notifyCommit(false, started);
         if (this.#closing) return false;
         this.#report(error);
         await this.#pause(backoffMs);
@@ -446,6 +453,14 @@ export class ConsumerLoop<T> implements Subscription {
       const timer = setTimeout(finish, ms);
       this.#wakePause = finish;
     });
+  }
+
+  #notifyCommit(ok: boolean, started: number): void {
+    try {
+      this.#onCommit?.({ ok, seconds: (performance.now() - started) / 1000 });
+    } catch (callbackError) {
+      this.#report(callbackError);
+    }
   }
 
   #notifyDeadLetter({ topic, id, error }: DeadLetterNotice): void {

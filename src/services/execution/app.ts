@@ -18,7 +18,7 @@ export async function buildExecutionApp(
     apiToken: options.apiToken,
     metrics: service.metrics,
     logger: options.logger,
-    beforeMetrics: () => service.host.refreshLag(),
+    beforeMetrics: () => service.host.refreshMetrics(),
   });
 
   healthRoute(app, () => service.health(), 'Status, bus connection and fill rate (503 when the bus is unreachable)');

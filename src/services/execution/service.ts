@@ -7,7 +7,7 @@ import type { Delivery, Outbound } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { ExecutionResult, PriceTick, RiskApprovedSignal } from '../../core/messages.js';
-import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
+import { createExecutionMetrics, type ExecutionMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { ExecutionState } from './state.js';
 
@@ -16,7 +16,7 @@ const GUARD_REBUILD_ENTRIES = 50_000;
 
 export class ExecutionService {
   readonly state: ExecutionState;
-  readonly metrics: ServiceMetrics;
+  readonly metrics: ExecutionMetrics;
   readonly host: ServiceHost;
   private priceTimer?: NodeJS.Timeout;
   private startedAt = 0;
@@ -28,7 +28,9 @@ export class ExecutionService {
       seed: config.seed,
       ...config.execution,
     });
-    this.metrics = createServiceMetrics('execution');
+    this.metrics = createExecutionMetrics();
+    // The simulator is the feed, and it is always connected (a live feed sets its own source).
+    this.metrics.feedConnected.set({ source: 'simulator' }, 1);
     this.host = new ServiceHost(deps, {
       service: 'execution',
       group: GROUPS.execution,
@@ -37,6 +39,7 @@ export class ExecutionService {
       snapshot: () => this.state.toSnapshot(),
       restore: (s) => this.state.restore(s),
       metrics: this.metrics,
+      readGauges: () => this.metrics.observe({ priceTs: this.state.priceTimestamps(), now: this.deps.clock.now() }),
     });
   }
 

@@ -11,7 +11,7 @@ import { toNumber } from '../../core/fixed.js';
 import { instrumentTable } from '../../core/instruments.js';
 import { MarketSimulator, priceTick, type SetPriceResult } from '../../core/market.js';
 import type { ExecutionResult, PriceTick, RiskRejection, TradeSignal } from '../../core/messages.js';
-import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
+import { createMonitorMetrics, type MonitorMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { MonitorState, type FillOutcome } from './state.js';
 
@@ -31,7 +31,7 @@ interface Waiter {
 
 export class MonitorService {
   readonly state: MonitorState;
-  readonly metrics: ServiceMetrics;
+  readonly metrics: MonitorMetrics;
   readonly host: ServiceHost;
   private markTimer?: NodeJS.Timeout;
   private marking = false;
@@ -43,7 +43,7 @@ export class MonitorService {
   constructor(private readonly deps: ServiceDeps) {
     this.state = new MonitorState(deps.config.account.initial_balance_usd);
     this.priceRules = new MarketSimulator(instrumentTable(deps.config.instruments));
-    this.metrics = createServiceMetrics('monitor');
+    this.metrics = createMonitorMetrics();
     this.host = new ServiceHost(deps, {
       service: 'monitor',
       group: GROUPS.monitor,
@@ -52,6 +52,7 @@ export class MonitorService {
       snapshot: () => this.state.toSnapshot(),
       restore: (s) => this.state.restore(s),
       metrics: this.metrics,
+      readGauges: () => this.metrics.observe(this.state.metricsReading()),
     });
   }
 
@@ -93,7 +94,6 @@ export class MonitorService {
       return;
     }
     this.metrics.outcomes.inc({ outcome: 'applied' });
-    this.metrics.signalToFill.observe(Math.max(0, result.ts - result.signal_ts) / 1000);
     return [{ topic: TOPICS.position, payload: outcome.update }];
   }
 

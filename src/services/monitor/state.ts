@@ -9,6 +9,7 @@ import { fx, toNumber } from '../../core/fixed.js';
 import { Ledger, LedgerSnapshot, ledgerFillOf, type FillEffect } from '../../core/ledger.js';
 import type { ExecutionResult, PositionCause, PositionUpdate, PositionView, PriceTick } from '../../core/messages.js';
 import { RecentSet } from '../../core/recent-set.js';
+import type { MonitorReading } from '../../platform/metrics.js';
 
 export const DEFAULT_APPLIED_CAPACITY = 200_000;
 
@@ -111,6 +112,17 @@ export class MonitorState {
 
   prices(): Record<string, number> {
     return Object.fromEntries([...this.ledger.marksView()].map(([s, p]) => [s, toNumber(p)]));
+  }
+
+  /** What the monitor gauges show (qt_realized_pnl_usd, ...), read at each scrape. */
+  metricsReading(): MonitorReading {
+    const totals = this.ledger.totals();
+    return {
+      realizedPnlUsd: totals.realized_pnl_usd,
+      unrealizedPnlUsd: totals.unrealized_pnl_usd,
+      feesUsd: totals.fees_usd,
+      openPositions: this.ledger.openPositionCount(),
+    };
   }
 
   openPositionCount(): number {

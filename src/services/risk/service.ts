@@ -7,7 +7,7 @@ import { compareIds, type Delivery, type Outbound, type StreamEntry } from '../.
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { ExecutionResult, PriceTick, TradeSignal } from '../../core/messages.js';
-import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
+import { createRiskMetrics, type RiskMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { RiskState } from './state.js';
 
@@ -17,7 +17,7 @@ const INFLIGHT_SWEEP_MS = 1000;
 
 export class RiskService {
   readonly state: RiskState;
-  readonly metrics: ServiceMetrics;
+  readonly metrics: RiskMetrics;
   readonly host: ServiceHost;
   private sweepTimer?: NodeJS.Timeout;
   private startedAt = 0;
@@ -32,7 +32,7 @@ export class RiskService {
       seed: config.seed,
       inflightTimeoutMs: config.risk.inflight_timeout_ms,
     });
-    this.metrics = createServiceMetrics('risk');
+    this.metrics = createRiskMetrics();
     this.host = new ServiceHost(deps, {
       service: 'risk',
       group: GROUPS.risk,
@@ -43,6 +43,7 @@ export class RiskService {
       snapshotJson: () => this.state.snapshotJson(),
       restore: (s) => this.state.restore(s),
       metrics: this.metrics,
+      readGauges: () => this.metrics.observe(this.state.metricsReading(this.deps.clock.now())),
     });
   }
 

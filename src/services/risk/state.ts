@@ -28,6 +28,7 @@ import {
   type TradingState,
 } from '../../core/governor.js';
 import type { InstrumentTable } from '../../core/instruments.js';
+import type { RiskReading } from '../../platform/metrics.js';
 import { Ledger, LedgerSnapshot, ledgerFillOf } from '../../core/ledger.js';
 import {
   RiskApprovedSignal as ApprovalSchema,
@@ -277,6 +278,23 @@ export class RiskState {
 
   inflightCount(): number {
     return this.inflight.size;
+  }
+
+  /** What the risk gauges show (qt_trading_halted, qt_equity_usd, ...), read at each scrape. */
+  metricsReading(now: number): RiskReading {
+    this.refreshView();
+    return {
+      halted: this.tradingState === 'HALTED',
+      // The code before the explanation ("CIRCUIT_BREAKER: drawdown ..."): a label value from a small set.
+      haltReason: this.haltReason === null ? null : (this.haltReason.split(':')[0] ?? null),
+      equityUsd: toNumber(this.view.equity()),
+      peakEquityUsd: toNumber(this.peak),
+      drawdownRatio: toNumber(this.drawdown()),
+      drawdownLimitRatio: this.options.limits.max_drawdown_pct,
+      inflightOrders: this.inflight.size,
+      priceTs: this.priceTs,
+      now,
+    };
   }
 
   approvalRate(): number | null {
