@@ -527,7 +527,8 @@ describe('Docker', () => {
     });
     expect(result.status, result.output).toBe(0);
     const services = run('docker-compose', ['-f', 'deploy/docker-compose.core.yml', 'config', '--services']);
-    expect(services.stdout.trim().split('\n').sort()).toEqual(['execution', 'monitor', 'redis', 'risk']);
+    // prometheus and grafana are in the observability profile (test/observability.test.ts checks them).
+    expect(services.stdout.trim().split('\n').sort()).toEqual(['execution', 'grafana', 'monitor', 'prometheus', 'redis', 'risk']);
 
     // The resolved file, as JSON (python3-yaml comes with Debian's docker-compose).
     const json = spawnSync('python3', ['-c', 'import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], {
