@@ -161,6 +161,8 @@ export function createExecutionMetrics(): ExecutionMetrics {
   const base = createServiceMetrics('execution');
   const { registry } = base;
   const priceAge = gauge(registry, 'qt_price_age_seconds', PRICE_AGE_HELP, ['symbol']);
+  // Pre-set so fill and reject rates are 0, not absent, before the first of each.
+  for (const outcome of ['filled', 'rejected']) base.outcomes.inc({ outcome }, 0);
   return {
     ...base,
     signalToFill: new Histogram({
