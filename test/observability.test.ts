@@ -6,6 +6,9 @@
  * evaluated through its HTTP API. The same run compares each service's live /metrics
  * with docs/metrics.md.
  *
+ * The first part needs only Redis: the metrics alerts read (dead letters, pending, lag,
+ * snapshot commits and their failures, feed, price age) show what happened on a real bus.
+ *
  * Needs Debian's `prometheus` package (prometheus and promtool): skipped with a warning
  * outside CI when it is missing; in CI (which installs it) a missing tool fails.
  */
@@ -13,7 +16,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from 'redis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { GROUPS, TOPICS } from '../src/bus/topics.js';
+import { ExecutionResult } from '../src/core/messages.js';
 import { metricDocs } from '../src/platform/metrics-doc.js';
 import { freePorts } from './helpers/ports.js';
 import {
@@ -28,7 +34,8 @@ import {
   writeConfig,
   type QuantumProcess,
 } from './helpers/processes.js';
-import { waitFor } from './helpers/redis.js';
+import { startPrivateRedis, waitFor } from './helpers/redis.js';
+import { approval, metricValue, readDeadLetters, request, testScope, waitForPayloads, waitForSettled } from './helpers/services.js';
 
 const PROMETHEUS_DIR = join(REPO, 'deploy', 'prometheus');
 const GRAFANA_DIR = join(REPO, 'deploy', 'grafana');
@@ -73,6 +80,65 @@ function panelQueries(): Array<{ panel: string; expr: string }> {
     (panel.targets ?? []).map((target) => ({ panel: panel.title, expr: (target.expr ?? '').replaceAll('$__rate_interval', '15s') })),
   );
 }
+
+describe('the metrics alerts read, on a real Redis', () => {
+  const scope = testScope('observability');
+  afterEach(() => scope.teardown());
+
+  it('execution: dead letters, pending and lag per group, snapshot commits, signal-to-fill, feed and price age', async () => {
+    const bus = await scope.openBus();
+    const exec = await scope.launch('execution', { bus });
+    const order = approval({ quantity: 0.01 });
+    await bus.publish(TOPICS.safe, order);
+    await bus.publishRaw(TOPICS.safe, { payload: 'not json' });
+    await waitForSettled(bus, GROUPS.execution, [TOPICS.safe]);
+    await waitFor(async () => (await readDeadLetters(bus, TOPICS.safe)).length === 1, { what: 'the dead letter' });
+
+    const text = (await request(exec.app, 'GET', '/metrics')).text;
+    const group = GROUPS.execution;
+    expect(metricValue(text, 'qt_dead_letter_entries', { service: 'execution', topic: TOPICS.safe })).toBe(1);
+    expect(metricValue(text, 'qt_dead_letter_entries', { topic: TOPICS.tick })).toBe(0);
+    expect(metricValue(text, 'qt_messages_total', { topic: TOPICS.safe, direction: 'dlq' })).toBe(1);
+    expect(metricValue(text, 'qt_messages_total', { topic: TOPICS.tick, direction: 'dlq' })).toBe(0); // at 0 from the start
+    expect(metricValue(text, 'qt_consumer_pending_entries', { topic: TOPICS.safe, group })).toBe(0);
+    expect(metricValue(text, 'qt_consumer_lag_entries', { topic: TOPICS.safe, group })).toBe(0);
+    expect(metricValue(text, 'qt_snapshot_commit_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(metricValue(text, 'qt_snapshot_commit_failures_total')).toBe(0);
+    expect(metricValue(text, 'qt_signal_to_fill_seconds_count')).toBe(1);
+    expect(metricValue(text, 'qt_outcomes_total', { outcome: 'filled' })).toBe(1);
+    expect(metricValue(text, 'qt_feed_connected', { source: 'simulator' })).toBe(1);
+    const age = metricValue(text, 'qt_price_age_seconds', { symbol: order.symbol });
+    expect(age).toBeGreaterThanOrEqual(0);
+  });
+
+  it('a snapshot commit Redis refuses is counted as a failure and retried until it lands', async () => {
+    const redis = await startPrivateRedis({ appendonly: false });
+    scope.defer(() => redis.destroy());
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    scope.defer(async () => void (await admin.quit()));
+    // The test publishes as its own user; the service's user (default) loses SET, which
+    // every commit needs for its snapshot, so each commit transaction is refused.
+    await admin.sendCommand(['ACL', 'SETUSER', 'tester', 'on', '>pw', '~*', '&*', '+@all']);
+    const prefix = scope.newPrefix();
+    const serviceBus = await scope.openBus(prefix, { url: redis.url });
+    const exec = await scope.launch('execution', { bus: serviceBus });
+    const testerBus = await scope.openBus(prefix, { url: `redis://tester:pw@127.0.0.1:${redis.port}` });
+    await admin.sendCommand(['ACL', 'SETUSER', 'default', '-set']);
+
+    const order = approval({ quantity: 0.01 });
+    await testerBus.publish(TOPICS.safe, order);
+    const failures = async () => metricValue((await request(exec.app, 'GET', '/metrics')).text, 'qt_snapshot_commit_failures_total') ?? 0;
+    await waitFor(async () => (await failures()) >= 1, { timeoutMs: 10_000, what: 'a failed snapshot commit' });
+    expect(await readDeadLetters(testerBus, TOPICS.safe)).toEqual([]);
+
+    await admin.sendCommand(['ACL', 'SETUSER', 'default', '+set']);
+    const [result] = await waitForPayloads(testerBus, TOPICS.execution, ExecutionResult, 1, (r) => r.signal_id === order.signal_id);
+    expect(result?.status).toBe('FILLED');
+    const text = (await request(exec.app, 'GET', '/metrics')).text;
+    expect(metricValue(text, 'qt_snapshot_commit_duration_seconds_count')).toBeGreaterThan(await failures());
+  });
+});
 
 describeWithTools('deploy/prometheus and deploy/grafana with promtool', () => {
   beforeAll(requireTools);
