@@ -16,6 +16,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
 import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GROUPS, TOPICS } from '../src/bus/topics.js';
@@ -81,15 +82,22 @@ function panelQueries(): Array<{ panel: string; expr: string }> {
   );
 }
 
+async function setPrice(app: FastifyInstance, symbol: string, price: number): Promise<void> {
+  const res = await request(app, 'POST', `/prices/${symbol}`, { body: { price } });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+}
+
 describe('the metrics alerts read, on a real Redis', () => {
   const scope = testScope('observability');
   afterEach(() => scope.teardown());
 
-  it('execution: dead letters, pending and lag per group, snapshot commits, signal-to-fill, feed and price age', async () => {
+  it('execution: dead letters, pending and lag per group, snapshot commits, signal-to-fill, rejections by code, feed and price age', async () => {
     const bus = await scope.openBus();
     const exec = await scope.launch('execution', { bus });
+    await setPrice(exec.app, 'BTCUSDT', 50_000); // the approval's reference price (else PRICE_DEVIATION)
     const order = approval({ quantity: 0.01 });
     await bus.publish(TOPICS.safe, order);
+    await bus.publish(TOPICS.safe, approval({ quantity: 0.01, reference_price: 40_000 })); // 25% off the price
     await bus.publishRaw(TOPICS.safe, { payload: 'not json' });
     await waitForSettled(bus, GROUPS.execution, [TOPICS.safe]);
     await waitFor(async () => (await readDeadLetters(bus, TOPICS.safe)).length === 1, { what: 'the dead letter' });
@@ -106,6 +114,8 @@ describe('the metrics alerts read, on a real Redis', () => {
     expect(metricValue(text, 'qt_snapshot_commit_failures_total')).toBe(0);
     expect(metricValue(text, 'qt_signal_to_fill_seconds_count')).toBe(1);
     expect(metricValue(text, 'qt_outcomes_total', { outcome: 'filled' })).toBe(1);
+    expect(metricValue(text, 'qt_outcomes_total', { outcome: 'rejected:PRICE_DEVIATION' })).toBe(1);
+    expect(metricValue(text, 'qt_outcomes_total', { outcome: 'rejected:EXPIRED' })).toBe(0); // at 0 from the start
     expect(metricValue(text, 'qt_feed_connected', { source: 'simulator' })).toBe(1);
     const age = metricValue(text, 'qt_price_age_seconds', { symbol: order.symbol });
     expect(age).toBeGreaterThanOrEqual(0);
@@ -123,6 +133,7 @@ describe('the metrics alerts read, on a real Redis', () => {
     const prefix = scope.newPrefix();
     const serviceBus = await scope.openBus(prefix, { url: redis.url });
     const exec = await scope.launch('execution', { bus: serviceBus });
+    await setPrice(exec.app, 'BTCUSDT', 50_000); // the approval's reference price (else PRICE_DEVIATION)
     const testerBus = await scope.openBus(prefix, { url: `redis://tester:pw@127.0.0.1:${redis.port}` });
     await admin.sendCommand(['ACL', 'SETUSER', 'default', '-set']);
 

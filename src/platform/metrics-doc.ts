@@ -78,10 +78,12 @@ export async function renderMetricsDoc(): Promise<string> {
     'Label values: `topic` is a stream name without the prefix (e.g. `trade.signal.v5`);',
     '`direction` is `in`, `out` or `dlq`; `group` is the consumer group (`risk-safety`,',
     '`execution`, `position-monitor`); `outcome` is one of a fixed set (`approved`,',
-    '`rejected:<REASON_CODE>` per reason of a rejection, `skipped`, `duplicate`, `filled`,',
-    '`rejected`, `applied`, `rejected_fill`); `symbol` is a configured instrument; `reason`',
-    '(on `qt_trading_halted`) is the halt\'s code, e.g. `CIRCUIT_BREAKER`; `source` (on',
-    '`qt_feed_connected`) is the price feed, `simulator` or `binance`.',
+    '`rejected:<REASON_CODE>` per reason of a risk rejection, `skipped`, `duplicate`, `filled`,',
+    '`rejected:<REJECT_CODE>` per execution rejection (`EXPIRED`, `PRICE_DEVIATION`,',
+    '`NOT_REDUCING`, `MIN_NOTIONAL`, ..., `OTHER`), `applied`, `rejected_fill`); `symbol` is a',
+    'configured instrument; `reason` (on `qt_trading_halted`) is the halt\'s code, e.g.',
+    '`CIRCUIT_BREAKER`; `source` (on `qt_feed_connected`) is the price feed, `simulator` or',
+    '`binance`.',
     '',
   ].join('\n');
 }

@@ -11,6 +11,7 @@
  * (`ServiceMetrics.refresh`), never updated per message.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { FILL_REJECT_CODES } from '../core/fills.js';
 
 /** What GET /metrics needs: the registry, and what to bring up to date before rendering it. */
 export interface MetricsEndpoint {
@@ -161,8 +162,9 @@ export function createExecutionMetrics(): ExecutionMetrics {
   const base = createServiceMetrics('execution');
   const { registry } = base;
   const priceAge = gauge(registry, 'qt_price_age_seconds', PRICE_AGE_HELP, ['symbol']);
-  // Pre-set so fill and reject rates are 0, not absent, before the first of each.
-  for (const outcome of ['filled', 'rejected']) base.outcomes.inc({ outcome }, 0);
+  // Pre-set so fill and reject rates are 0, not absent, before the first of each
+  // (a rejection counts under its code: EXPIRED, PRICE_DEVIATION, NOT_REDUCING, ...).
+  for (const outcome of ['filled', ...[...FILL_REJECT_CODES, 'OTHER'].map((code) => `rejected:${code}`)]) base.outcomes.inc({ outcome }, 0);
   return {
     ...base,
     signalToFill: new Histogram({
