@@ -4,11 +4,15 @@
  */
 import { createWriteStream } from 'node:fs';
 import { resolve } from 'node:path';
+import type { EventBus } from '../bus/bus.js';
 import { createBus } from '../bus/factory.js';
 import type { Config } from '../platform/config.js';
 import { systemClock } from '../platform/clock.js';
 import { createLogger, type Logger } from '../platform/logger.js';
+import { JournalService } from '../services/journal/service.js';
+import type { JournalStore } from '../services/journal/store.js';
 import { startLoop, type Loop } from '../services/loop.js';
+import { openJournalStore } from './journal.js';
 import { redactUrl } from './serve.js';
 import { untilSignal } from './signals.js';
 import { renderSummary, renderSummaryLine, type SummaryFigures } from './summary.js';
@@ -17,6 +21,8 @@ export interface UpOptions {
   demo: boolean;
   plain: boolean;
   dashboard: boolean;
+  /** Write the trade journal (journal.url, default sqlite:./quantum-journal.sqlite). */
+  journal: boolean;
 }
 
 const TTY_REFRESH_MS = 1000;
@@ -38,11 +44,24 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
     return 1;
   }
 
+  // The journal first: its group then exists before the first message is published.
+  let journal: { service: JournalService; store: JournalStore } | undefined;
+  if (options.journal) {
+    try {
+      journal = await startJournal(bus, config, logger);
+    } catch (err) {
+      console.error(`quantum up: journal not started: ${(err as Error).message} (journal.url; --no-journal to run without it)`);
+      await bus.close();
+      return 1;
+    }
+  }
+
   let loop: Loop;
   try {
     loop = await startLoop({ bus, config, clock: systemClock, logger, listen: true, demo: options.demo });
   } catch (err) {
     console.error(`quantum up: ${(err as Error).message}`);
+    await stopJournal(journal);
     await bus.close();
     return 1;
   }
@@ -74,7 +93,8 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
   if (!live) {
     console.log(
       `quantum up: loop running on the ${busLabel} bus; risk ${urls.risk}, execution ${urls.execution}, monitor ${urls.monitor}` +
-        (urls.dashboard ? `, dashboard ${urls.dashboard}` : ''),
+        (urls.dashboard ? `, dashboard ${urls.dashboard}` : '') +
+        (journal ? `; journal ${journal.store.label}` : ''),
     );
   }
   draw();
@@ -86,10 +106,37 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
   console.log(`quantum up: ${signal} received, stopping…`);
   await dashboard?.stop();
   await loop.stop();
+  await stopJournal(journal);
   await bus.close();
   console.log('quantum up: stopped cleanly');
   return 0;
 }
+
+async function startJournal(bus: EventBus, config: Config, logger: Logger) {
+  const store = await openJournalStore(config);
+  // The embedded bus starts empty and the loop's books start flat: so does the round-trip fold.
+  const service = new JournalService({ bus, config, clock: systemClock, logger: logger.child({ service: 'journal' }), store }, {
+    freshBooks: bus.kind === 'embedded',
+  });
+  try {
+    await service.start();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return { service, store };
+}
+
+/** The embedded bus keeps nothing after exit: the journal writes everything published before it stops. */
+async function stopJournal(journal: { service: JournalService; store: JournalStore } | undefined): Promise<void> {
+  if (!journal) return;
+  const drained = await journal.service.drain(JOURNAL_DRAIN_MS);
+  if (!drained) console.error(`quantum up: the journal did not catch up within ${JOURNAL_DRAIN_MS / 1000} s; the rest stays in the streams`);
+  await journal.service.stop();
+  await journal.store.close();
+}
+
+const JOURNAL_DRAIN_MS = 15_000;
 
 function collectFigures(
   loop: Loop,
