@@ -18,7 +18,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { EventBus } from '../src/bus/bus.js';
 import { EmbeddedBus } from '../src/bus/embedded.js';
 import { ALL_TOPICS, dlqTopic, TOPICS } from '../src/bus/topics.js';
-import { ExecutionResult, PositionUpdate, RiskApprovedSignal, RiskRejection, type TradeSignal } from '../src/core/messages.js';
+import { ExecutionResult, PositionUpdate, RiskApprovedSignal, RiskRejection } from '../src/core/messages.js';
 import { systemClock } from '../src/platform/clock.js';
 import { silentLogger } from '../src/platform/logger.js';
 import { LATEST_VERSION } from '../src/services/journal/migrations.js';
@@ -31,9 +31,7 @@ import type { JournalStore } from '../src/services/journal/store.js';
 import { startLoop, type Loop } from '../src/services/loop.js';
 import { waitFor } from './helpers/redis.js';
 import { testConfig } from './helpers/services.js';
-import { JOURNAL_EXAMPLE_QUERIES } from './helpers/journal-queries.js';
-
-export const POSTGRES_URL = process.env.QT_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+import { JOURNAL_EXAMPLE_QUERIES, POSTGRES_URL, PRICES, seededSignals } from './helpers/journal.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterAll(async () => {
@@ -83,39 +81,6 @@ function fillRowFor(orderId: string, fee: string): Row {
 
 function batchOf(patch: Partial<RowBatch>): RowBatch {
   return { ...emptyBatch(), ...patch };
-}
-
-/** mulberry32, so the 1,000 signals are the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const PRICES: Record<string, number> = { BTCUSDT: 64_250.5, ETHUSDT: 3_412.37, BNBUSDT: 587.12, SOLUSDT: 143.87, XRPUSDT: 0.5731 };
-
-export function seededSignals(count: number, prefix: string, seed = 20260112): TradeSignal[] {
-  const random = seeded(seed);
-  const symbols = Object.keys(PRICES);
-  const ts = Date.now();
-  return Array.from({ length: count }, (_, i) => {
-    const r = random();
-    const action = r < 0.4 ? 'BUY' : r < 0.75 ? 'SELL' : r < 0.85 ? 'CLOSE' : 'HOLD';
-    return {
-      schema_version: 1,
-      signal_id: `${prefix}-${String(i).padStart(4, '0')}`,
-      symbol: symbols[Math.floor(random() * symbols.length)]!,
-      action,
-      confidence: Math.round((0.5 + random() * 0.45) * 100) / 100,
-      source: i % 3 === 0 ? 'model-a' : 'model-b',
-      ts,
-    };
-  });
 }
 
 async function payloads<T>(bus: EventBus, topic: string, schema: { parse(v: unknown): T }): Promise<Array<{ id: string; value: T }>> {

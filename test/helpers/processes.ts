@@ -441,3 +441,19 @@ export async function startServices(deployment: Deployment, extraEnv: Record<str
   }
   return services;
 }
+
+// -------------------------------------------------------------------------------------
+// The trade journal as a process of its own
+
+/** Printed by `quantum journal` once it has migrated its database and is consuming. */
+export const JOURNAL_READY = /quantum journal: writing to .+/;
+
+/**
+ * Starts `quantum journal` with `env` (a deployment's environment plus QT_JOURNAL_URL /
+ * QT_JOURNAL_SCHEMA) and waits until it says it is writing. It has no HTTP port.
+ */
+export async function startJournal(env: NodeJS.ProcessEnv, label = 'journal'): Promise<QuantumProcess> {
+  const proc = spawnQuantum(['journal'], env, label);
+  await proc.waitForOutput(JOURNAL_READY, 45_000);
+  return proc;
+}
