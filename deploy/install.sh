@@ -194,7 +194,7 @@ else
   tar -C "$SRC_DIR" \
     --exclude=./.git --exclude=node_modules --exclude=./dist --exclude=./coverage \
     --exclude=./test-output --exclude=./bench/results --exclude='*.log' \
-    --exclude=./quantum.config.json \
+    --exclude=./quantum.config.json --exclude='./quantum-journal.sqlite*' \
     -cf - . | tar -C "$STAGE" -xf -
   build_in "$STAGE"
   echo "installed by deploy/install.sh from $SRC_DIR on $(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$STAGE/$MARKER"
