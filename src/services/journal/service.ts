@@ -13,6 +13,7 @@
  */
 import type { Delivery, Subscription } from '../../bus/bus.js';
 import { decodeSignal, decoderFor } from '../../bus/codec.js';
+import { trimExecutionToWorkingSet } from '../../bus/execution-trim.js';
 import { dlqTopic, GROUPS, TOPICS } from '../../bus/topics.js';
 import { ExecutionResult, PositionUpdate, RiskApprovedSignal, RiskRejection, type TradeSignal } from '../../core/messages.js';
 import type { ServiceDeps } from '../common/host.js';
@@ -77,16 +78,27 @@ export interface JournalOptions {
    * starts empty every run, and so do the monitor's books); the rows already written stay.
    */
   freshBooks?: boolean;
+  /**
+   * trade.execution.res is trimmed to about this many entries behind what the journal
+   * has written and every group and the monitor's snapshot cover (default
+   * streams.maxlen; 0 = never trim).
+   */
+  workingSet?: number;
+  /** How often it trims. Default 10 s. */
+  trimIntervalMs?: number;
 }
 
 export interface JournalCounts {
   batches: number;
   rows: number;
   malformed: number;
+  /** trade.execution.res entries trimmed once journaled. */
+  trimmed: number;
 }
 
 /** How often the journal logs what it wrote (counts, not one line per batch). */
 const REPORT_INTERVAL_MS = 60_000;
+const TRIM_INTERVAL_MS = 10_000;
 
 export class JournalService {
   private readonly fold: FillFold;
@@ -96,7 +108,9 @@ export class JournalService {
   private committedState: string | null = null;
   private subscription?: Subscription;
   private reportTimer?: NodeJS.Timeout;
-  readonly counts: JournalCounts = { batches: 0, rows: 0, malformed: 0 };
+  private trimTimer?: NodeJS.Timeout;
+  private trimming?: Promise<void>;
+  readonly counts: JournalCounts = { batches: 0, rows: 0, malformed: 0, trimmed: 0 };
   private reported = 0;
 
   constructor(
@@ -136,6 +150,27 @@ export class JournalService {
     });
     this.reportTimer = setInterval(() => this.report(), REPORT_INTERVAL_MS);
     this.reportTimer.unref();
+    const workingSet = this.options.workingSet ?? this.deps.config.streams.maxlen;
+    if (workingSet > 0) {
+      this.trimTimer = setInterval(() => void this.trimExecution(workingSet), this.options.trimIntervalMs ?? TRIM_INTERVAL_MS);
+      this.trimTimer.unref();
+    }
+  }
+
+  /**
+   * Redis keeps the working set: fills the journal has written (and every other group
+   * and the monitor's snapshot cover) leave trade.execution.res, down to `workingSet`.
+   */
+  trimExecution(workingSet: number): Promise<void> {
+    this.trimming ??= trimExecutionToWorkingSet(this.deps.bus, workingSet)
+      .then((removed) => {
+        this.counts.trimmed += removed;
+      })
+      .catch((err: unknown) => this.deps.logger.warn({ err }, 'journal: trimming trade.execution.res failed; tried again later'))
+      .finally(() => {
+        this.trimming = undefined;
+      });
+    return this.trimming;
   }
 
   private handle(delivery: Delivery<Decoded>): void {
@@ -228,6 +263,8 @@ export class JournalService {
 
   async stop(): Promise<void> {
     if (this.reportTimer) clearInterval(this.reportTimer);
+    if (this.trimTimer) clearInterval(this.trimTimer);
+    await this.trimming;
     await this.subscription?.close();
     this.subscription = undefined;
     this.report();
