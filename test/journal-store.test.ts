@@ -31,7 +31,7 @@ import type { JournalStore } from '../src/services/journal/store.js';
 import { startLoop, type Loop } from '../src/services/loop.js';
 import { waitFor } from './helpers/redis.js';
 import { testConfig } from './helpers/services.js';
-import { JOURNAL_EXAMPLE_QUERIES, POSTGRES_URL, PRICES, seededSignals } from './helpers/journal.js';
+import { JOURNAL_EXAMPLE_QUERIES, POSTGRES_URL, PRICES, postgresAvailable, seededSignals } from './helpers/journal.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterAll(async () => {
@@ -43,7 +43,9 @@ interface Backend {
   open(): Promise<JournalStore>;
 }
 
-const BACKENDS: Backend[] = [
+const WITH_POSTGRES = await postgresAvailable('journal-store.test');
+
+const ALL_BACKENDS: Backend[] = [
   {
     name: 'sqlite',
     async open() {
@@ -102,6 +104,8 @@ const RUN_CONFIG = {
   monitor: { mark_interval_ms: 0 },
   risk: { cooldown_minutes: 0, max_daily_entries: 1_000_000, inflight_timeout_ms: 600_000 },
 };
+
+const BACKENDS = ALL_BACKENDS.filter((b) => b.name === 'sqlite' || WITH_POSTGRES);
 
 describe.each(BACKENDS)('journal store contract: $name', (backend) => {
   it('migrates an empty database to the latest version, once', async () => {

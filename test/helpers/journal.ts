@@ -8,10 +8,32 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import type { TradeSignal } from '../../src/core/messages.js';
 
 /** The test PostgreSQL (trust auth); each test works in a schema of its own and drops it. */
 export const POSTGRES_URL = process.env.QT_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/**
+ * Whether the test PostgreSQL answers. When it does not: outside CI a loud warning and
+ * false (the PostgreSQL half is skipped); in CI (process.env.CI) a failure.
+ */
+export async function postgresAvailable(who: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 3000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return true;
+  } catch (err) {
+    const message = `${who}: PostgreSQL does not answer at ${POSTGRES_URL} (${(err as Error).message}); set QT_TEST_POSTGRES_URL or start it (.ci/run does)`;
+    if (process.env.CI) throw new Error(message);
+    console.warn(`\n!!! ${message}: the PostgreSQL tests are SKIPPED !!!\n`);
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
 
 /** Start prices of the default five instruments for the seeded runs. */
 export const PRICES: Record<string, number> = { BTCUSDT: 64_250.5, ETHUSDT: 3_412.37, BNBUSDT: 587.12, SOLUSDT: 143.87, XRPUSDT: 0.5731 };
