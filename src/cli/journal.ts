@@ -1,11 +1,12 @@
 /** `quantum journal` (the journal as its own service on Redis) and its readers. */
+import { existsSync } from 'node:fs';
 import { createBus } from '../bus/factory.js';
 import type { Config } from '../platform/config.js';
 import { systemClock } from '../platform/clock.js';
 import { createLogger } from '../platform/logger.js';
 import { exportJournal, formatRows, readView, type JournalView, type OutputFormat } from '../services/journal/reader.js';
 import { JournalService } from '../services/journal/service.js';
-import { DEFAULT_UP_JOURNAL_URL, openStore, type JournalStore } from '../services/journal/store.js';
+import { DEFAULT_UP_JOURNAL_URL, openStore, parseJournalUrl, type JournalStore } from '../services/journal/store.js';
 import { redactUrl } from './serve.js';
 import { untilSignal } from './signals.js';
 
@@ -99,6 +100,11 @@ export async function runJournalExport(config: Config, dir: string): Promise<num
 }
 
 async function withStore(config: Config, name: string, fn: (store: JournalStore) => Promise<number>): Promise<number> {
+  const url = parseJournalUrl(journalUrl(config));
+  if (url?.kind === 'sqlite' && !existsSync(url.path)) {
+    console.error(`${name}: no journal at ${url.path} (journal.url ${journalUrl(config)}; run quantum up or quantum journal first)`);
+    return 1;
+  }
   let store: JournalStore;
   try {
     store = await openJournalStore(config);

@@ -103,13 +103,13 @@ export function buildProgram(exit: (code: number) => void): Command {
     exit(await runJournal(config));
   });
   for (const [view, title] of [
-    ['trades', 'closed round trips with PnL, fees, hold time and exit reason'],
-    ['decisions', "every signal's outcome (approved, rejected, skipped) with its reasons"],
-    ['equity', 'the portfolio at each position update (at most one row per symbol per second)'],
+    ['trades', 'print the closed round trips: PnL, fees, hold time, exit reason, source'],
+    ['decisions', 'print every decided signal: approved, rejected (with reasons) or skipped'],
+    ['equity', 'print the portfolio at each position update (at most one row per symbol per second)'],
   ] as const) {
     journal
       .command(view)
-      .description(`print the journal's ${title}`)
+      .description(title)
       .option('-c, --config <path>', 'config file (default ./quantum.config.json, or QT_CONFIG)')
       .option('--since <iso>', 'only rows at or after this time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z')
       .option('--symbol <symbol>', 'only this symbol')
