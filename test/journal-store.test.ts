@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { EventBus } from '../src/bus/bus.js';
 import { EmbeddedBus } from '../src/bus/embedded.js';
+import { RedisBus } from '../src/bus/redis.js';
 import { ALL_TOPICS, dlqTopic, TOPICS } from '../src/bus/topics.js';
 import { ExecutionResult, PositionUpdate, RiskApprovedSignal, RiskRejection } from '../src/core/messages.js';
 import { systemClock } from '../src/platform/clock.js';
@@ -29,7 +30,7 @@ import { JournalService } from '../src/services/journal/service.js';
 import { SqliteStore } from '../src/services/journal/sqlite-store.js';
 import type { JournalStore } from '../src/services/journal/store.js';
 import { startLoop, type Loop } from '../src/services/loop.js';
-import { waitFor } from './helpers/redis.js';
+import { cleanupPrefix, redisUrl, uniquePrefix, waitFor } from './helpers/redis.js';
 import { testConfig } from './helpers/services.js';
 import { JOURNAL_EXAMPLE_QUERIES, POSTGRES_URL, PRICES, postgresAvailable, seededSignals } from './helpers/journal.js';
 
@@ -106,6 +107,55 @@ const RUN_CONFIG = {
 };
 
 const BACKENDS = ALL_BACKENDS.filter((b) => b.name === 'sqlite' || WITH_POSTGRES);
+
+describe.each([
+  { name: 'embedded', open: async () => new EmbeddedBus({ onError: () => undefined }) as EventBus },
+  {
+    name: 'redis',
+    open: async () => {
+      const prefix = uniquePrefix('journal-before-commit');
+      cleanups.push(() => cleanupPrefix(redisUrl(), prefix));
+      return RedisBus.connect({ url: redisUrl(), prefix, onError: () => undefined }) as Promise<EventBus>;
+    },
+  },
+])("the bus's beforeCommit ($name), which the journal commits its database in", ({ open }) => {
+  it('runs once per batch before the acknowledgements; when it throws, the batch is delivered again', async () => {
+    const bus = await open();
+    const seen: string[] = [];
+    const committed: string[][] = [];
+    let batch: string[] = [];
+    let failures = 1;
+    for (let n = 0; n < 5; n += 1) await bus.publish(TOPICS.signal, { n });
+    const subscription = bus.subscribe<unknown>({
+      topic: TOPICS.signal,
+      group: 'journal-test',
+      consumer: 'c1',
+      decode: (fields) => fields.payload,
+      handler: (delivery) => {
+        seen.push(delivery.id);
+        batch.push(delivery.id);
+      },
+      beforeCommit: async () => {
+        const ids = batch;
+        batch = [];
+        if (failures-- > 0) throw new Error('database went away');
+        committed.push(ids);
+      },
+      retryDelayMs: 10,
+    });
+    try {
+      await waitFor(async () => subscription.acknowledged === 5, { what: 'five entries acknowledged after the retry' });
+      const ids = (await bus.readAfter(TOPICS.signal, '0', 10)).map((e) => e.id);
+      expect(committed.flat()).toEqual(ids);
+      expect(seen.length).toBe(10); // every entry handled twice: once before the failed commit, once after
+      const group = (await bus.info(TOPICS.signal)).groups.find((g) => g.name === 'journal-test');
+      expect(group?.pending).toBe(0);
+    } finally {
+      await subscription.close();
+      await bus.close();
+    }
+  });
+});
 
 describe.each(BACKENDS)('journal store contract: $name', (backend) => {
   it('migrates an empty database to the latest version, once', async () => {

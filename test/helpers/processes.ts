@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { redisUrl, waitFor } from './redis.js';
 import { freePorts } from './ports.js';
@@ -157,6 +157,8 @@ export function deploymentEnv(deployment: Deployment, extra: Record<string, stri
   Object.assign(env, {
     QT_STREAM_PREFIX: deployment.prefix,
     QT_CONFIG: deployment.configPath,
+    // `quantum up` writes its trade journal: next to the config, never into the repository.
+    QT_JOURNAL_URL: `sqlite:${join(dirname(deployment.configPath), 'quantum-journal.sqlite')}`,
     QT_RISK_PORT: String(deployment.ports.risk),
     QT_EXECUTION_PORT: String(deployment.ports.execution),
     QT_MONITOR_PORT: String(deployment.ports.monitor),

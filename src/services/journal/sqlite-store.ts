@@ -27,8 +27,11 @@ export class SqliteStore implements JournalStore {
     mkdirSync(dirname(full), { recursive: true });
     const db = new Database(full);
     db.pragma('journal_mode = WAL');
-    // FULL: a committed batch survives a power cut before the bus acknowledges it.
-    db.pragma('synchronous = FULL');
+    // NORMAL (with WAL): a committed batch survives the process dying (kill -9) without
+    // an fsync per batch, which would stall `quantum up`'s event loop; only a power cut
+    // can take the last batches, and then the Redis of these machines (nothing on disk)
+    // has lost the streams too.
+    db.pragma('synchronous = NORMAL');
     db.pragma('busy_timeout = 5000');
     return new SqliteStore(db, full);
   }
