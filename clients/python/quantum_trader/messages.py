@@ -14,6 +14,7 @@ __all__ = [
     "CheckEntry",
     "ExecutionResult",
     "ExecutionStatus",
+    "ExitReason",
     "Intent",
     "OrderSide",
     "Origin",
@@ -38,6 +39,21 @@ __all__ = [
 class ExecutionStatus(str, Enum):
     FILLED = "FILLED"
     REJECTED = "REJECTED"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+
+class ExitReason(str, Enum):
+    SIGNAL = "signal"
+    MANUAL = "manual"
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+    TRAILING_STOP = "trailing_stop"
+    TIME_LIMIT = "time_limit"
 
     def __str__(self) -> str:
         return str(self.value)
@@ -116,6 +132,8 @@ class ReasonCode(str, Enum):
     NEGATIVE_EDGE = "NEGATIVE_EDGE"
     POSITION_LIMIT = "POSITION_LIMIT"
     EXPOSURE_LIMIT = "EXPOSURE_LIMIT"
+    STALE_SIGNAL = "STALE_SIGNAL"
+    BELOW_MIN_ORDER = "BELOW_MIN_ORDER"
 
     def __str__(self) -> str:
         return str(self.value)
@@ -202,6 +220,7 @@ class ExecutionResult(Message):
     reduce_only: bool
     origin: Origin
     reject_reason: Optional[str] = None
+    exit_reason: Optional[ExitReason] = None
 
     _FIELDS: ClassVar[Tuple[Field, ...]] = (
         Field("schema_version", "schema_version", Int(minimum=1), required=True),
@@ -222,6 +241,7 @@ class ExecutionResult(Message):
         Field("ts", "ts", Int(minimum=0), required=True),
         Field("reduce_only", "reduce_only", Bool(), required=True),
         Field("origin", "origin", EnumOf(Origin), required=True),
+        Field("exit_reason", "exit_reason", EnumOf(ExitReason), required=False),
     )
 
 
@@ -394,12 +414,13 @@ class RiskApprovedSignal(Message):
     reduce_only: bool
     approved_ts: int
     origin: Origin
-    checks: List[CheckEntry]
-    sizing: Optional[SizingRecord]
     price: Optional[float] = None
     stop_loss: Optional[float] = None
     take_profit: Optional[float] = None
     metadata: Optional[Dict[str, Optional[Union[str, float, bool]]]] = None
+    expires_ts: Optional[int] = None
+    checks: Optional[List[CheckEntry]] = None
+    sizing: Optional[SizingRecord] = None
 
     _FIELDS: ClassVar[Tuple[Field, ...]] = (
         Field("schema_version", "schema_version", Int(minimum=1), required=True),
@@ -412,7 +433,7 @@ class RiskApprovedSignal(Message):
         Field("price", "price", Num(exclusive_minimum=0), required=False),
         Field("stop_loss", "stop_loss", Num(exclusive_minimum=0), required=False),
         Field("take_profit", "take_profit", Num(exclusive_minimum=0), required=False),
-        Field("metadata", "metadata", DictOf(AnyOf(Str(), Num(), Bool(), Null())), required=False),
+        Field("metadata", "metadata", DictOf(AnyOf(Str(max_length=256), Num(), Bool(), Null())), required=False),
         Field("intent", "intent", EnumOf(Intent), required=True),
         Field("side", "side", EnumOf(OrderSide), required=True),
         Field("quantity", "quantity", Num(exclusive_minimum=0), required=True),
@@ -423,9 +444,10 @@ class RiskApprovedSignal(Message):
         Field("risk_amount_usd", "risk_amount_usd", Num(minimum=0), required=True),
         Field("reduce_only", "reduce_only", Bool(), required=True),
         Field("approved_ts", "approved_ts", Int(minimum=0), required=True),
+        Field("expires_ts", "expires_ts", Int(minimum=0), required=False),
         Field("origin", "origin", EnumOf(Origin), required=True),
-        Field("checks", "checks", ListOf(Obj(CheckEntry)), required=True),
-        Field("sizing", "sizing", AnyOf(Obj(SizingRecord), Null()), required=True),
+        Field("checks", "checks", ListOf(Obj(CheckEntry)), required=False),
+        Field("sizing", "sizing", AnyOf(Obj(SizingRecord), Null()), required=False),
     )
 
 
@@ -460,7 +482,7 @@ class RiskRejection(Message):
         Field("price", "price", Num(exclusive_minimum=0), required=False),
         Field("stop_loss", "stop_loss", Num(exclusive_minimum=0), required=False),
         Field("take_profit", "take_profit", Num(exclusive_minimum=0), required=False),
-        Field("metadata", "metadata", DictOf(AnyOf(Str(), Num(), Bool(), Null())), required=False),
+        Field("metadata", "metadata", DictOf(AnyOf(Str(max_length=256), Num(), Bool(), Null())), required=False),
         Field("signal_ts", "signal_ts", Int(minimum=0), required=True),
         Field("reasons", "reasons", ListOf(EnumOf(ReasonCode), min_items=1), required=True),
         Field("checks", "checks", ListOf(Obj(CheckEntry)), required=True),
@@ -495,7 +517,7 @@ class TradeSignal(Message):
         Field("price", "price", Num(exclusive_minimum=0), required=False),
         Field("stop_loss", "stop_loss", Num(exclusive_minimum=0), required=False),
         Field("take_profit", "take_profit", Num(exclusive_minimum=0), required=False),
-        Field("metadata", "metadata", DictOf(AnyOf(Str(), Num(), Bool(), Null())), required=False),
+        Field("metadata", "metadata", DictOf(AnyOf(Str(max_length=256), Num(), Bool(), Null())), required=False),
     )
 
 
@@ -526,5 +548,5 @@ class TradeSignalInput(Message):
         Field("price", "price", Num(exclusive_minimum=0), required=False),
         Field("stop_loss", "stop_loss", Num(exclusive_minimum=0), required=False),
         Field("take_profit", "take_profit", Num(exclusive_minimum=0), required=False),
-        Field("metadata", "metadata", DictOf(AnyOf(Str(), Num(), Bool(), Null())), required=False),
+        Field("metadata", "metadata", DictOf(AnyOf(Str(max_length=256), Num(), Bool(), Null())), required=False),
     )
