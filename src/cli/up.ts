@@ -150,6 +150,8 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
       drawing = false;
     }
   };
+  // Listen for Ctrl-C/SIGTERM before saying we run: a stop right after must stop cleanly.
+  const stopSignal = untilSignal();
   if (!live) {
     console.log(
       `quantum up: loop running on the ${busLabel} bus; risk ${urls.risk}, execution ${urls.execution}, monitor ${urls.monitor}` +
@@ -161,7 +163,7 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
   await draw();
   const timer = setInterval(() => void draw(), live ? TTY_REFRESH_MS : PLAIN_REFRESH_MS);
 
-  const signal = await untilSignal();
+  const signal = await stopSignal;
   clearInterval(timer);
   if (live) process.stdout.write('\n');
   console.log(`quantum up: ${signal} received, stopping…`);
