@@ -169,6 +169,7 @@ export class ConsumerLoop<T> implements Subscription {
   readonly #decode: (topic: string, fields: Fields, id: string) => T;
   readonly #handler: Handler<T>;
   readonly #commitState: (() => { key: string; value: string }) | undefined;
+  readonly #beforeCommit: (() => Promise<void>) | undefined;
   readonly #onDeadLetter: ((topic: string, id: string, error: string) => void) | undefined;
   readonly #onCommit: ((attempt: CommitAttempt) => void) | undefined;
   readonly #batchSize: number;
@@ -198,6 +199,7 @@ export class ConsumerLoop<T> implements Subscription {
     this.#decode = topicDecoder(options);
     this.#handler = options.handler;
     this.#commitState = options.commitState;
+    this.#beforeCommit = options.beforeCommit;
     this.#onDeadLetter = options.onDeadLetter;
     this.#onCommit = options.onCommit;
     this.#batchSize = Math.max(1, options.batchSize ?? SUBSCRIBE_DEFAULTS.batchSize);
@@ -348,6 +350,7 @@ export class ConsumerLoop<T> implements Subscription {
       let acknowledged = 0;
       for (const ids of commit.acks.values()) acknowledged += ids.length;
       if (acknowledged === 0) return;
+      if (this.#beforeCommit) await this.#beforeCommit();
       if (this.#commitState) commit.state = this.#commitState();
       if (await this.#commit(commit)) {
         this.#acknowledged += acknowledged;

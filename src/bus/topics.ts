@@ -23,6 +23,8 @@ export const GROUPS = {
   risk: 'risk-safety',
   execution: 'execution',
   monitor: 'position-monitor',
+  /** The trade journal reads every topic it records under a group of its own. */
+  journal: 'journal',
 } as const;
 
 export type ServiceName = 'risk' | 'execution' | 'monitor';

@@ -30,6 +30,9 @@ export const PositionSide = z.enum(['LONG', 'SHORT', 'FLAT']);
 export type PositionSide = z.infer<typeof PositionSide>;
 export const TickSource = z.enum(['simulator', 'manual', 'feed']);
 export type TickSource = z.infer<typeof TickSource>;
+/** Why a position was closed. */
+export const ExitReason = z.enum(['signal', 'manual', 'stop_loss', 'take_profit', 'trailing_stop', 'time_limit']);
+export type ExitReason = z.infer<typeof ExitReason>;
 
 export const ReasonCode = z.enum([
   'UNKNOWN_SYMBOL',
@@ -178,6 +181,7 @@ export const ExecutionResult = z.object({
   ts: epochMs,
   reduce_only: z.boolean(),
   origin: Origin,
+  exit_reason: ExitReason.optional(),
 }).superRefine((r, ctx) => {
   // A fill the ledger could not apply must never pass as FILLED.
   if (r.status !== 'FILLED') return;

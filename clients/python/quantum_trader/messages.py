@@ -14,6 +14,7 @@ __all__ = [
     "CheckEntry",
     "ExecutionResult",
     "ExecutionStatus",
+    "ExitReason",
     "Intent",
     "OrderSide",
     "Origin",
@@ -38,6 +39,21 @@ __all__ = [
 class ExecutionStatus(str, Enum):
     FILLED = "FILLED"
     REJECTED = "REJECTED"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+
+class ExitReason(str, Enum):
+    SIGNAL = "signal"
+    MANUAL = "manual"
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+    TRAILING_STOP = "trailing_stop"
+    TIME_LIMIT = "time_limit"
 
     def __str__(self) -> str:
         return str(self.value)
@@ -204,6 +220,7 @@ class ExecutionResult(Message):
     reduce_only: bool
     origin: Origin
     reject_reason: Optional[str] = None
+    exit_reason: Optional[ExitReason] = None
 
     _FIELDS: ClassVar[Tuple[Field, ...]] = (
         Field("schema_version", "schema_version", Int(minimum=1), required=True),
@@ -224,6 +241,7 @@ class ExecutionResult(Message):
         Field("ts", "ts", Int(minimum=0), required=True),
         Field("reduce_only", "reduce_only", Bool(), required=True),
         Field("origin", "origin", EnumOf(Origin), required=True),
+        Field("exit_reason", "exit_reason", EnumOf(ExitReason), required=False),
     )
 
 

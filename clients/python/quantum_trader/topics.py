@@ -43,4 +43,4 @@ PAYLOAD_FIELD = "payload"
 SCHEMA_VERSION = 1
 
 #: The services' own consumer groups: reading with one would take entries from a service.
-SERVICE_GROUPS: Tuple[str, ...] = ("risk-safety", "execution", "position-monitor")
+SERVICE_GROUPS: Tuple[str, ...] = ("risk-safety", "execution", "position-monitor", "journal")
