@@ -131,10 +131,11 @@ describe('safety promises, three processes on Redis', () => {
 
   it('a FILLED result the ledger cannot apply (price 0, or 1e-300) is dead-lettered by risk and the monitor; the books do not move', async () => {
     const before = await getJson<{ balance_usd: number }>(`${services.url('monitor')}/portfolio`);
+    let n = 0;
     const result = (over: Record<string, unknown>) => ({
       schema_version: 1,
-      order_id: `PAPER-${Math.floor(Math.random() * 0xffffffffffff).toString(16).padStart(12, '0')}`,
-      signal_id: `bad-fill-${Math.random()}`,
+      order_id: `PAPER-${(0xbad000 + ++n).toString(16).padStart(12, '0')}`,
+      signal_id: `bad-fill-${n}`,
       symbol: 'XRPUSDT',
       side: 'BUY',
       quantity: 100,
