@@ -135,6 +135,8 @@ beforeAll(async () => {
   Object.assign(env, {
     PATH: `${join(shims, 'bin')}:${join(REPO, 'node_modules', '.bin')}:${process.env.PATH ?? ''}`,
     REDIS_URL: redis.url,
+    // docs/python.md's snippets run after `pip install ./clients/python`: the same package from the tree.
+    PYTHONPATH: [join(REPO, 'clients', 'python'), process.env.PYTHONPATH].filter(Boolean).join(':'),
     QT_RISK_PORT: String(risk),
     QT_EXECUTION_PORT: String(execution),
     QT_MONITOR_PORT: String(monitor),

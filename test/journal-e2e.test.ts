@@ -48,7 +48,8 @@ const SIGNALS = 400;
 const KILL_AFTER = 200;
 const CHUNK = 25;
 const CONFIG = {
-  execution: { price_interval_ms: 0 },
+  // Free fills: at frozen prices fees make every round trip a loss, and ten losses stop entries (b = 0).
+  execution: { price_interval_ms: 0, fee_rate: 0, max_slippage_pct: 0 },
   monitor: { mark_interval_ms: 0 },
   risk: { cooldown_minutes: 0, max_daily_entries: 1_000_000, inflight_timeout_ms: 600_000 },
 };

@@ -101,7 +101,9 @@ async function settled(bus: EventBus): Promise<boolean> {
 }
 
 const RUN_CONFIG = {
-  execution: { price_interval_ms: 0 },
+  // Frozen prices make every round trip lose its fees; with fees and slippage, b from ten losing
+  // round trips is 0 and entries stop (NEGATIVE_EDGE). Free fills keep the run trading.
+  execution: { price_interval_ms: 0, fee_rate: 0, max_slippage_pct: 0 },
   monitor: { mark_interval_ms: 0 },
   risk: { cooldown_minutes: 0, max_daily_entries: 1_000_000, inflight_timeout_ms: 600_000 },
 };

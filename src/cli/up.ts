@@ -169,8 +169,8 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
   console.log(`quantum up: ${signal} received, stopping…`);
   await dashboard?.stop();
   await loop.stop();
-  journal.stopped(systemClock.now(), activityTotals(loop), signal);
   await stopJournal(tradeJournal);
+  journal.stopped(systemClock.now(), activityTotals(loop), signal);
   await bus.close();
   console.log('quantum up: stopped cleanly');
   logger.flush?.();

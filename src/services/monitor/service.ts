@@ -5,7 +5,7 @@
  * `mark_interval_ms`, and closes positions by hand through the risk gate.
  */
 import { randomUUID } from 'node:crypto';
-import type { Delivery, Outbound } from '../../bus/bus.js';
+import { RefusedEntry, type Delivery, type Outbound } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { toNumber } from '../../core/fixed.js';
 import { instrumentTable, type InstrumentTable } from '../../core/instruments.js';
@@ -103,6 +103,7 @@ export class MonitorService {
     }
     const result = delivery.message as ExecutionResult;
     const outcome = this.state.onExecution(result, delivery.id, now);
+    if (outcome.kind === 'refused') throw new RefusedEntry(outcome.reason);
     this.waiters.get(result.signal_id)?.resolve({ result, outcome });
     if (outcome.kind === 'duplicate') {
       this.metrics.outcomes.inc({ outcome: 'duplicate' });

@@ -36,7 +36,9 @@ export type MonitorSnapshot = z.infer<typeof MonitorSnapshot>;
 export type FillOutcome =
   | { kind: 'applied'; effect: FillEffect; update: PositionUpdate }
   | { kind: 'duplicate' }
-  | { kind: 'rejected' };
+  | { kind: 'rejected' }
+  /** The ledger cannot apply it (e.g. a price below 1e-18): nothing changed; dead-letter it. */
+  | { kind: 'refused'; reason: string };
 
 export class MonitorState {
   private ledger: Ledger;
@@ -73,13 +75,22 @@ export class MonitorState {
       this.counters.duplicates += 1;
       return { kind: 'duplicate' };
     }
+    let effect: FillEffect | null = null;
+    if (result.status === 'FILLED') {
+      try {
+        effect = this.ledger.applyFill(ledgerFillOf(result));
+      } catch (error) {
+        // The ledger validates before it changes anything; the watermark stays put.
+        return { kind: 'refused', reason: `LEDGER: ${(error as Error).message}` };
+      }
+    }
+    // Only now is the result done: a retry of a result that failed above is not a duplicate.
     this.lastFillId = entryId;
     this.applied.add(result.order_id, this.appliedWindowMs > 0 ? result.ts + this.appliedWindowMs : undefined);
-    if (result.status !== 'FILLED') {
+    if (effect === null) {
       this.counters.rejected_results += 1;
       return { kind: 'rejected' };
     }
-    const effect = this.ledger.applyFill(ledgerFillOf(result));
     this.counters.fills_applied += 1;
     const cause: PositionCause = effect.closedRoundTrip && !effect.opened ? 'close' : 'fill';
     return { kind: 'applied', effect, update: this.update(result.symbol, cause, now, result.order_id) };

@@ -3,7 +3,7 @@
  * market.tick (group `risk-safety`); the pure governor decides each signal once;
  * approvals go to trade.signal.safe, rejections to trade.signal.rejected.
  */
-import { compareIds, type Delivery, type EventBus, type Outbound, type StreamEntry } from '../../bus/bus.js';
+import { RefusedEntry, compareIds, type Delivery, type EventBus, type Outbound, type StreamEntry } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { ExecutionResult, PriceTick, TradeSignal } from '../../core/messages.js';
@@ -100,8 +100,11 @@ export class RiskService {
         refuseIfRefused(this.state.onTick(delivery.message as PriceTick, this.deps.clock.now()));
         return;
       case TOPICS.execution:
-        this.state.onExecution(delivery.message as ExecutionResult);
+      {
+        const refused = this.state.onExecution(delivery.message as ExecutionResult);
+        if (refused !== undefined) throw new RefusedEntry(refused);
         return;
+      }
       default:
         this.state.noteSignalEntry(delivery.id);
         return this.decide(delivery.message as TradeSignal);

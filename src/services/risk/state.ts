@@ -28,8 +28,7 @@ import {
   type TradingState,
 } from '../../core/governor.js';
 import type { InstrumentTable } from '../../core/instruments.js';
-import type { RiskReading } from '../../platform/metrics.js';
-import { Ledger, LedgerSnapshot, ledgerFillOf } from '../../core/ledger.js';
+import { Ledger, LedgerSnapshot, ledgerFillOf, type FillEffect } from '../../core/ledger.js';
 import {
   RiskApprovedSignal as ApprovalSchema,
   type ExecutionResult,
@@ -40,6 +39,7 @@ import {
 } from '../../core/messages.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
+import type { RiskReading } from '../../platform/metrics.js';
 
 export interface RiskStateOptions {
   initialBalance: number;
@@ -201,21 +201,32 @@ export class RiskState {
     return verdict;
   }
 
-  onExecution(result: ExecutionResult): void {
+  /**
+   * Applies one execution result. Returns the reason when the ledger cannot apply a fill
+   * (nothing changed then, the order stays in flight: the service dead-letters the entry).
+   */
+  onExecution(result: ExecutionResult): string | undefined {
     const pending = this.inflight.get(result.signal_id);
-    if (pending) this.inflight.delete(result.signal_id);
     if (result.status !== 'FILLED') {
+      if (pending) this.inflight.delete(result.signal_id);
       this.counters.fill_rejections_seen += 1;
       if (pending?.projection?.status === 'FILLED') this.viewStale = true;
-      return;
+      return undefined;
     }
+    let effect: FillEffect;
+    try {
+      effect = this.confirmed.applyFill(ledgerFillOf(result));
+    } catch (error) {
+      return `LEDGER: ${(error as Error).message}`;
+    }
+    if (pending) this.inflight.delete(result.signal_id);
     this.counters.fills_seen += 1;
-    const effect = this.confirmed.applyFill(ledgerFillOf(result));
     // The view's projection is stamped with the approval time; a round trip's close time
     // (the cooldown clock) must be the real fill's, as a rebuilt view after a restart has it.
     const closeTimeDiffers = effect.closedRoundTrip !== null && pending?.projection?.ts !== result.ts;
     if (!pending || !sameFill(pending.projection, result) || closeTimeDiffers) this.viewStale = true;
     this.updateTradingState(result.ts);
+    return undefined;
   }
 
   /** Decides one signal, once per signal_id. */
