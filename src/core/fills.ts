@@ -280,6 +280,7 @@ export function paperFill(params: PaperFillParams): ExecutionResult {
     ts: params.now,
     reduce_only: order.reduce_only,
     origin: order.origin,
+    exit_reason: order.exit_reason,
   };
 }
 
@@ -305,6 +306,7 @@ function rejected(params: PaperFillParams, reason: string): ExecutionResult {
     ts: params.now,
     reduce_only: order.reduce_only,
     origin: order.origin,
+    exit_reason: order.exit_reason,
   };
 }
 

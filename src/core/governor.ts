@@ -9,9 +9,11 @@
  * trips the breaker. Times are integer epoch milliseconds.
  */
 import { SCALE, ZERO, abs, fx, max, mul, toDecimalString, toNumber, type Fixed } from './fixed.js';
+import { NO_EXIT_DEFAULTS, resolveEntryLevels, type ExitDefaults } from './exits.js';
 import type { InstrumentSpec } from './instruments.js';
 import type {
   CheckEntry,
+  ExitReason,
   OrderSide,
   Origin,
   ReasonCode,
@@ -87,6 +89,8 @@ export interface DecideInput {
   limits: RiskLimits;
   /** Epoch ms of the decision. */
   now: number;
+  /** Exit-level defaults (config `exits`); none when omitted. */
+  exits?: ExitDefaults;
 }
 
 export type Decision =
@@ -223,6 +227,8 @@ function reject(signal: TradeSignal, now: number, reasons: ReasonCode[], checks:
       price: signal.price,
       stop_loss: signal.stop_loss,
       take_profit: signal.take_profit,
+      trailing_stop_pct: signal.trailing_stop_pct,
+      max_hold_ms: signal.max_hold_ms,
       metadata: signal.metadata,
       signal_ts: signal.ts,
       reasons,
@@ -233,7 +239,7 @@ function reject(signal: TradeSignal, now: number, reasons: ReasonCode[], checks:
 }
 
 /** Decides one signal (SPEC §4, steps 1–8). Never throws for a business outcome. */
-export function decide({ signal, account, instrument, price, limits, now }: DecideInput): Decision {
+export function decide({ signal, account, instrument, price, limits, now, exits }: DecideInput): Decision {
   // 1. HOLD: skipped, not a rejection.
   if (signal.action === 'HOLD') return { kind: 'skip', reason: 'HOLD' };
 
@@ -261,7 +267,7 @@ export function decide({ signal, account, instrument, price, limits, now }: Deci
     return approveClose(signal, net, price, now);
   }
 
-  return decideEntry(signal, account, instrument, price, compile(limits), limits, net, now);
+  return decideEntry(signal, account, instrument, price, compile(limits), limits, net, now, exits ?? NO_EXIT_DEFAULTS);
 }
 
 // 4. A close is reduce-only and always approved: no risk gate may trap a trader in a position.
@@ -271,6 +277,8 @@ function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number
   const side: OrderSide = long ? 'SELL' : 'BUY';
   const origin: Origin =
     signal.source === 'manual_close' ? 'manual_close' : signal.source === 'protective_exit' ? 'protective_exit' : 'signal';
+  // A protective close gets its own reason (stop_loss, ...) from the risk service that fires it.
+  const exitReason: ExitReason = origin === 'manual_close' ? 'manual' : 'signal';
   const why = signal.action === 'CLOSE' ? 'CLOSE requested' : `${signal.action} signal against a ${long ? 'LONG' : 'SHORT'} position`;
   const quantityNumber = num(quantity);
   return {
@@ -286,6 +294,8 @@ function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number
       price: signal.price,
       stop_loss: signal.stop_loss,
       take_profit: signal.take_profit,
+      trailing_stop_pct: signal.trailing_stop_pct,
+      max_hold_ms: signal.max_hold_ms,
       metadata: signal.metadata,
       intent: 'CLOSE',
       side,
@@ -298,6 +308,7 @@ function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number
       reduce_only: true,
       approved_ts: now,
       origin,
+      exit_reason: exitReason,
       checks: [
         {
           rule: CHECK_RULES.reduceOnlyClose,
@@ -322,6 +333,7 @@ function decideEntry(
   limits: RiskLimits,
   net: Fixed,
   now: number,
+  exitDefaults: ExitDefaults,
 ): Decision {
   const reasons: ReasonCode[] = [];
   const checks: CheckEntry[] = [];
@@ -454,6 +466,10 @@ function decideEntry(
   if (minNote !== undefined) minCheck.note = minNote;
   checks.push(minCheck);
 
+  // Exit levels (core/exits.ts): a wrong-side level is a failed entry here and is not
+  // armed, but adds no reason code: the entry is decided by the rules above alone.
+  for (const check of resolveEntryLevels({ signal, side, price, defaults: exitDefaults, now }).checks) checks.push(check);
+
   const stop = stopDistance(price, stopLoss, L.defaultStopPct);
   const priceNumber = num(price);
   const appliedNumber = approx(applied);
@@ -488,6 +504,8 @@ function decideEntry(
       price: signal.price,
       stop_loss: signal.stop_loss,
       take_profit: signal.take_profit,
+      trailing_stop_pct: signal.trailing_stop_pct,
+      max_hold_ms: signal.max_hold_ms,
       metadata: signal.metadata,
       intent: net === ZERO ? 'OPEN' : 'INCREASE',
       side,
