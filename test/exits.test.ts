@@ -76,6 +76,23 @@ describe.each([
     expect(levels.map((l) => l.cause)).toEqual(['armed', 'triggered', 'cleared']);
   });
 
+  it('every close carries its exit_reason: an opposite signal is `signal`, POST /close is `manual`', async () => {
+    const { bus, monitor } = await start();
+    await openLong(bus, {});
+    await bus.publish(TOPICS.signal, { signal_id: `against-${nextTs()}`, symbol: SYMBOL, action: 'SELL', confidence: 0.9, source: 'test' });
+    await waitFor(async () => (await closes(bus)).length === 1, { what: 'the signal close' });
+    await settled(bus);
+    await bus.publish(TOPICS.signal, { signal_id: `again-${nextTs()}`, symbol: SYMBOL, action: 'BUY', confidence: 0.85, source: 'test' });
+    await waitFor(async () => monitor.service.positions().length === 1, { what: 'the second entry' });
+    await settled(bus);
+    const manual = await monitor.service.close(SYMBOL);
+    expect(manual.kind).toBe('filled');
+    expect((await closes(bus)).map((c) => [c.origin, c.exit_reason])).toEqual([
+      ['signal', 'signal'],
+      ['manual_close', 'manual'],
+    ]);
+  });
+
   it('a restart of the risk service mid-trail keeps the high-water mark', async () => {
     const { bus, risk, config } = await start();
     await openLong(bus, { trailing_stop_pct: 0.1 });

@@ -109,6 +109,20 @@ export function wrongSide(kind: 'stop_loss' | 'take_profit', level: Fixed, direc
   return `a ${direction}'s ${kind} must be ${mustBeBelow ? 'below' : 'above'} the price ${toDecimalString(price)}, got ${toDecimalString(level)}`;
 }
 
+/** True when an entry would consider any level (the signal carries one, or a default is on). */
+export function hasExitInputs(signal: EntryLevelsInput['signal'], defaults: ExitDefaults): boolean {
+  return (
+    signal.stop_loss !== undefined ||
+    signal.take_profit !== undefined ||
+    signal.trailing_stop_pct !== undefined ||
+    signal.max_hold_ms !== undefined ||
+    defaults.stop_loss_pct > 0 ||
+    defaults.take_profit_pct > 0 ||
+    defaults.trailing_stop_pct > 0 ||
+    defaults.max_hold_minutes > 0
+  );
+}
+
 export interface EntryLevelsInput {
   signal: Pick<TradeSignal, 'signal_id' | 'stop_loss' | 'take_profit' | 'trailing_stop_pct' | 'max_hold_ms'>;
   side: OrderSide;

@@ -9,7 +9,7 @@
  * trips the breaker. Times are integer epoch milliseconds.
  */
 import { SCALE, ZERO, abs, fx, max, mul, toDecimalString, toNumber, type Fixed } from './fixed.js';
-import { NO_EXIT_DEFAULTS, resolveEntryLevels, type ExitDefaults } from './exits.js';
+import { NO_EXIT_DEFAULTS, hasExitInputs, resolveEntryLevels, type ExitDefaults } from './exits.js';
 import type { InstrumentSpec } from './instruments.js';
 import type {
   CheckEntry,
@@ -468,7 +468,9 @@ function decideEntry(
 
   // Exit levels (core/exits.ts): a wrong-side level is a failed entry here and is not
   // armed, but adds no reason code: the entry is decided by the rules above alone.
-  for (const check of resolveEntryLevels({ signal, side, price, defaults: exitDefaults, now }).checks) checks.push(check);
+  if (hasExitInputs(signal, exitDefaults)) {
+    for (const check of resolveEntryLevels({ signal, side, price, defaults: exitDefaults, now }).checks) checks.push(check);
+  }
 
   const stop = stopDistance(price, stopLoss, L.defaultStopPct);
   const priceNumber = num(price);

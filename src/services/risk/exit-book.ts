@@ -63,6 +63,8 @@ interface Quote {
   ts: number;
 }
 
+const NOTHING: readonly ExitLevels[] = Object.freeze([]);
+
 export interface FiredExit {
   symbol: string;
   signalId: string;
@@ -169,6 +171,18 @@ export class ExitBook {
     return { ...this.exitsByReason };
   }
 
+  /** True when some position has a time limit (the service's clock check can be skipped otherwise). */
+  hasTimeLimit(): boolean {
+    for (const levels of this.levels.values()) if (levels.expiresTs !== null) return true;
+    return false;
+  }
+
+  /** True when a protective close was rejected by execution and none is in flight for that symbol. */
+  hasRetry(): boolean {
+    for (const symbol of this.attempts.keys()) if (!this.closing.has(symbol) && this.levels.has(symbol)) return true;
+    return false;
+  }
+
   closingCount(): number {
     return this.closing.size;
   }
@@ -178,8 +192,8 @@ export class ExitBook {
   }
 
   /** The ExitLevels messages queued since the last drain, oldest first. */
-  drain(): ExitLevels[] {
-    if (this.outbox.length === 0) return [];
+  drain(): readonly ExitLevels[] {
+    if (this.outbox.length === 0) return NOTHING;
     const out = this.outbox;
     this.outbox = [];
     return out;

@@ -116,7 +116,7 @@ export class RiskService {
 
   /** On the sweep timer: time limits fire without a tick (checked with the injected clock). */
   private async checkTimeLimits(): Promise<void> {
-    if (this.checkingTimeLimits) return;
+    if (this.checkingTimeLimits || !this.state.exitsDueOnClock()) return;
     this.checkingTimeLimits = true;
     try {
       await this.host.emit(() => {
@@ -215,7 +215,7 @@ export class RiskService {
 }
 
 /** A handler's outputs plus the exit-level changes it queued (published after them). */
-function withExitOutputs(out: Outbound[] | void, levels: ExitLevels[]): Outbound[] | void {
+function withExitOutputs(out: Outbound[] | void, levels: readonly ExitLevels[]): Outbound[] | void {
   if (levels.length === 0) return out;
   return [...(out ?? []), ...levels.map((payload) => ({ topic: TOPICS.exitLevels, payload }))];
 }

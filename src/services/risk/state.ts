@@ -290,6 +290,7 @@ export class RiskState {
   checkExits(now: number, symbol?: string): RiskApprovedSignal[] {
     const closes: RiskApprovedSignal[] = [];
     for (const s of symbol === undefined ? this.exitBook.symbols() : [symbol]) {
+      if (this.exitBook.get(s) === undefined) continue;
       const direction = this.confirmedDirection(s);
       if (direction === null) continue;
       const fired = this.exitBook.evaluate(s, direction, now);
@@ -337,8 +338,16 @@ export class RiskState {
   }
 
   /** The ExitLevels messages to publish (trade.exit.levels), queued since the last call. */
-  drainExitLevels(): ExitLevels[] {
+  drainExitLevels(): readonly ExitLevels[] {
     return this.exitBook.drain();
+  }
+
+  /**
+   * True when a check on the clock alone can fire something: a time limit is armed, or a
+   * protective close was refused by execution and waits to be fired again.
+   */
+  exitsDueOnClock(): boolean {
+    return this.exitBook.hasTimeLimit() || this.exitBook.hasRetry();
   }
 
   /**
