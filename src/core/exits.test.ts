@@ -88,10 +88,11 @@ describe('evaluateExit', () => {
 
 describe('exitSidePrice', () => {
   it('uses the bid for a long, the ask for a short, the last price without quotes', () => {
-    expect(exitSidePrice({ price: 100, bid: 99.9, ask: 100.1 }, 'LONG')).toBe(99.9);
-    expect(exitSidePrice({ price: 100, bid: 99.9, ask: 100.1 }, 'SHORT')).toBe(100.1);
-    expect(exitSidePrice({ price: 100 }, 'LONG')).toBe(100);
-    expect(exitSidePrice({ price: 100 }, 'SHORT')).toBe(100);
+    const quoted = { last: fx(100), bid: fx('99.9'), ask: fx('100.1') };
+    expect(exitSidePrice(quoted, 'LONG')).toBe(fx('99.9'));
+    expect(exitSidePrice(quoted, 'SHORT')).toBe(fx('100.1'));
+    expect(exitSidePrice({ last: fx(100) }, 'LONG')).toBe(fx(100));
+    expect(exitSidePrice({ last: fx(100), bid: fx(99) }, 'SHORT')).toBe(fx(100));
   });
 });
 

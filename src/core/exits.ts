@@ -18,7 +18,7 @@
  * Amounts are `Fixed` (exact decimals); comparisons are exact.
  */
 import { ONE, fx, mul, toDecimalString, toNumber, type Fixed } from './fixed.js';
-import type { CheckEntry, OrderSide, PriceTick, ProtectiveExitReason, TradeSignal } from './messages.js';
+import type { CheckEntry, OrderSide, ProtectiveExitReason, TradeSignal } from './messages.js';
 
 export type Direction = 'LONG' | 'SHORT';
 
@@ -82,9 +82,8 @@ export function directionOf(side: OrderSide): Direction {
 }
 
 /** The price a close would meet: the bid for a long, the ask for a short, else the last price. */
-export function exitSidePrice(tick: Pick<PriceTick, 'price' | 'bid' | 'ask'>, direction: Direction): number {
-  const quote = direction === 'LONG' ? tick.bid : tick.ask;
-  return quote ?? tick.price;
+export function exitSidePrice(quote: { last: Fixed; bid?: Fixed; ask?: Fixed }, direction: Direction): Fixed {
+  return (direction === 'LONG' ? quote.bid : quote.ask) ?? quote.last;
 }
 
 /** The trailing stop's price level now, or null without a trail. */

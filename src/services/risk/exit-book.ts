@@ -49,7 +49,8 @@ export const ExitBookSnapshot = z.object({
   attempts: z.record(z.string(), z.number().int().nonnegative()),
   /** Per symbol: the protective close in flight (at most one). */
   closing: z.record(z.string(), z.object({ signal_id: z.string(), reason: z.enum(['stop_loss', 'take_profit', 'trailing_stop', 'time_limit']) })),
-  quotes: z.record(z.string(), z.object({ price: z.number(), bid: z.number().optional(), ask: z.number().optional(), ts: z.number() })),
+  /** The latest tick's bid and ask per symbol, when it had them (the last price is the state's). */
+  quotes: z.record(z.string(), z.object({ bid: decimalBig.optional(), ask: decimalBig.optional() })),
   exits_by_reason: z.record(z.string(), z.number().int().nonnegative()),
 });
 export type ExitBookSnapshot = z.infer<typeof ExitBookSnapshot>;
@@ -57,10 +58,8 @@ export type ExitBookSnapshot = z.infer<typeof ExitBookSnapshot>;
 export const EMPTY_EXIT_BOOK: ExitBookSnapshot = { levels: {}, attempts: {}, closing: {}, quotes: {}, exits_by_reason: {} };
 
 interface Quote {
-  price: number;
-  bid?: number;
-  ask?: number;
-  ts: number;
+  bid?: Fixed;
+  ask?: Fixed;
 }
 
 const NOTHING: readonly ExitLevels[] = Object.freeze([]);
@@ -80,20 +79,21 @@ export class ExitBook {
   private exitsByReason: Partial<Record<ExitReason, number>> = {};
   private outbox: ExitLevels[] = [];
 
-  /** Latest quote per symbol wins (an older tick arriving late changes nothing). */
+  /** The quotes of a tick the state took as its symbol's latest (call it only for those). */
   noteTick(tick: PriceTick): void {
-    const last = this.quotes.get(tick.symbol);
-    if (last !== undefined && tick.ts < last.ts) return;
-    const quote: Quote = { price: tick.price, ts: tick.ts };
-    if (tick.bid !== undefined) quote.bid = tick.bid;
-    if (tick.ask !== undefined) quote.ask = tick.ask;
+    if (tick.bid === undefined && tick.ask === undefined) {
+      this.quotes.delete(tick.symbol);
+      return;
+    }
+    const quote: Quote = {};
+    if (tick.bid !== undefined) quote.bid = fx(tick.bid);
+    if (tick.ask !== undefined) quote.ask = fx(tick.ask);
     this.quotes.set(tick.symbol, quote);
   }
 
-  /** The exit-side price of a symbol for a position in `direction`; undefined before any tick. */
-  exitPrice(symbol: string, direction: Direction): Fixed | undefined {
-    const quote = this.quotes.get(symbol);
-    return quote === undefined ? undefined : fx(exitSidePrice(quote, direction));
+  /** The exit-side price for a position in `direction`: its quote when the latest tick had one, else `last`. */
+  exitPrice(symbol: string, direction: Direction, last: Fixed): Fixed {
+    return exitSidePrice({ last, ...this.quotes.get(symbol) }, direction);
   }
 
   /** Arms (or replaces) a position's levels: a later entry replaces them whole. */
@@ -123,15 +123,14 @@ export class ExitBook {
   }
 
   /**
-   * Checks one symbol's levels against its latest exit-side price for a position in
-   * `direction` (the caller knows the position); moves the trail; returns the exit to
+   * Checks one symbol's levels against its exit-side price for a position in `direction`
+   * (the caller knows the position and the last price); moves the trail; returns the exit to
    * fire, if any. Nothing fires while a protective close of that symbol is in flight.
    */
-  evaluate(symbol: string, direction: Direction, now: number): FiredExit | null {
+  evaluate(symbol: string, direction: Direction, last: Fixed, now: number): FiredExit | null {
     const levels = this.levels.get(symbol);
     if (levels === undefined || levels.direction !== direction || this.closing.has(symbol)) return null;
-    const price = this.exitPrice(symbol, direction);
-    if (price === undefined) return null;
+    const price = this.exitPrice(symbol, direction, last);
     const result = evaluateExit(levels, price, now);
     if (result.trailed) {
       this.levels.set(symbol, result.levels);
@@ -230,7 +229,9 @@ export class ExitBook {
       levels: Object.fromEntries([...this.levels].map(([s, l]) => [s, armedExitsToJson(l)])),
       attempts: Object.fromEntries(this.attempts),
       closing: Object.fromEntries([...this.closing].map(([s, c]) => [s, { ...c }])),
-      quotes: Object.fromEntries([...this.quotes].map(([s, q]) => [s, { ...q }])),
+      quotes: Object.fromEntries(
+        [...this.quotes].map(([s, q]) => [s, { ...(q.bid === undefined ? {} : { bid: q.bid.toString() }), ...(q.ask === undefined ? {} : { ask: q.ask.toString() }) }]),
+      ),
       exits_by_reason: { ...this.exitsByReason },
     };
   }
@@ -244,7 +245,12 @@ export class ExitBook {
     for (const [s, l] of Object.entries(snap.levels)) this.levels.set(s, armedExitsFromJson(l));
     for (const [s, n] of Object.entries(snap.attempts)) this.attempts.set(s, n);
     for (const [s, c] of Object.entries(snap.closing)) this.closing.set(s, { ...c });
-    for (const [s, q] of Object.entries(snap.quotes)) this.quotes.set(s, { ...q });
+    for (const [s, q] of Object.entries(snap.quotes)) {
+      const quote: Quote = {};
+      if (q.bid !== undefined) quote.bid = BigInt(q.bid);
+      if (q.ask !== undefined) quote.ask = BigInt(q.ask);
+      this.quotes.set(s, quote);
+    }
     this.exitsByReason = { ...snap.exits_by_reason } as Partial<Record<ExitReason, number>>;
   }
 

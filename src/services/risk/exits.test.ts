@@ -78,7 +78,10 @@ describe('RiskState: protective exits', () => {
   it('checks a long against the bid and a short against the ask', () => {
     const long = makeState();
     open(long, { stop_loss: 140 });
-    expect(tick(long, 141, { bid: 140.5, ask: 141.5 })).toEqual([]);
+    expect(tick(long, 139, { bid: 140.5, ask: 141.5 })).toEqual([]); // the last price is below, the bid is not
+    const restored = makeState();
+    restored.restore(JSON.parse(long.snapshotJson()));
+    expect(restored.checkExits(tickTs, 'SOLUSDT')).toEqual([]); // the quote survived the restart
     expect(tick(long, 141, { bid: 139.9, ask: 141.5 })[0]?.exit_reason).toBe('stop_loss');
     const short = makeState();
     open(short, { stop_loss: 160 }, 'SELL');

@@ -162,12 +162,12 @@ export class RiskState {
 
   /** Latest tick wins; an older tick arriving late changes nothing. */
   onTick(tick: PriceTick): void {
-    this.exitBook.noteTick(tick);
     const last = this.priceTs.get(tick.symbol);
     if (last !== undefined && tick.ts < last) return;
     const price = fx(tick.price);
     this.prices.set(tick.symbol, price);
     this.priceTs.set(tick.symbol, tick.ts);
+    this.exitBook.noteTick(tick);
     this.confirmed.setMark(tick.symbol, price);
     this.view.setMark(tick.symbol, price);
     this.updateTradingState(tick.ts);
@@ -290,10 +290,11 @@ export class RiskState {
   checkExits(now: number, symbol?: string): RiskApprovedSignal[] {
     const closes: RiskApprovedSignal[] = [];
     for (const s of symbol === undefined ? this.exitBook.symbols() : [symbol]) {
-      if (this.exitBook.get(s) === undefined) continue;
+      const last = this.prices.get(s);
+      if (this.exitBook.get(s) === undefined || last === undefined) continue;
       const direction = this.confirmedDirection(s);
       if (direction === null) continue;
-      const fired = this.exitBook.evaluate(s, direction, now);
+      const fired = this.exitBook.evaluate(s, direction, last, now);
       if (fired === null) continue;
       this.refreshView();
       // Another close in flight (a signal's or a manual one) already takes the position to flat.
@@ -361,8 +362,9 @@ export class RiskState {
   ): { ok: true; levels: ExitLevels } | { ok: false; status: 400 | 404; field?: string; message: string } {
     const direction = this.confirmedDirection(symbol);
     if (direction === null) return { ok: false, status: 404, message: `no open position in ${symbol}` };
-    const price = this.exitBook.exitPrice(symbol, direction) ?? this.prices.get(symbol);
-    if (price === undefined) return { ok: false, status: 404, message: `no price for ${symbol} yet` };
+    const last = this.prices.get(symbol);
+    if (last === undefined) return { ok: false, status: 404, message: `no price for ${symbol} yet` };
+    const price = this.exitBook.exitPrice(symbol, direction, last);
     const current = this.exitBook.get(symbol) ?? {
       // A position with no levels record (armed before exits existed): named after its opening.
       entrySignalId: `position-${symbol}-${this.confirmed.position(symbol)?.openedTs ?? now}`,
