@@ -134,7 +134,7 @@ describe('protective exits with the three services as processes on Redis', () =>
   });
 
   it('max_hold_ms: the time limit closes the long once without a price change', async () => {
-    const p = await openLong('SOLUSDT', 150, { max_hold_ms: 1500 }, (x) => x.expires_ts !== undefined);
+    const p = await openLong('SOLUSDT', 150, { max_hold_ms: 4000 }, (x) => x.expires_ts !== undefined);
     expect(p.expires_ts).toBeGreaterThan(0);
     await expectOneProtectiveClose('SOLUSDT', 'time_limit');
   });
