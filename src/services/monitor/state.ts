@@ -98,11 +98,10 @@ export class MonitorState {
 
   /**
    * The risk service's armed levels of a symbol (it owns them: entries arm them, the trail
-   * moves them, POST /positions/{symbol}/exits changes them). The newest message wins.
+   * moves them, POST /positions/{symbol}/exits changes them). One producer writes the
+   * stream in order, so the latest entry wins (no clock comparison across services).
    */
   onExitLevels(levels: ExitLevels): void {
-    const last = this.exitLevels.get(levels.symbol);
-    if (last !== undefined && levels.ts < last.ts) return;
     if (levels.cause === 'cleared') this.exitLevels.delete(levels.symbol);
     else this.exitLevels.set(levels.symbol, levels);
   }
