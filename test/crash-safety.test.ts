@@ -53,7 +53,10 @@ const PRICES: Record<string, number> = { BTCUSDT: 64_250.5, ETHUSDT: 3_412.37, B
 const SYMBOLS = Object.keys(PRICES);
 
 const CONFIG = {
-  execution: { price_interval_ms: 0 },
+  // Prices never move here, so with fees or slippage every round trip would lose, and
+  // after 10 losing round trips without a win every entry is NEGATIVE_EDGE (b = 0):
+  // free, exact fills leave round trips at zero, neither won nor lost, so entries go on.
+  execution: { price_interval_ms: 0, fee_rate: 0, max_slippage_pct: 0 },
   monitor: { mark_interval_ms: 0 },
   risk: {
     // So most signals act: no cooldown after a losing round trip, no daily cap.

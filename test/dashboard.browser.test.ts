@@ -284,13 +284,17 @@ describe.skipIf(!haveChromium && !process.env.CI)('dashboard in a browser', () =
 
   it('shows a service that went down, and recovers by itself when it is back', async () => {
     const port = rig.config.ports.risk;
+    // The pill names what blocks entries: the losing manual close above started a cooldown.
+    const before = await page.locator('#trading-state').getAttribute('data-state');
+    expect(before).toBe('COOLDOWN');
+    expect(await page.locator('#cooldown').textContent()).toMatch(/^COOLDOWN until \d\d:\d\d:\d\d UTC$/);
     await rig.loop.risk.stop();
     await page.locator('#services li[data-service="risk"][data-status="down"]').waitFor(WAIT);
-    await page.locator('#trading-state', { hasText: 'ACTIVE?' }).waitFor(WAIT);
+    await page.locator('#trading-state', { hasText: 'COOLDOWN?' }).waitFor(WAIT);
 
     rig.risk = await launchService('risk', { bus: rig.bus, config: rig.config, clock: rig.clock, logger: silentLogger, listen: true, port });
     await page.locator('#services li[data-service="risk"][data-status="up"]').waitFor(WAIT);
-    await page.locator('#trading-state[data-state="ACTIVE"]').waitFor(WAIT);
+    await page.locator('#trading-state[data-state="COOLDOWN"]').waitFor(WAIT);
     expect(await page.evaluate('window.__sameDocument')).toBe(true);
   });
 

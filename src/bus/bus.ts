@@ -41,6 +41,19 @@ export class DecodeError extends Error {
   }
 }
 
+/**
+ * Thrown by a handler that refuses its entry (well-formed, but against a domain rule, e.g.
+ * a tick far in the future): the entry goes straight to `<topic>.dlq` with this message as
+ * its reason, without retries, and the batch carries on. The handler must throw before it
+ * changes anything it does not mean to keep.
+ */
+export class RefusedEntry extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RefusedEntry';
+  }
+}
+
 /** Settings shared by both forms of subscription. */
 export interface SubscribeSettings<T> {
   group: string;

@@ -10,6 +10,7 @@
  *   again; failed entries stay pending and are re-read once their retry delay passed.
  */
 import type { Clock } from '../core/clock.js';
+import { RefusedEntry } from './bus.js';
 import type {
   Delivery,
   Handler,
@@ -388,6 +389,12 @@ export class ConsumerLoop<T> implements Subscription {
         acks.push(id);
         if (attempt > 1) failures.delete(id);
       } catch (error) {
+        if (error instanceof RefusedEntry) {
+          deadLetters.push(this.#deadLetter(commit, topic, id, fields, error, attempt));
+          acks.push(id);
+          failures.delete(id);
+          continue;
+        }
         this.#report(error);
         if (attempt >= this.#maxAttempts) {
           deadLetters.push(this.#deadLetter(commit, topic, id, fields, error, attempt));

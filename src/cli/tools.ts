@@ -4,7 +4,7 @@ import { createBus } from '../bus/factory.js';
 import { formatStreamReport, streamReport } from '../bus/admin.js';
 import { publishTradeSignal } from '../bus/publish.js';
 import { ALL_TOPICS, GROUPS, TOPICS } from '../bus/topics.js';
-import { SignalAction } from '../core/messages.js';
+import { SYMBOL_PATTERN, SignalAction } from '../core/messages.js';
 import type { Config } from '../platform/config.js';
 import { redactUrl } from './serve.js';
 
@@ -32,22 +32,33 @@ export interface SignalArgs {
   price?: number;
   stop_loss?: number;
   take_profit?: number;
+  signal_id?: string;
   json: boolean;
 }
 
 export async function runSignal(config: RedisConfig, args: SignalArgs): Promise<number> {
+  // Symbols and actions alike: any case, sent in upper case.
+  const symbol = args.symbol.toUpperCase();
   const action = SignalAction.safeParse(args.action.toUpperCase());
   if (!action.success) {
     console.error(`quantum signal: action must be one of ${SignalAction.options.join(', ')}, got "${args.action}"`);
     return 2;
   }
+  const known = config.instruments.map((i) => i.symbol);
+  if (SYMBOL_PATTERN.test(symbol) && !known.includes(symbol)) {
+    // Published anyway (another deployment may trade it), but this one's risk gate will refuse it.
+    console.error(
+      `quantum signal: warning: ${symbol} is not a configured instrument (${known.join(', ')}); the risk service will reject it UNKNOWN_SYMBOL`,
+    );
+  }
   return withBus(config, async (bus) => {
     let signal;
     try {
-      signal = await publishTradeSignal(bus, args.symbol, action.data, args.confidence, args.source, {
+      signal = await publishTradeSignal(bus, symbol, action.data, args.confidence, args.source, {
         price: args.price,
         stop_loss: args.stop_loss,
         take_profit: args.take_profit,
+        signal_id: args.signal_id,
       });
     } catch (err) {
       console.error(`quantum signal: ${(err as Error).message}`);

@@ -10,6 +10,7 @@ import type { Config } from '../platform/config.js';
 import {
   SERVICE_LABELS,
   evaluate,
+  fillSample,
   formatReport,
   type Observations,
   type ServiceKey,
@@ -18,7 +19,7 @@ import {
 
 const run = promisify(execFile);
 const SAMPLE = 1000;
-/** Approvals younger than this may still be in flight and are not counted for the fill rate. */
+/** An approval younger than this with no fill may still be in flight: not counted as unfilled yet. */
 const FILL_GRACE_MS = 5000;
 
 export interface ValidateOptions {
@@ -104,10 +105,11 @@ async function observeBus(bus: EventBus, now: number): Promise<Partial<Observati
     .filter((ms) => Number.isFinite(ms) && ms >= 0);
 
   const filledIds = new Set(filled.map((r) => String(r.signal_id)));
-  const approvals = payloads(await bus.readLatest(TOPICS.safe, SAMPLE)).filter(
-    (a) => Number(a.approved_ts) <= now - FILL_GRACE_MS,
-  );
-  const fill = { approved: approvals.length, filled: approvals.filter((a) => filledIds.has(String(a.signal_id))).length };
+  const approvals = payloads(await bus.readLatest(TOPICS.safe, SAMPLE)).map((a) => ({
+    signal_id: String(a.signal_id),
+    approved_ts: Number(a.approved_ts),
+  }));
+  const fill = fillSample(approvals, filledIds, now, FILL_GRACE_MS);
 
   return { topicLengths, signals, fillLatenciesMs, fill };
 }

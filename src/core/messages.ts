@@ -51,11 +51,29 @@ export const ReasonCode = z.enum([
   'NEGATIVE_EDGE',
   'POSITION_LIMIT',
   'EXPOSURE_LIMIT',
+  'STALE_SIGNAL',
+  'BELOW_MIN_ORDER',
 ]);
 export type ReasonCode = z.infer<typeof ReasonCode>;
 
-/** Flat key → scalar map carried along unchanged. */
-const metadata = z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]));
+/** Limits of a signal's `metadata`: it is copied into approvals, rejections and risk snapshots. */
+export const METADATA_LIMITS = { maxKeys: 32, maxKeyLength: 64, maxStringLength: 256, maxJsonLength: 4096 } as const;
+
+/** Flat key → scalar map carried along unchanged, within METADATA_LIMITS. */
+const metadata = z
+  .record(
+    z.string().max(METADATA_LIMITS.maxKeyLength, { error: `metadata keys must be at most ${METADATA_LIMITS.maxKeyLength} characters` }),
+    z.union([
+      z.string().max(METADATA_LIMITS.maxStringLength, { error: `metadata strings must be at most ${METADATA_LIMITS.maxStringLength} characters` }),
+      z.number(),
+      z.boolean(),
+      z.null(),
+    ]),
+  )
+  .refine((m) => Object.keys(m).length <= METADATA_LIMITS.maxKeys, { error: `metadata may hold at most ${METADATA_LIMITS.maxKeys} keys` })
+  .refine((m) => JSON.stringify(m).length <= METADATA_LIMITS.maxJsonLength, {
+    error: `metadata must be at most ${METADATA_LIMITS.maxJsonLength} characters as JSON`,
+  });
 
 const signalFields = {
   schema_version: schemaVersion,
@@ -128,11 +146,15 @@ export const RiskApprovedSignal = z.object({
   risk_amount_usd: nonNegative,
   reduce_only: z.boolean(),
   approved_ts: epochMs,
+  /** Execution never fills this order after this instant (epoch ms); absent: no expiry. */
+  expires_ts: epochMs.optional(),
   origin: Origin,
   /** Set on every close (intent CLOSE): why the position is being closed. */
   exit_reason: ExitReason.optional(),
-  checks: z.array(CheckEntry),
-  sizing: SizingRecord.nullable(),
+  // The decision record: the risk service always writes it, but it is for people, not
+  // for execution, so SPEC §2 leaves it optional on the wire.
+  checks: z.array(CheckEntry).optional(),
+  sizing: SizingRecord.nullable().optional(),
 });
 export type RiskApprovedSignal = z.infer<typeof RiskApprovedSignal>;
 
@@ -173,6 +195,12 @@ export const ExecutionResult = z.object({
   origin: Origin,
   /** Copied from the approved order: set on every close. */
   exit_reason: ExitReason.optional(),
+}).superRefine((r, ctx) => {
+  // A fill the ledger could not apply must never pass as FILLED.
+  if (r.status !== 'FILLED') return;
+  for (const key of ['quantity', 'fill_price', 'notional_usd'] as const) {
+    if (!(r[key] > 0)) ctx.addIssue({ code: 'custom', path: [key], message: `must be positive when status is FILLED` });
+  }
 });
 export type ExecutionResult = z.infer<typeof ExecutionResult>;
 

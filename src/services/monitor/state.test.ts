@@ -58,8 +58,8 @@ describe('MonitorState', () => {
   it('marks to the latest tick and ignores late ones', () => {
     const state = new MonitorState(10_000);
     state.onExecution(fill('BUY', 0.01, 50_000, 0), '1-0', 10);
-    expect(state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 51_000, ts: 10, source: 'manual' })).toBe(true);
-    expect(state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 49_000, ts: 9, source: 'manual' })).toBe(false);
+    expect(state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 51_000, ts: 10, source: 'manual' }, 10).kind).toBe('accept');
+    expect(state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 49_000, ts: 9, source: 'manual' }, 10).kind).toBe('stale');
     expect(state.portfolio().unrealized_pnl_usd).toBe(10);
     expect(state.markUpdates(11)).toEqual([expect.objectContaining({ cause: 'mark', mark_price: 51_000, unrealized_pnl_usd: 10 })]);
   });

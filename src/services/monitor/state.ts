@@ -15,7 +15,10 @@ import {
   type PositionView,
   type PriceTick,
 } from '../../core/messages.js';
-import { RecentSet } from '../../core/recent-set.js';
+import { instrumentTable } from '../../core/instruments.js';
+import { DuplicateGuard } from '../../core/recent-set.js';
+import { DEFAULT_TICK_RULES, TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
+import { DEFAULT_INSTRUMENTS } from '../../platform/config.js';
 
 export const DEFAULT_APPLIED_CAPACITY = 200_000;
 
@@ -27,6 +30,8 @@ export const MonitorSnapshot = z.object({
   price_ts: z.record(z.string(), z.number()),
   /** The risk service's latest armed exit levels per symbol (trade.exit.levels). */
   exit_levels: z.record(z.string(), ExitLevels).default({}),
+  /** The tick gate's state (null in an older snapshot: seeded from the marks and price_ts). */
+  tick_gate: TickGateSnapshot.nullable().default(null),
   counters: z.object({
     fills_applied: z.number(),
     rejected_results: z.number(),
@@ -43,7 +48,7 @@ export type FillOutcome =
 
 export class MonitorState {
   private ledger: Ledger;
-  private readonly applied: RecentSet;
+  private readonly applied: DuplicateGuard;
   private lastFillId = '0-0';
   private readonly priceTs = new Map<string, number>();
   private readonly exitLevels = new Map<string, ExitLevels>();
@@ -52,9 +57,16 @@ export class MonitorState {
   constructor(
     private readonly initialBalance: number,
     appliedCapacity = DEFAULT_APPLIED_CAPACITY,
+    /** The market-data rules every service applies (services/common/ticks.ts builds it from config). */
+    readonly tickGate: TickGate = new TickGate(instrumentTable(DEFAULT_INSTRUMENTS), DEFAULT_TICK_RULES),
+    /**
+     * Order ids are also kept this long after their result (risk.inflight_timeout_ms +
+     * market.max_clock_skew_ms): execution cannot fill a copy of an order after that.
+     */
+    private readonly appliedWindowMs = 0,
   ) {
     this.ledger = new Ledger(fx(initialBalance));
-    this.applied = new RecentSet(appliedCapacity);
+    this.applied = new DuplicateGuard(appliedCapacity);
   }
 
   /**
@@ -65,12 +77,13 @@ export class MonitorState {
    * latest update per symbol would then ignore it (e.g. never see a position close).
    */
   onExecution(result: ExecutionResult, entryId: string, now: number): FillOutcome {
+    this.applied.evict(now);
     if (compareIds(entryId, this.lastFillId) <= 0 || this.applied.has(result.order_id)) {
       this.counters.duplicates += 1;
       return { kind: 'duplicate' };
     }
     this.lastFillId = entryId;
-    this.applied.add(result.order_id);
+    this.applied.add(result.order_id, this.appliedWindowMs > 0 ? result.ts + this.appliedWindowMs : undefined);
     if (result.status !== 'FILLED') {
       this.counters.rejected_results += 1;
       return { kind: 'rejected' };
@@ -82,18 +95,18 @@ export class MonitorState {
   }
 
   /** Remembers an order applied before the last snapshot (rebuilding the guard at start-up). */
-  rememberApplied(orderId: string, entryId: string): void {
-    if (compareIds(entryId, this.lastFillId) <= 0) this.applied.add(orderId);
+  rememberApplied(orderId: string, entryId: string, until?: number): void {
+    if (compareIds(entryId, this.lastFillId) <= 0) this.applied.add(orderId, until);
   }
 
-  /** Latest tick per symbol wins. Returns true when the mark changed. */
-  onTick(tick: PriceTick): boolean {
-    const last = this.priceTs.get(tick.symbol);
-    if (last !== undefined && tick.ts < last) return false;
-    this.priceTs.set(tick.symbol, tick.ts);
-    this.ledger.setMark(tick.symbol, fx(tick.price));
+  /** Through the tick gate (the rules risk and execution apply); an accepted tick sets the mark. */
+  onTick(tick: PriceTick, now: number): TickVerdict {
+    const verdict = this.tickGate.offer(tick, now);
+    if (verdict.kind !== 'accept') return verdict;
+    this.priceTs.set(tick.symbol, verdict.ts);
+    this.ledger.setMark(tick.symbol, verdict.price);
     this.counters.ticks += 1;
-    return true;
+    return verdict;
   }
 
   /**
@@ -164,6 +177,7 @@ export class MonitorState {
       last_fill_id: this.lastFillId,
       price_ts: Object.fromEntries(this.priceTs),
       exit_levels: Object.fromEntries(this.exitLevels),
+      tick_gate: this.tickGate.toSnapshot(),
       counters: { ...this.counters },
     };
   }
@@ -176,6 +190,12 @@ export class MonitorState {
     for (const [s, t] of Object.entries(snap.price_ts)) this.priceTs.set(s, t);
     this.exitLevels.clear();
     for (const [s, l] of Object.entries(snap.exit_levels)) this.exitLevels.set(s, l);
+    if (snap.tick_gate !== null) {
+      this.tickGate.restore(snap.tick_gate);
+    } else {
+      this.tickGate.restore({});
+      for (const [s, p] of this.ledger.marksView()) this.tickGate.seed(s, p, this.priceTs.get(s) ?? 0);
+    }
     this.counters = { ...snap.counters };
   }
 }

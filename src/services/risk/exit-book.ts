@@ -45,7 +45,7 @@ const ArmedExitsJson = z.object({
 
 export const ExitBookSnapshot = z.object({
   levels: z.record(z.string(), ArmedExitsJson),
-  /** Per symbol: how many protective closes execution rejected for the current levels. */
+  /** Per symbol: how many protective closes ended (answered or expired) for the current levels. */
   attempts: z.record(z.string(), z.number().int().nonnegative()),
   /** Per symbol: the protective close in flight (at most one). */
   closing: z.record(z.string(), z.object({ signal_id: z.string(), reason: z.enum(['stop_loss', 'take_profit', 'trailing_stop', 'time_limit']) })),
@@ -154,16 +154,28 @@ export class ExitBook {
 
   /**
    * An execution result: ends the symbol's protective close when it is that close's
-   * result (a rejected one raises the attempt, so the next fire gets a fresh signal_id),
-   * and counts filled closes by exit reason.
+   * result (and raises the attempt, so a next fire gets a fresh signal_id), and counts
+   * filled closes by exit reason.
    */
   onResult(symbol: string, signalId: string, filled: boolean, exitReason: ExitReason | undefined): void {
-    const closing = this.closing.get(symbol);
-    if (closing?.signal_id === signalId) {
-      this.closing.delete(symbol);
-      if (!filled) this.attempts.set(symbol, (this.attempts.get(symbol) ?? 0) + 1);
-    }
+    // A filled close that left a position (execution clipped it to its own, smaller fold
+    // while risk's was larger) needs a fresh id too: execution fills an id once.
+    this.endClosing(symbol, signalId);
     if (filled && exitReason !== undefined) this.exitsByReason[exitReason] = (this.exitsByReason[exitReason] ?? 0) + 1;
+  }
+
+  /**
+   * The symbol's protective close expired in flight (risk no longer counts it; execution can
+   * only reject it EXPIRED): like a rejection, the next check fires a fresh one.
+   */
+  onExpired(symbol: string, signalId: string): void {
+    this.endClosing(symbol, signalId);
+  }
+
+  private endClosing(symbol: string, signalId: string): void {
+    if (this.closing.get(symbol)?.signal_id !== signalId) return;
+    this.closing.delete(symbol);
+    this.attempts.set(symbol, (this.attempts.get(symbol) ?? 0) + 1);
   }
 
   exitCounts(): Partial<Record<ExitReason, number>> {
@@ -176,7 +188,7 @@ export class ExitBook {
     return false;
   }
 
-  /** True when a protective close was rejected by execution and none is in flight for that symbol. */
+  /** True when a protective close ended (rejected, expired, or filled short of flat) and none is in flight for that symbol. */
   hasRetry(): boolean {
     for (const symbol of this.attempts.keys()) if (!this.closing.has(symbol) && this.levels.has(symbol)) return true;
     return false;

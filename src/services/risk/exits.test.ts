@@ -4,6 +4,7 @@ import { fx } from '../../core/fixed.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
 import { defaultConfig } from '../../platform/config.js';
+import { tickGateFor } from '../common/ticks.js';
 import { RiskState } from './state.js';
 
 const config = defaultConfig();
@@ -18,6 +19,7 @@ function makeState(exits = config.exits) {
     execution: config.execution,
     seed: 42,
     inflightTimeoutMs: 30_000,
+    tickGate: tickGateFor(config),
     exits,
   });
 }
@@ -25,13 +27,14 @@ function makeState(exits = config.exits) {
 let n = 0;
 function signal(action: TradeSignal['action'], extra: Partial<TradeSignal> = {}): TradeSignal {
   n += 1;
-  return { schema_version: 1, signal_id: `x-${n}`, symbol: 'SOLUSDT', action, confidence: 0.85, source: 'test', ts: T0, ...extra };
+  // Stamped with the latest tick's time: fresh for risk.max_signal_age_ms.
+  return { schema_version: 1, signal_id: `x-${n}`, symbol: 'SOLUSDT', action, confidence: 0.85, source: 'test', ts: tickTs, ...extra };
 }
 
 let tickTs = T0;
 function tick(state: RiskState, price: number, quotes: { bid?: number; ask?: number } = {}) {
   tickTs += 1;
-  state.onTick({ schema_version: 1, symbol: 'SOLUSDT', price, ts: tickTs, source: 'manual', ...quotes });
+  state.onTick({ schema_version: 1, symbol: 'SOLUSDT', price, ts: tickTs, source: 'manual', ...quotes }, tickTs);
   return state.checkExits(tickTs, 'SOLUSDT');
 }
 
@@ -57,7 +60,7 @@ describe('RiskState: protective exits', () => {
     const [close] = tick(state, 139);
     expect(close).toMatchObject({ intent: 'CLOSE', side: 'SELL', reduce_only: true, origin: 'protective_exit', exit_reason: 'stop_loss' });
     expect(close!.quantity).toBe(entry.quantity);
-    expect(close!.checks.some((c) => c.rule === 'protective_exit')).toBe(true);
+    expect(close!.checks!.some((c) => c.rule === 'protective_exit')).toBe(true);
     expect(tick(state, 130)).toEqual([]); // one close in flight per position
     expect(state.drainExitLevels().map((m) => m.cause)).toEqual(['triggered']);
     state.onExecution(fill(close!, 130, tickTs));
@@ -95,8 +98,8 @@ describe('RiskState: protective exits', () => {
     const d = state.onSignal(signal('BUY', { stop_loss: 155, take_profit: 170 }), tickTs);
     expect(d.kind).toBe('approve');
     if (d.kind !== 'approve') return;
-    expect(d.message.checks.find((c) => c.rule === 'exit_stop_loss')).toMatchObject({ passed: false, value: 155 });
-    expect(d.message.checks.find((c) => c.rule === 'exit_take_profit')).toMatchObject({ passed: true });
+    expect(d.message.checks!.find((c) => c.rule === 'exit_stop_loss')).toMatchObject({ passed: false, value: 155 });
+    expect(d.message.checks!.find((c) => c.rule === 'exit_take_profit')).toMatchObject({ passed: true });
     state.onExecution(fill(d.message, 150, tickTs));
     expect(tick(state, 149)).toEqual([]);
     expect(tick(state, 171)[0]?.exit_reason).toBe('take_profit');
@@ -154,6 +157,72 @@ describe('RiskState: protective exits', () => {
     expect(state.setExitLevels('SOLUSDT', { stop_loss: null }, tickTs)).toMatchObject({ ok: true, levels: { stop_loss: null, take_profit: 160 } });
     expect(tick(state, 130)).toEqual([]);
     expect(tick(state, 161)[0]?.exit_reason).toBe('take_profit');
+  });
+
+  it('fires only on ticks the tick gate accepts (a refused jump, sub-tick or future-dated tick moves nothing)', () => {
+    const state = makeState();
+    open(state, { stop_loss: 140, trailing_stop_pct: 0.05 });
+    const feed = (price: number, ahead = 0) => {
+      tickTs += 1;
+      const verdict = state.onTick({ schema_version: 1, symbol: 'SOLUSDT', price, ts: tickTs + ahead, source: 'feed' }, tickTs);
+      return { verdict: verdict.kind, closes: verdict.kind === 'accept' ? state.checkExits(tickTs, 'SOLUSDT') : [] };
+    };
+    state.drainExitLevels();
+    expect(feed(100)).toEqual({ verdict: 'refuse', closes: [] }); // an unconfirmed 33% drop
+    expect(feed(200)).toEqual({ verdict: 'refuse', closes: [] }); // nor does a refused spike move the trail
+    expect(feed(0.004)).toEqual({ verdict: 'refuse', closes: [] }); // below one 0.01 tick
+    expect(feed(139, 60_000)).toEqual({ verdict: 'refuse', closes: [] }); // a minute ahead of the clock
+    expect(state.drainExitLevels()).toEqual([]);
+    expect(state.exitLevels(tickTs)[0]).toMatchObject({ stop_loss: 140, high_water_mark: 150 });
+    expect(feed(139).closes.map((c) => c.exit_reason)).toEqual(['stop_loss']);
+  });
+
+  it('gives a protective close an expiry like every approval, and fires a fresh one when it expires in flight', () => {
+    const state = makeState();
+    open(state, { stop_loss: 140 });
+    const [close] = tick(state, 139);
+    expect(close!.expires_ts).toBe(tickTs + config.risk.inflight_timeout_ms);
+    expect(state.checkExits(close!.expires_ts!)).toEqual([]); // still in flight
+    // Execution never answered (it was down): past the expiry risk stops counting it.
+    expect(state.expireInflight(close!.expires_ts! + 1).map((o) => o.signal_id)).toEqual([close!.signal_id]);
+    expect(state.exitsDueOnClock()).toBe(true);
+    const [retry] = state.checkExits(close!.expires_ts! + 1);
+    expect(retry).toMatchObject({ exit_reason: 'stop_loss', reduce_only: true, origin: 'protective_exit' });
+    expect(retry!.signal_id).not.toBe(close!.signal_id);
+    // The first one's late EXPIRED answer changes nothing: the retry stays the one in flight.
+    state.onExecution({ ...fill(close!, 139, tickTs), status: 'REJECTED', reject_reason: 'EXPIRED: test' });
+    expect(state.stats(tickTs).protective_closes_in_flight).toBe(1);
+    expect(state.checkExits(close!.expires_ts! + 2)).toEqual([]);
+  });
+
+  it('fires again after execution rejects a close EXPIRED', () => {
+    const state = makeState();
+    open(state, { stop_loss: 140 });
+    const [close] = tick(state, 139);
+    state.onExecution({ ...fill(close!, 139, tickTs), status: 'REJECTED', reject_reason: 'EXPIRED: test' });
+    const [retry] = tick(state, 138);
+    expect(retry?.exit_reason).toBe('stop_loss');
+    expect(retry!.signal_id).not.toBe(close!.signal_id);
+  });
+
+  it('is never STALE_SIGNAL: a close fires however old the entry signal and risk.max_signal_age_ms', () => {
+    const state = new RiskState({
+      initialBalance: 10_000,
+      instruments,
+      limits: { ...config.risk, max_signal_age_ms: 1 },
+      execution: config.execution,
+      seed: 42,
+      inflightTimeoutMs: 30_000,
+      tickGate: tickGateFor(config),
+      exits: config.exits,
+    });
+    tick(state, 150);
+    const d = state.onSignal(signal('BUY', { stop_loss: 140 }), tickTs);
+    if (d.kind !== 'approve') throw new Error(`not approved: ${JSON.stringify(d)}`);
+    state.onExecution(fill(d.message, 150, tickTs));
+    tickTs += 3_600_000;
+    const [close] = tick(state, 139);
+    expect(close).toMatchObject({ intent: 'CLOSE', exit_reason: 'stop_loss' });
   });
 
   it('uses the config defaults for a signal without levels', () => {

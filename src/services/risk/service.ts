@@ -3,13 +3,14 @@
  * market.tick (group `risk-safety`); the pure governor decides each signal once;
  * approvals go to trade.signal.safe, rejections to trade.signal.rejected.
  */
-import { compareIds, type Delivery, type Outbound, type StreamEntry } from '../../bus/bus.js';
+import { compareIds, type Delivery, type EventBus, type Outbound, type StreamEntry } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { LevelPatch } from '../../core/exits.js';
 import type { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
 import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
+import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
 import { RiskState } from './state.js';
 
 /** How far back the decision streams are read at start to rebuild the duplicate guard. */
@@ -33,6 +34,8 @@ export class RiskService {
       execution: config.execution,
       seed: config.seed,
       inflightTimeoutMs: config.risk.inflight_timeout_ms,
+      expiryGraceMs: config.market.max_clock_skew_ms,
+      tickGate: tickGateFor(config),
       exits: config.exits,
     });
     this.metrics = createServiceMetrics('risk');
@@ -53,11 +56,20 @@ export class RiskService {
     const { bus, logger } = this.deps;
     this.startedAt = this.deps.clock.now();
     await this.host.start();
+    // The duplicate guard, rebuilt whole: every decision within the time window (read by
+    // stream id, which is a time), and the newest ones for the count window.
+    const windowMs = this.deps.config.risk.max_signal_age_ms;
+    const since = windowMs > 0 ? `${Math.max(0, this.startedAt - 2 * windowMs)}-0` : null;
     for (const topic of [TOPICS.safe, TOPICS.rejected]) {
       for (const entry of await bus.readLatest(topic, GUARD_REBUILD_ENTRIES)) {
         const signalId = payloadString(entry.fields.payload, 'signal_id');
         if (signalId) this.state.rememberDecided(signalId);
       }
+      if (since === null) continue;
+      await forEachEntrySince(bus, topic, since, (entry) => {
+        const times = decisionTimes(topic, entry);
+        if (times) this.state.rememberDecided(times.signalId, times);
+      });
     }
     // A skipped HOLD publishes nothing, so its id is found in the input stream instead:
     // every HOLD at or before the snapshot's last signal entry was already handled.
@@ -67,6 +79,15 @@ export class RiskService {
         if (compareIds(entry.id, watermark) > 0) continue;
         const holdId = heldSignalId(entry);
         if (holdId) this.state.rememberDecided(holdId);
+      }
+      if (since !== null) {
+        await forEachEntrySince(bus, TOPICS.signal, since, (entry) => {
+          if (compareIds(entry.id, watermark) > 0) return false;
+          const holdId = heldSignalId(entry);
+          const at = Number(entry.id.split('-')[0]);
+          if (holdId) this.state.rememberDecided(holdId, { decidedAt: at, signalTs: at });
+          return true;
+        });
       }
     }
     this.host.consume();
@@ -87,8 +108,12 @@ export class RiskService {
     switch (delivery.topic) {
       case TOPICS.tick: {
         const tick = delivery.message as PriceTick;
-        this.state.onTick(tick);
-        return this.protectiveCloses(this.state.checkExits(this.deps.clock.now(), tick.symbol));
+        const now = this.deps.clock.now();
+        const verdict = this.state.onTick(tick, now);
+        refuseIfRefused(verdict);
+        // Only a tick the gate accepted moves a trail or fires an exit.
+        if (verdict.kind !== 'accept') return;
+        return this.protectiveCloses(this.state.checkExits(now, tick.symbol));
       }
       case TOPICS.execution:
         this.state.onExecution(delivery.message as ExecutionResult);
@@ -176,7 +201,7 @@ export class RiskService {
     for (const order of expired) {
       this.deps.logger.warn(
         { signal_id: order.signal_id, symbol: order.symbol, approved_ts: order.approved_ts },
-        'approved order got no execution result in time; it no longer counts as in flight',
+        'approved order expired with no execution result; execution will not fill it, so it no longer counts as in flight',
       );
     }
   }
@@ -234,4 +259,32 @@ function heldSignalId(entry: StreamEntry): string | undefined {
   if (typeof payload !== 'object' || payload === null || (payload as { action?: unknown }).action !== 'HOLD') return undefined;
   const id = (payload as { signal_id?: unknown }).signal_id;
   return typeof id === 'string' ? id : `sig-${entry.id}`;
+}
+
+/** Calls `visit` on every entry of `topic` after `since`, oldest first; stops when it returns false. */
+async function forEachEntrySince(bus: EventBus, topic: string, since: string, visit: (entry: StreamEntry) => boolean | void): Promise<void> {
+  const PAGE = 10_000;
+  let after = since;
+  for (;;) {
+    const page = await bus.readAfter(topic, after, PAGE);
+    for (const entry of page) if (visit(entry) === false) return;
+    if (page.length < PAGE) return;
+    after = page[page.length - 1]!.id;
+  }
+}
+
+/** The signal id and the decision and signal times of an approval or rejection entry. */
+function decisionTimes(topic: string, entry: StreamEntry): { signalId: string; decidedAt: number; signalTs: number } | undefined {
+  let payload: Record<string, unknown>;
+  try {
+    payload = JSON.parse(entry.fields.payload ?? '') as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const signalId = payload.signal_id;
+  const approval = topic === TOPICS.safe;
+  const decidedAt = approval ? payload.approved_ts : payload.ts;
+  const signalTs = approval ? payload.ts : payload.signal_ts;
+  if (typeof signalId !== 'string' || typeof decidedAt !== 'number' || typeof signalTs !== 'number') return undefined;
+  return { signalId, decidedAt, signalTs };
 }

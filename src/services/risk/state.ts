@@ -39,17 +39,29 @@ import {
   type RiskApprovedSignal,
   type TradeSignal,
 } from '../../core/messages.js';
-import { RecentSet } from '../../core/recent-set.js';
+import { DuplicateGuard } from '../../core/recent-set.js';
+import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 import { EMPTY_EXIT_BOOK, ExitBook, ExitBookSnapshot } from './exit-book.js';
 
 export interface RiskStateOptions {
   initialBalance: number;
   instruments: InstrumentTable;
   limits: RiskLimits;
-  execution: { fee_rate: number; max_slippage_pct: number };
+  execution: { fee_rate: number; max_slippage_pct: number; max_price_deviation_pct?: number };
   seed: number;
+  /** Approvals without `expires_ts` (from an older build) stop counting this long after approval. */
   inflightTimeoutMs: number;
-  /** How many decided signal ids are remembered to drop duplicates. */
+  /**
+   * Kept in flight this much past `expires_ts` (market.max_clock_skew_ms): execution's
+   * clock may run behind ours, and an order it may still fill must still count.
+   */
+  expiryGraceMs?: number;
+  /** The market-data rules (services/common/ticks.ts builds it from config). */
+  tickGate: TickGate;
+  /**
+   * How many decided signal ids are always remembered (the count window); ids are also
+   * kept by time, see `decidedUntil`.
+   */
   decidedCapacity?: number;
   /** Exit-level defaults (config `exits`); none when omitted. */
   exits?: ExitDefaults;
@@ -98,6 +110,8 @@ export const RiskSnapshot = z.object({
   inflight: z.array(ApprovalSchema),
   prices: z.record(z.string(), z.string()),
   price_ts: z.record(z.string(), z.number()),
+  /** The tick gate's state (null in an older snapshot: seeded from prices and price_ts). */
+  tick_gate: TickGateSnapshot.nullable().default(null),
   entries_by_day: z.record(z.string(), z.number()),
   trading_state: z.enum(['ACTIVE', 'HALTED']),
   halted_at: z.number().nullable(),
@@ -124,6 +138,20 @@ export type RiskSnapshot = z.infer<typeof RiskSnapshot>;
 
 export const DEFAULT_DECIDED_CAPACITY = 200_000;
 
+/**
+ * Until when a decided signal id is kept (undefined when risk.max_signal_age_ms is 0).
+ * A copy of the signal arriving later than its ts + window is rejected STALE_SIGNAL
+ * (entries) anyway, so keeping the id until max(decided, ts) + window recognises every
+ * copy that could still be traded. The signal's ts counts at most one window ahead (a
+ * signal stamped further ahead is STALE_SIGNAL), so no id is kept past two windows:
+ * memory ≤ decisions per second × 2 × window.
+ */
+export function decidedUntil(decidedAt: number, signalTs: number, windowMs: number): number | undefined {
+  if (windowMs <= 0) return undefined;
+  const from = Math.min(Math.max(decidedAt, signalTs), decidedAt + windowMs);
+  return from + windowMs;
+}
+
 export class RiskState {
   private confirmed: Ledger;
   private view: Ledger;
@@ -144,33 +172,41 @@ export class RiskState {
    */
   private peak: Fixed;
   private counters: Counters = emptyCounters();
-  private readonly decided: RecentSet;
+  private readonly decided: DuplicateGuard;
   private readonly models: FillModels;
   private readonly maxDrawdown: Fixed;
   private readonly exitBook = new ExitBook();
+  /** As execution checks it, so a projection is rejected exactly when the fill would be. */
+  private readonly maxPriceDeviation: Fixed | undefined;
 
   constructor(private readonly options: RiskStateOptions) {
     this.confirmed = new Ledger(fx(options.initialBalance));
     this.view = this.confirmed.clone();
     this.peak = this.view.equity();
-    this.decided = new RecentSet(options.decidedCapacity ?? DEFAULT_DECIDED_CAPACITY);
+    this.decided = new DuplicateGuard(options.decidedCapacity ?? DEFAULT_DECIDED_CAPACITY);
     this.models = createFillModels(options.execution);
     this.maxDrawdown = fx(options.limits.max_drawdown_pct);
+    const deviation = options.execution.max_price_deviation_pct;
+    this.maxPriceDeviation = deviation === undefined ? undefined : fx(deviation);
   }
 
   // -- inputs -------------------------------------------------------------------
 
-  /** Latest tick wins; an older tick arriving late changes nothing. */
-  onTick(tick: PriceTick): void {
-    const last = this.priceTs.get(tick.symbol);
-    if (last !== undefined && tick.ts < last) return;
-    const price = fx(tick.price);
+  /**
+   * Through the tick gate (core/tick-rules.ts), the same rules execution and the monitor
+   * apply: an accepted tick becomes the mark; a refused or stale one changes no price.
+   */
+  onTick(tick: PriceTick, now: number): TickVerdict {
+    const verdict = this.options.tickGate.offer(tick, now);
+    if (verdict.kind !== 'accept') return verdict;
+    const price = verdict.price;
     this.prices.set(tick.symbol, price);
     this.priceTs.set(tick.symbol, tick.ts);
     this.exitBook.noteTick(tick);
     this.confirmed.setMark(tick.symbol, price);
     this.view.setMark(tick.symbol, price);
     this.updateTradingState(tick.ts);
+    return verdict;
   }
 
   onExecution(result: ExecutionResult): void {
@@ -183,14 +219,18 @@ export class RiskState {
       return;
     }
     this.counters.fills_seen += 1;
-    this.confirmed.applyFill(ledgerFillOf(result));
-    if (!pending || !sameFill(pending.projection, result)) this.viewStale = true;
+    const effect = this.confirmed.applyFill(ledgerFillOf(result));
+    // The view's projection is stamped with the approval time; a round trip's close time
+    // (the cooldown clock) must be the real fill's, as a rebuilt view after a restart has it.
+    const closeTimeDiffers = effect.closedRoundTrip !== null && pending?.projection?.ts !== result.ts;
+    if (!pending || !sameFill(pending.projection, result) || closeTimeDiffers) this.viewStale = true;
     this.updateTradingState(result.ts);
     this.exitsAfterResult(result);
   }
 
   /** Decides one signal, once per signal_id. */
   onSignal(signal: TradeSignal, now: number): SignalOutcome {
+    this.decided.evict(now);
     if (this.decided.has(signal.signal_id)) {
       this.counters.duplicates += 1;
       return { kind: 'duplicate' };
@@ -205,8 +245,10 @@ export class RiskState {
       price: this.prices.get(signal.symbol),
       limits: this.options.limits,
       now,
+      exits: this.options.exits,
+      maxSlippagePct: this.options.execution.max_slippage_pct,
     });
-    this.decided.add(signal.signal_id);
+    this.decided.add(signal.signal_id, decidedUntil(now, signal.ts, this.options.limits.max_signal_age_ms ?? 0));
     if (decision.kind === 'skip') {
       this.counters.skipped += 1;
     } else if (decision.kind === 'reject') {
@@ -228,9 +270,13 @@ export class RiskState {
     return decision;
   }
 
-  /** Remembers a decision found in the output streams at start-up (duplicates guard). */
-  rememberDecided(signalId: string): void {
-    this.decided.add(signalId);
+  /**
+   * Remembers a decision found in the streams at start-up (duplicates guard); with its
+   * decision and signal times it is kept by time exactly as when it was decided.
+   */
+  rememberDecided(signalId: string, times?: { decidedAt: number; signalTs: number }): void {
+    const window = this.options.limits.max_signal_age_ms ?? 0;
+    this.decided.add(signalId, times === undefined ? undefined : decidedUntil(times.decidedAt, times.signalTs, window));
   }
 
   /**
@@ -247,13 +293,22 @@ export class RiskState {
     return this.lastSignalEntryId;
   }
 
-  /** Drops in-flight orders older than the timeout; returns the expired orders. */
+  /**
+   * Drops in-flight orders execution can no longer fill (past `expires_ts` plus the clock
+   * grace; execution rejects them EXPIRED); returns them. Until then an unfilled order
+   * counts in full, however long execution is away.
+   */
   expireInflight(now: number): RiskApprovedSignal[] {
     const expired: RiskApprovedSignal[] = [];
+    const grace = this.options.expiryGraceMs ?? 0;
     for (const [id, entry] of this.inflight) {
-      if (now - entry.order.approved_ts < this.options.inflightTimeoutMs) continue;
+      const order = entry.order;
+      const expires = order.expires_ts ?? order.approved_ts + this.options.inflightTimeoutMs;
+      if (now <= expires + grace) continue;
       this.inflight.delete(id);
       expired.push(entry.order);
+      // Execution can only reject it EXPIRED now: a protective close is fired afresh.
+      if (order.origin === 'protective_exit') this.exitBook.onExpired(order.symbol, order.signal_id);
     }
     if (expired.length) {
       this.counters.inflight_expired += expired.length;
@@ -321,7 +376,7 @@ export class RiskState {
       const order = decision.message;
       order.exit_reason = fired.trigger.reason;
       const { trigger } = fired;
-      order.checks.push({
+      (order.checks ??= []).push({
         rule: 'protective_exit',
         passed: true,
         value: toNumber(trigger.price),
@@ -468,6 +523,7 @@ export class RiskState {
       inflight: [...this.inflight.values()].map((e) => inflightRecord(e.order)),
       prices: Object.fromEntries([...this.prices].map(([s, p]) => [s, p.toString()])),
       price_ts: Object.fromEntries(this.priceTs),
+      tick_gate: this.options.tickGate.toSnapshot(),
       entries_by_day: Object.fromEntries([...this.entriesByDay].map(([d, n]) => [String(d), n])),
       trading_state: this.tradingState,
       halted_at: this.haltedAt,
@@ -501,6 +557,12 @@ export class RiskState {
     this.entriesByDay.clear();
     for (const [s, p] of Object.entries(snap.prices)) this.prices.set(s, BigInt(p));
     for (const [s, t] of Object.entries(snap.price_ts)) this.priceTs.set(s, t);
+    if (snap.tick_gate !== null) {
+      this.options.tickGate.restore(snap.tick_gate);
+    } else {
+      this.options.tickGate.restore({});
+      for (const [s, p] of this.prices) this.options.tickGate.seed(s, p, this.priceTs.get(s) ?? 0);
+    }
     for (const [d, n] of Object.entries(snap.entries_by_day)) this.entriesByDay.set(Number(d), n);
     this.tradingState = snap.trading_state;
     this.haltedAt = snap.halted_at;
@@ -527,6 +589,7 @@ export class RiskState {
       seed: this.options.seed,
       models: this.models,
       now,
+      maxPriceDeviation: this.maxPriceDeviation,
     });
     const entry: InFlight = { order, projection: projection.status === 'FILLED' ? projection : null };
     this.inflight.set(order.signal_id, entry);
@@ -600,7 +663,7 @@ function inflightRecord(o: RiskApprovedSignal): RiskApprovedSignal {
     trailing_stop_pct: o.trailing_stop_pct, max_hold_ms: o.max_hold_ms, metadata: o.metadata,
     intent: o.intent, side: o.side, quantity: o.quantity, notional_usd: o.notional_usd, reference_price: o.reference_price,
     kelly_optimal: o.kelly_optimal, kelly_applied: o.kelly_applied, risk_amount_usd: o.risk_amount_usd, reduce_only: o.reduce_only,
-    approved_ts: o.approved_ts, origin: o.origin, exit_reason: o.exit_reason, checks: [], sizing: null,
+    approved_ts: o.approved_ts, expires_ts: o.expires_ts, origin: o.origin, exit_reason: o.exit_reason, checks: [], sizing: null,
   };
 }
 

@@ -295,9 +295,13 @@
     const state = $('trading-state');
     const banner = $('halt-banner');
     if (risk) {
-      state.dataset.state = risk.stale ? 'UNKNOWN' : risk.trading_state;
-      state.textContent = risk.stale ? `${risk.trading_state}?` : risk.trading_state;
-      state.title = risk.stale ? 'risk service not answering: last known state' : 'Risk service trading state';
+      // What blocks entries now; a cooldown that ran out since the last poll no longer does.
+      const es = risk.entry_state || { state: risk.trading_state, until: null };
+      const blocking = es.state === 'COOLDOWN' && isNum(es.until) && es.until <= Date.now() ? 'ACTIVE' : es.state;
+      const label = blocking === 'DAILY_LIMIT' ? 'DAILY LIMIT' : blocking;
+      state.dataset.state = risk.stale ? 'UNKNOWN' : blocking;
+      state.textContent = risk.stale ? `${label}?` : label;
+      state.title = risk.stale ? 'risk service not answering: last known state' : 'What blocks entries now (closes always pass)';
       banner.hidden = risk.trading_state !== 'HALTED';
       banner.textContent =
         risk.trading_state === 'HALTED' ? `HALTED${isNum(risk.halted_at) ? ` since ${hms(risk.halted_at)} UTC` : ''} — ${risk.halt_reason || ''}` : '';
@@ -305,8 +309,14 @@
       const c = risk.counts;
       $('f-counts').textContent = c ? `${c.approved} ✓ · ${c.rejected} ✕ · ${c.skipped} hold` : '';
       const cd = $('cooldown');
-      cd.hidden = !(isNum(risk.cooldown_until) && risk.cooldown_until > Date.now());
-      cd.textContent = cd.hidden ? '' : `COOLDOWN until ${hms(risk.cooldown_until)}`;
+      const cooling = isNum(risk.cooldown_until) && risk.cooldown_until > Date.now();
+      cd.hidden = !(cooling || blocking === 'DAILY_LIMIT');
+      cd.textContent =
+        blocking === 'DAILY_LIMIT'
+          ? `DAILY LIMIT ${risk.entries_today}/${risk.max_daily_entries} until 00:00 UTC`
+          : cooling
+            ? `COOLDOWN until ${hms(risk.cooldown_until)} UTC`
+            : '';
       $('f-approval').parentElement.classList.toggle('stale', Boolean(risk.stale));
     } else {
       state.dataset.state = 'UNKNOWN';
@@ -569,7 +579,11 @@
     $('dlq').replaceChildren(
       ...h.dlq.map((d) => el('li', { className: d.length > 0 ? 'bad' : '', 'data-topic': d.topic, text: `${d.topic.replace(/\.dlq$/, '')} ${d.length}` })),
     );
-    const notes = [`bus ${h.bus.kind} ${h.bus.connected ? 'connected' : 'UNREACHABLE'}`];
+    const notes = [
+      h.bus.connected
+        ? `bus ${h.bus.kind} connected${isNum(h.bus.back_at) ? ` (back since ${hms(h.bus.back_at)} UTC)` : ''}`
+        : `bus ${h.bus.kind} UNREACHABLE${isNum(h.bus.down_since) ? ` since ${hms(h.bus.down_since)} UTC` : ''}`,
+    ];
     if (!h.feed.ok) notes.push(`reading the streams failed: ${h.feed.error}`);
     if (h.feed.jumps > 0) notes.push(`skipped ahead ${h.feed.jumps}× under load`);
     if (h.feed.invalid_entries > 0) notes.push(`${h.feed.invalid_entries} invalid entries skipped`);
