@@ -10,6 +10,8 @@ export const TOPICS = {
   execution: 'trade.execution.res',
   position: 'trade.position.update',
   tick: 'market.tick',
+  /** Armed exit levels per position, published by the risk service (docs/exits.md). */
+  exitLevels: 'trade.exit.levels',
 } as const;
 
 export type Topic = (typeof TOPICS)[keyof typeof TOPICS];

@@ -318,6 +318,7 @@ export function paperFill(params: PaperFillParams): ExecutionResult {
     ts: params.now,
     reduce_only: order.reduce_only,
     origin: order.origin,
+    exit_reason: order.exit_reason,
   };
 }
 
@@ -353,6 +354,7 @@ function rejected(params: Pick<PaperFillParams, 'order' | 'mark' | 'seed' | 'now
     ts: params.now,
     reduce_only: order.reduce_only,
     origin: order.origin,
+    exit_reason: order.exit_reason,
   };
 }
 

@@ -9,9 +9,11 @@
  * trips the breaker. Times are integer epoch milliseconds.
  */
 import { ONE, SCALE, ZERO, abs, floorToStep, fx, max, mul, toDecimalString, toNumber, type Fixed } from './fixed.js';
+import { NO_EXIT_DEFAULTS, hasExitInputs, resolveEntryLevels, type ExitDefaults } from './exits.js';
 import type { InstrumentSpec } from './instruments.js';
 import type {
   CheckEntry,
+  ExitReason,
   OrderSide,
   Origin,
   ReasonCode,
@@ -99,6 +101,8 @@ export interface DecideInput {
   limits: RiskLimits;
   /** Epoch ms of the decision. */
   now: number;
+  /** Exit-level defaults (config `exits`); none when omitted. */
+  exits?: ExitDefaults;
   /**
    * `execution.max_slippage_pct`: entries are checked against the minimum order at the
    * worst fill execution can give them (default 0).
@@ -241,6 +245,8 @@ function reject(signal: TradeSignal, now: number, reasons: ReasonCode[], checks:
       price: signal.price,
       stop_loss: signal.stop_loss,
       take_profit: signal.take_profit,
+      trailing_stop_pct: signal.trailing_stop_pct,
+      max_hold_ms: signal.max_hold_ms,
       metadata: signal.metadata,
       signal_ts: signal.ts,
       reasons,
@@ -260,7 +266,7 @@ function maxSlippageOf(pct: number | undefined): Fixed {
 }
 
 /** Decides one signal (SPEC §4, steps 1–8). Never throws for a business outcome. */
-export function decide({ signal, account, instrument, price, limits, now, maxSlippagePct }: DecideInput): Decision {
+export function decide({ signal, account, instrument, price, limits, now, exits, maxSlippagePct }: DecideInput): Decision {
   // 1. HOLD: skipped, not a rejection.
   if (signal.action === 'HOLD') return { kind: 'skip', reason: 'HOLD' };
 
@@ -288,7 +294,7 @@ export function decide({ signal, account, instrument, price, limits, now, maxSli
     return approveClose(signal, net, price, now, expiryOf(limits, now));
   }
 
-  return decideEntry(signal, account, instrument, price, compile(limits), limits, net, now, maxSlippageOf(maxSlippagePct));
+  return decideEntry(signal, account, instrument, price, compile(limits), limits, net, now, maxSlippageOf(maxSlippagePct), exits ?? NO_EXIT_DEFAULTS);
 }
 
 /** When an approval made at `now` expires, or undefined when approvals do not expire. */
@@ -303,6 +309,8 @@ function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number
   const side: OrderSide = long ? 'SELL' : 'BUY';
   const origin: Origin =
     signal.source === 'manual_close' ? 'manual_close' : signal.source === 'protective_exit' ? 'protective_exit' : 'signal';
+  // A protective close gets its own reason (stop_loss, ...) from the risk service that fires it.
+  const exitReason: ExitReason = origin === 'manual_close' ? 'manual' : 'signal';
   const why = signal.action === 'CLOSE' ? 'CLOSE requested' : `${signal.action} signal against a ${long ? 'LONG' : 'SHORT'} position`;
   const quantityNumber = num(quantity);
   return {
@@ -318,6 +326,8 @@ function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number
       price: signal.price,
       stop_loss: signal.stop_loss,
       take_profit: signal.take_profit,
+      trailing_stop_pct: signal.trailing_stop_pct,
+      max_hold_ms: signal.max_hold_ms,
       metadata: signal.metadata,
       intent: 'CLOSE',
       side,
@@ -331,6 +341,7 @@ function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number
       approved_ts: now,
       expires_ts: expiresTs,
       origin,
+      exit_reason: exitReason,
       checks: [
         {
           rule: CHECK_RULES.reduceOnlyClose,
@@ -374,6 +385,7 @@ function decideEntry(
   net: Fixed,
   now: number,
   maxSlippage: Fixed,
+  exitDefaults: ExitDefaults,
 ): Decision {
   const ctx: EntryContext = { signal, account, instrument, price, L, limits, net, now, maxSlippage, reasons: [], checks: [] };
   checkSignalAge(ctx);
@@ -383,6 +395,7 @@ function decideEntry(
   checkDailyEntries(ctx);
   const edge = checkEdge(ctx, p);
   const size = checkSize(ctx, edge);
+  checkExitLevels(ctx, exitDefaults);
   const sizing = sizingRecord(ctx, edge, size);
   if (ctx.reasons.length > 0) return reject(signal, now, ctx.reasons, ctx.checks, sizing);
   return approveEntry(ctx, edge, size, sizing);
@@ -576,6 +589,16 @@ function checkSize(ctx: EntryContext, edge: Edge): Size {
   return { order, target, symbolRoom, exposureRoom };
 }
 
+/**
+ * Exit levels (core/exits.ts): a wrong-side level is a failed entry here and is not
+ * armed, but adds no reason code: the entry is decided by the rules above alone.
+ */
+function checkExitLevels({ signal, price, now, checks }: EntryContext, exitDefaults: ExitDefaults): void {
+  if (!hasExitInputs(signal, exitDefaults)) return;
+  const side = signal.action as OrderSide; // BUY or SELL here: HOLD and CLOSE are handled before
+  for (const check of resolveEntryLevels({ signal, side, price, defaults: exitDefaults, now }).checks) checks.push(check);
+}
+
 function sizingRecord({ signal, account, price, L, limits, instrument }: EntryContext, edge: Edge, size: Size): SizingRecord {
   return {
     p: signal.confidence,
@@ -610,6 +633,8 @@ function approveEntry({ signal, price, L, limits, net, now, checks }: EntryConte
       price: signal.price,
       stop_loss: signal.stop_loss,
       take_profit: signal.take_profit,
+      trailing_stop_pct: signal.trailing_stop_pct,
+      max_hold_ms: signal.max_hold_ms,
       metadata: signal.metadata,
       intent: net === ZERO ? 'OPEN' : 'INCREASE',
       side: signal.action as OrderSide,

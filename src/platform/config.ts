@@ -109,6 +109,15 @@ export const ConfigSchema = z.strictObject({
       max_tick_jump_pct: positivePct.default(0.2),
     })
     .prefault({}),
+  /** Exit-level defaults for entries whose signal carries none (docs/exits.md); 0 = off. */
+  exits: z
+    .strictObject({
+      stop_loss_pct: z.number().min(0).lt(1).default(0),
+      take_profit_pct: z.number().min(0).finite().default(0),
+      trailing_stop_pct: z.number().min(0).lt(1).default(0),
+      max_hold_minutes: z.number().min(0).finite().default(0),
+    })
+    .prefault({}),
   monitor: z
     .strictObject({
       mark_interval_ms: z.number().int().nonnegative().default(30_000),

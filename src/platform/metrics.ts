@@ -22,7 +22,7 @@ export interface MetricsEndpoint {
 export interface ServiceMetrics extends MetricsEndpoint {
   /** Messages read or written, per topic and direction (in|out|dlq). */
   messages: Counter<'topic' | 'direction'>;
-  /** Domain outcomes, e.g. approved / rejected:<reason> / skipped / filled / applied / duplicate. */
+  /** Domain outcomes, e.g. approved / rejected:<reason> / skipped / protective_exit:<exit_reason> / filled / applied / duplicate. */
   outcomes: Counter<'outcome'>;
   /** Entries of an input stream not yet delivered to the service's group (XINFO GROUPS lag). */
   consumerLag: Gauge<'topic' | 'group'>;
@@ -61,7 +61,7 @@ export function createServiceMetrics(service: string): ServiceMetrics {
     }),
     outcomes: new Counter({
       name: 'qt_outcomes_total',
-      help: 'Domain outcomes (approved, rejected:<reason>, skipped, filled, rejected_fill, applied, duplicate)',
+      help: 'Domain outcomes (approved, rejected:<reason>, skipped, protective_exit:<exit_reason>, filled, rejected_fill, applied, duplicate)',
       labelNames: ['outcome'] as const,
       registers: [registry],
     }),

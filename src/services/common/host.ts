@@ -12,7 +12,7 @@ import type { EventBus, Delivery, Outbound, Subscription } from '../../bus/bus.j
 import { decodeSignal, decoderFor, type Fields } from '../../bus/codec.js';
 import { StreamNames, TOPICS, dlqTopic, type ServiceName } from '../../bus/topics.js';
 import type { Clock } from '../../core/clock.js';
-import { ExecutionResult, PriceTick, RiskApprovedSignal, RiskRejection } from '../../core/messages.js';
+import { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, RiskRejection } from '../../core/messages.js';
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/logger.js';
 import type { ServiceMetrics } from '../../platform/metrics.js';
@@ -32,6 +32,7 @@ const DECODERS: Record<string, (fields: Fields, id: string) => unknown> = {
   [TOPICS.rejected]: decoderFor(RiskRejection),
   [TOPICS.execution]: decoderFor(ExecutionResult),
   [TOPICS.tick]: decoderFor(PriceTick),
+  [TOPICS.exitLevels]: decoderFor(ExitLevels),
 };
 
 export function decodeTopic(topic: string, fields: Fields, id: string): unknown {
@@ -156,15 +157,38 @@ export class ServiceHost {
   async mutate<R>(fn: () => R): Promise<R> {
     const run = async () => {
       const result = fn();
-      const started = performance.now();
-      try {
-        await this.deps.bus.setValue(snapshotKey(this.options.service), this.snapshotJson());
-      } catch (err) {
-        this.observeCommit(false, (performance.now() - started) / 1000);
-        throw err;
-      }
-      this.observeCommit(true, (performance.now() - started) / 1000);
+      await this.saveSnapshot();
       return result;
+    };
+    return this.subscription ? this.subscription.exclusive(run) : run();
+  }
+
+  /** Saves the snapshot outside a batch, timed and counted like a batch's commit. */
+  private async saveSnapshot(): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.deps.bus.setValue(snapshotKey(this.options.service), this.snapshotJson());
+    } catch (err) {
+      this.observeCommit(false, (performance.now() - started) / 1000);
+      throw err;
+    }
+    this.observeCommit(true, (performance.now() - started) / 1000);
+  }
+
+  /**
+   * Runs `fn` between batches, publishes the messages it returns, then saves the snapshot:
+   * for outputs made off the bus (a timer, an HTTP call). Published first: a crash in
+   * between re-makes them from the older snapshot, so they must be idempotent downstream
+   * (deterministic ids). Nothing to publish: nothing saved. Returns how many were published.
+   */
+  async emit(fn: () => Outbound[]): Promise<number> {
+    const run = async () => {
+      const out = fn();
+      if (out.length === 0) return 0; // nothing changed that needs saving
+      await this.deps.bus.publishMany(out);
+      for (const o of out) this.options.metrics.messages.inc({ topic: o.topic, direction: 'out' });
+      await this.saveSnapshot();
+      return out.length;
     };
     return this.subscription ? this.subscription.exclusive(run) : run();
   }

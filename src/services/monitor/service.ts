@@ -11,7 +11,7 @@ import { toNumber } from '../../core/fixed.js';
 import { instrumentTable, type InstrumentTable } from '../../core/instruments.js';
 import { priceTick, type SetPriceResult } from '../../core/market.js';
 import { checkTickPrice } from '../../core/tick-rules.js';
-import type { ExecutionResult, PriceTick, RiskRejection, TradeSignal } from '../../core/messages.js';
+import type { ExecutionResult, ExitLevels, PriceTick, RiskRejection, TradeSignal } from '../../core/messages.js';
 import { createMonitorMetrics, type MonitorMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
@@ -54,7 +54,7 @@ export class MonitorService {
     this.host = new ServiceHost(deps, {
       service: 'monitor',
       group: GROUPS.monitor,
-      topics: [TOPICS.tick, TOPICS.execution],
+      topics: [TOPICS.tick, TOPICS.execution, TOPICS.exitLevels],
       handle: (d) => this.handle(d),
       snapshot: () => this.state.toSnapshot(),
       restore: (s) => this.state.restore(s),
@@ -100,6 +100,13 @@ export class MonitorService {
         return [{ topic: TOPICS.position, payload: this.state.update(tick.symbol, 'mark', now) }];
       }
       return;
+    }
+    if (delivery.topic === TOPICS.exitLevels) {
+      // Shown on the position at once (dashboards read trade.position.update).
+      const levels = delivery.message as ExitLevels;
+      this.state.onExitLevels(levels);
+      if (!this.state.hasOpenPosition(levels.symbol)) return;
+      return [{ topic: TOPICS.position, payload: this.state.update(levels.symbol, 'mark', now) }];
     }
     const result = delivery.message as ExecutionResult;
     const outcome = this.state.onExecution(result, delivery.id, now);
