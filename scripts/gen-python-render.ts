@@ -57,6 +57,9 @@ const ENUM_NAMES: Record<string, string> = {
   reasons: 'ReasonCode',
   status: 'ExecutionStatus',
   cause: 'PositionCause',
+  'ExitLevels.cause': 'ExitLevelsCause',
+  exit_reason: 'ExitReason',
+  'ExitLevels.exit_reason': 'ProtectiveExitReason',
   'PriceTick.source': 'TickSource',
   b_source: 'SizingSource',
 };

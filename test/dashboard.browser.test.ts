@@ -348,3 +348,27 @@ describe.skipIf(!haveChromium && !process.env.CI)('dashboard in a browser, with 
     }
   });
 });
+
+describe.skipIf(!haveChromium && !process.env.CI)('dashboard in a browser: protective exits', () => {
+  it('shows a position\'s armed levels, then the stop\'s reason on its closing fill', async () => {
+    if (!haveChromium) throw new Error(`${CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)`);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const rig = await startRig();
+    try {
+      const page = await browser.newPage();
+      await page.goto(rig.dashboard.url);
+      await page.locator('body[data-ready="true"]').waitFor(WAIT);
+      await publishTradeSignal(rig.bus, 'XRPUSDT', 'BUY', 0.85, 'xgb', { stop_loss: 0.55, take_profit: 0.7 }, rig.clock);
+      const row = page.locator('#positions tbody tr[data-symbol="XRPUSDT"]');
+      await row.locator('td.exits', { hasText: 'SL 0.55' }).waitFor(WAIT);
+      expect(await row.locator('td.exits').textContent()).toContain('TP 0.70');
+      rig.clock.advance(1000);
+      await tick(rig, 'XRPUSDT', 0.5);
+      await row.waitFor({ state: 'detached', ...WAIT });
+      await page.locator('#fills tbody tr:first-child td', { hasText: 'CLOSE stop_loss' }).waitFor(WAIT);
+    } finally {
+      await browser.close();
+      await rig.stop();
+    }
+  });
+});

@@ -132,6 +132,57 @@ describe('safety promises, three processes on Redis', () => {
     }
   });
 
+  it('a FILLED result the ledger cannot apply (price 0, or 1e-300) is dead-lettered by risk and the monitor; the books do not move', async () => {
+    const before = await getJson<{ balance_usd: number }>(`${services.url('monitor')}/portfolio`);
+    let n = 0;
+    const result = (over: Record<string, unknown>) => ({
+      schema_version: 1,
+      order_id: `PAPER-${(0xbad000 + ++n).toString(16).padStart(12, '0')}`,
+      signal_id: `bad-fill-${n}`,
+      symbol: 'XRPUSDT',
+      side: 'BUY',
+      quantity: 100,
+      reference_price: 0.6,
+      fill_price: 0.6,
+      slippage_pct: 0,
+      fee_usd: 0,
+      fee_rate: 0,
+      notional_usd: 60,
+      status: 'FILLED',
+      signal_ts: Date.now(),
+      ts: Date.now(),
+      reduce_only: false,
+      origin: 'signal',
+      ...over,
+    });
+    const zero = await bus.publish(TOPICS.execution, result({ fill_price: 0, notional_usd: 0 }));
+    const tiny = await bus.publish(TOPICS.execution, result({ fill_price: 1e-300 }));
+    const dead = await poll(async () => {
+      const entries = (await bus.readAfter(dlqTopic(TOPICS.execution), '0', 100)).map((e) => e.fields);
+      return entries.length >= 4 ? entries : null;
+    }, 'four dead letters on trade.execution.res.dlq');
+    const of = (id: string) => dead.filter((d) => d.dlq_source_id === id);
+    expect(new Set(of(zero).map((d) => d.dlq_group))).toEqual(new Set(['risk-safety', 'position-monitor']));
+    for (const d of of(zero)) expect(d.dlq_error).toMatch(/fill_price: must be positive when status is FILLED/);
+    expect(new Set(of(tiny).map((d) => d.dlq_group))).toEqual(new Set(['risk-safety', 'position-monitor']));
+    for (const d of of(tiny)) expect(d.dlq_error).toMatch(/^LEDGER: fill price must be positive/);
+    for (const d of dead) expect(d.dlq_attempts).toBe('1');
+    const after = await getJson<{ balance_usd: number }>(`${services.url('monitor')}/portfolio`);
+    expect(after.balance_usd).toBe(before.balance_usd);
+    expect((await positions()).some((p) => p.symbol === 'XRPUSDT')).toBe(false);
+  });
+
+  it('a signal whose metadata is over the limits is dead-lettered naming metadata, and refused by the publisher', async () => {
+    const metadata = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`k${i}`, 'x'.repeat(200)]));
+    const id = await bus.publish(TOPICS.signal, { symbol: 'BTCUSDT', action: 'BUY', confidence: 0.9, source: 'safety', metadata });
+    const dead = await poll(async () => {
+      const entries = await bus.readAfter(dlqTopic(TOPICS.signal), '0', 100);
+      return entries.find((e) => e.fields.dlq_source_id === id)?.fields ?? null;
+    }, 'the oversized metadata dead letter');
+    expect(dead.dlq_error).toMatch(/metadata/);
+    await expect(publishTradeSignal(bus, 'BTCUSDT', 'BUY', 0.9, 'safety', { metadata })).rejects.toThrow(/metadata/);
+  });
+
   it('with execution down, a second CLOSE after the expiry never ends SHORT and BUYs never pass the 10% cap', async () => {
     const opened = await publishTradeSignal(bus, 'BTCUSDT', 'BUY', 0.85, 'safety');
     expect((await resultOf(opened.signal_id)).status).toBe('FILLED');

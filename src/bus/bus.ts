@@ -82,8 +82,22 @@ export interface SubscribeSettings<T> {
    * after its handlers.
    */
   commitState?: () => { key: string; value: string };
+  /**
+   * Called once per batch after its handlers, before its acknowledgements are written:
+   * a consumer whose output goes elsewhere (the journal's database) commits it here, so
+   * the acks follow that commit. When it throws, nothing of the batch is acknowledged and
+   * its entries are delivered again.
+   */
+  beforeCommit?: () => Promise<void>;
   /** Called once an entry's dead letter has been written to `<topic>.dlq`. */
   onDeadLetter?: (topic: string, id: string, error: string) => void;
+  /** Called after each attempt to write a batch's commit: whether it landed and how long it took. */
+  onCommit?: (attempt: CommitAttempt) => void;
+}
+
+export interface CommitAttempt {
+  ok: boolean;
+  seconds: number;
 }
 
 /** One topic; `decode` gets the entry's fields and id. */

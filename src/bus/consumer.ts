@@ -12,6 +12,7 @@
 import type { Clock } from '../core/clock.js';
 import { RefusedEntry } from './bus.js';
 import type {
+  CommitAttempt,
   Delivery,
   Handler,
   MultiSubscribeOptions,
@@ -168,7 +169,9 @@ export class ConsumerLoop<T> implements Subscription {
   readonly #decode: (topic: string, fields: Fields, id: string) => T;
   readonly #handler: Handler<T>;
   readonly #commitState: (() => { key: string; value: string }) | undefined;
+  readonly #beforeCommit: (() => Promise<void>) | undefined;
   readonly #onDeadLetter: ((topic: string, id: string, error: string) => void) | undefined;
+  readonly #onCommit: ((attempt: CommitAttempt) => void) | undefined;
   readonly #batchSize: number;
   readonly #blockMs: number;
   readonly #maxAttempts: number;
@@ -196,7 +199,9 @@ export class ConsumerLoop<T> implements Subscription {
     this.#decode = topicDecoder(options);
     this.#handler = options.handler;
     this.#commitState = options.commitState;
+    this.#beforeCommit = options.beforeCommit;
     this.#onDeadLetter = options.onDeadLetter;
+    this.#onCommit = options.onCommit;
     this.#batchSize = Math.max(1, options.batchSize ?? SUBSCRIBE_DEFAULTS.batchSize);
     this.#blockMs = Math.max(1, options.blockMs ?? SUBSCRIBE_DEFAULTS.blockMs);
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? SUBSCRIBE_DEFAULTS.maxAttempts);
@@ -345,6 +350,7 @@ export class ConsumerLoop<T> implements Subscription {
       let acknowledged = 0;
       for (const ids of commit.acks.values()) acknowledged += ids.length;
       if (acknowledged === 0) return;
+      if (this.#beforeCommit) await this.#beforeCommit();
       if (this.#commitState) commit.state = this.#commitState();
       if (await this.#commit(commit)) {
         this.#acknowledged += acknowledged;
@@ -430,10 +436,14 @@ export class ConsumerLoop<T> implements Subscription {
   async #commit(commit: Commit): Promise<boolean> {
     let backoffMs = BACKOFF_INITIAL_MS;
     for (;;) {
+      // Wall time of the write (performance.now, not the injected clock): it measures Redis.
+      const started = performance.now();
       try {
         await this.#reader.commit(commit);
+        this.#notifyCommit(true, started);
         return true;
       } catch (error) {
+        this.#notifyCommit(false, started);
         if (this.#closing) return false;
         this.#report(error);
         await this.#pause(backoffMs);
@@ -453,6 +463,14 @@ export class ConsumerLoop<T> implements Subscription {
       const timer = setTimeout(finish, ms);
       this.#wakePause = finish;
     });
+  }
+
+  #notifyCommit(ok: boolean, started: number): void {
+    try {
+      this.#onCommit?.({ ok, seconds: (performance.now() - started) / 1000 });
+    } catch (callbackError) {
+      this.#report(callbackError);
+    }
   }
 
   #notifyDeadLetter({ topic, id, error }: DeadLetterNotice): void {

@@ -10,6 +10,8 @@ export const TOPICS = {
   execution: 'trade.execution.res',
   position: 'trade.position.update',
   tick: 'market.tick',
+  /** Armed exit levels per position, published by the risk service (docs/exits.md). */
+  exitLevels: 'trade.exit.levels',
 } as const;
 
 export type Topic = (typeof TOPICS)[keyof typeof TOPICS];
@@ -23,6 +25,8 @@ export const GROUPS = {
   risk: 'risk-safety',
   execution: 'execution',
   monitor: 'position-monitor',
+  /** The trade journal reads every topic it records under a group of its own. */
+  journal: 'journal',
 } as const;
 
 export type ServiceName = 'risk' | 'execution' | 'monitor';

@@ -68,9 +68,10 @@ export function buildProgram(exit: (code: number) => void): Command {
       .option('--rate <per-second>', 'demo signals per second (default from config demo.signals_per_second)', parseNumber('rate'))
       .option('--plain', 'print plain summary lines even on a terminal')
       .option('--no-dashboard', 'do not serve the web dashboard')
+      .option('--no-journal', 'do not write the trade journal (journal.url, default sqlite:./quantum-journal.sqlite)')
       .addOption(new Option('--feed <source>', 'price source (default from config market.source): simulator or binance').choices(['simulator', 'binance'])),
     'run on this Redis instead of the embedded bus (or REDIS_URL)',
-  ).action(async (options: CommonOptions & { demo: boolean; rate?: number; plain?: boolean; dashboard: boolean; feed?: string }) => {
+  ).action(async (options: CommonOptions & { demo: boolean; rate?: number; plain?: boolean; dashboard: boolean; journal: boolean; feed?: string }) => {
     const { demoProfileFor } = await import('./demo-profile.js');
     const profile = demoProfileFor({ demo: options.demo, configPath: options.config, env: process.env, cwd: process.cwd() });
     const config = readConfig(options, {
@@ -85,6 +86,7 @@ export function buildProgram(exit: (code: number) => void): Command {
         plain: options.plain === true,
         dashboard: options.dashboard,
         demoProfile: profile !== null,
+        journal: options.journal,
       }),
     );
   });
@@ -125,6 +127,49 @@ export function buildProgram(exit: (code: number) => void): Command {
     const { runDashboard } = await import('./serve.js');
     exit(await runDashboard(config));
   });
+
+  const journal = addCommon(
+    program
+      .command('journal')
+      .description(
+        'run the trade journal on Redis: every decision, fill, round trip, equity point and dead letter into ' +
+          'journal.url (sqlite:PATH or postgres://…; default sqlite:./quantum-journal.sqlite). See docs/journal.md',
+      ),
+    `Redis URL (default REDIS_URL, else ${DEFAULT_REDIS})`,
+  ).action(async (options: CommonOptions) => {
+    const config = withRedis(readConfig(options));
+    const { runJournal } = await import('./journal.js');
+    exit(await runJournal(config));
+  });
+  for (const [view, title] of [
+    ['trades', 'print the closed round trips: PnL, fees, hold time, exit reason, source'],
+    ['decisions', 'print every decided signal: approved, rejected (with reasons) or skipped'],
+    ['equity', 'print the portfolio at each position update (at most one row per symbol per second)'],
+  ] as const) {
+    journal
+      .command(view)
+      .description(title)
+      .option('-c, --config <path>', 'config file (default ./quantum.config.json, or QT_CONFIG)')
+      .option('--since <iso>', 'only rows at or after this time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z')
+      .option('--symbol <symbol>', 'only this symbol')
+      .option('--source <source>', 'only signals from this source (trades: the signal that opened the trade)')
+      .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
+      .action(async (options: { config?: string; since?: string; symbol?: string; source?: string; format: string }) => {
+        const config = readConfig(options);
+        const { runJournalView } = await import('./journal.js');
+        exit(await runJournalView(config, view, options));
+      });
+  }
+  journal
+    .command('export')
+    .description('write one CSV file per journal table into DIR')
+    .argument('<dir>', 'folder to write (created when missing)')
+    .option('-c, --config <path>', 'config file (default ./quantum.config.json, or QT_CONFIG)')
+    .action(async (dir: string, options: { config?: string }) => {
+      const config = readConfig(options);
+      const { runJournalExport } = await import('./journal.js');
+      exit(await runJournalExport(config, dir));
+    });
 
   addCommon(
     program

@@ -1,5 +1,6 @@
 /** `quantum signal`, `quantum streams` and its sub-commands. */
-import { compareIds, type EventBus } from '../bus/bus.js';
+import type { EventBus } from '../bus/bus.js';
+import { executionTrimPoint } from '../bus/execution-trim.js';
 import { createBus } from '../bus/factory.js';
 import { formatStreamReport, streamReport } from '../bus/admin.js';
 import { publishTradeSignal } from '../bus/publish.js';
@@ -88,7 +89,7 @@ export async function runTrim(config: RedisConfig, options: { maxlen: number; to
       // The monitor and the risk service keep their state in snapshots; the fills behind
       // them are history, but fills after the oldest snapshot must stay (SPEC §7).
       if (topic === TOPICS.execution) {
-        const oldest = await oldestSnapshotCoverage(bus);
+        const oldest = await executionTrimPoint(bus);
         const removed = oldest ? await bus.trimBefore(topic, oldest) : 0;
         console.log(`${topic}: removed ${removed} (kept everything from ${oldest ?? 'the start'}: needed by recovery)`);
         continue;
@@ -98,27 +99,6 @@ export async function runTrim(config: RedisConfig, options: { maxlen: number; to
     }
     return 0;
   });
-}
-
-/**
- * The newest id trade.execution.res may be trimmed up to: entries every consumer group
- * has been handed and acknowledged (no group has pending entries), and that the
- * monitor's snapshot already covers. Null when nothing may go yet.
- */
-async function oldestSnapshotCoverage(bus: EventBus): Promise<string | null> {
-  const text = await bus.getValue('snapshot:monitor');
-  if (!text) return null;
-  let watermark: string | null = null;
-  try {
-    const id = (JSON.parse(text) as { last_fill_id?: unknown }).last_fill_id;
-    watermark = typeof id === 'string' && id !== '0-0' ? id : null;
-  } catch {
-    return null;
-  }
-  if (!watermark) return null;
-  const info = await bus.info(TOPICS.execution);
-  if (info.groups.some((g) => g.pending > 0)) return null;
-  return info.groups.reduce((min, g) => (compareIds(g.last_delivered_id, min) < 0 ? g.last_delivered_id : min), watermark);
 }
 
 export async function runCreateGroups(config: RedisConfig): Promise<number> {

@@ -12,8 +12,11 @@ import { describeEntryState, entryState } from '../core/entry-state.js';
 import type { Config } from '../platform/config.js';
 import { systemClock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
+import { JournalService } from '../services/journal/service.js';
+import type { JournalStore } from '../services/journal/store.js';
 import { startLoop, type Loop } from '../services/loop.js';
 import { describeDemoProfile } from './demo-profile.js';
+import { openJournalStore } from './journal.js';
 import { redactUrl } from './serve.js';
 import { untilSignal } from './signals.js';
 import { renderSummary, renderSummaryLine, formatUptime, type SummaryFigures } from './summary.js';
@@ -25,6 +28,8 @@ export interface UpOptions {
   dashboard: boolean;
   /** The demo profile is in force (demo source on, no config file): say so on screen and in the log. */
   demoProfile?: boolean;
+  /** Write the trade journal (journal.url, default sqlite:./quantum-journal.sqlite). */
+  journal: boolean;
 }
 
 const TTY_REFRESH_MS = 1000;
@@ -76,12 +81,26 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
     return 1;
   }
 
+  // The trade journal first: its group then exists before the first message is published.
+  let tradeJournal: { service: JournalService; store: JournalStore } | undefined;
+  if (options.journal) {
+    try {
+      tradeJournal = await startJournal(bus, config, logger);
+    } catch (err) {
+      console.error(`quantum up: journal not started: ${(err as Error).message} (journal.url; --no-journal to run without it)`);
+      logger.error({ err: (err as Error).message }, 'quantum up: journal not started');
+      await bus.close();
+      return 1;
+    }
+  }
+
   let loop: Loop;
   try {
     loop = await startLoop({ bus, config, clock: systemClock, logger, listen: true, demo: options.demo });
   } catch (err) {
     console.error(`quantum up: ${(err as Error).message}`);
     logger.error({ err: (err as Error).message }, 'quantum up: not started');
+    await stopJournal(tradeJournal);
     await bus.close();
     return 1;
   }
@@ -96,6 +115,7 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
       console.error(`quantum up: ${(err as Error).message}; or run with --no-dashboard`);
       logger.error({ err: (err as Error).message }, 'quantum up: not started');
       await loop.stop();
+      await stopJournal(tradeJournal);
       await bus.close();
       return 1;
     }
@@ -130,28 +150,58 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
       drawing = false;
     }
   };
+  // Listen for Ctrl-C/SIGTERM before saying we run: a stop right after must stop cleanly.
+  const stopSignal = untilSignal();
   if (!live) {
     console.log(
       `quantum up: loop running on the ${busLabel} bus; risk ${urls.risk}, execution ${urls.execution}, monitor ${urls.monitor}` +
-        (urls.dashboard ? `, dashboard ${urls.dashboard}` : ''),
+        (urls.dashboard ? `, dashboard ${urls.dashboard}` : '') +
+        (tradeJournal ? `; journal ${tradeJournal.store.label}` : ''),
     );
     if (profile) console.log(`quantum up: ${profile}`);
   }
   await draw();
   const timer = setInterval(() => void draw(), live ? TTY_REFRESH_MS : PLAIN_REFRESH_MS);
 
-  const signal = await untilSignal();
+  const signal = await stopSignal;
   clearInterval(timer);
   if (live) process.stdout.write('\n');
   console.log(`quantum up: ${signal} received, stopping…`);
   await dashboard?.stop();
   await loop.stop();
+  await stopJournal(tradeJournal);
   journal.stopped(systemClock.now(), activityTotals(loop), signal);
   await bus.close();
   console.log('quantum up: stopped cleanly');
   logger.flush?.();
   return 0;
 }
+
+async function startJournal(bus: EventBus, config: Config, logger: Logger) {
+  const store = await openJournalStore(config);
+  // The embedded bus starts empty and the loop's books start flat: so does the round-trip fold.
+  const service = new JournalService({ bus, config, clock: systemClock, logger: logger.child({ service: 'journal' }), store }, {
+    freshBooks: bus.kind === 'embedded',
+  });
+  try {
+    await service.start();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  return { service, store };
+}
+
+/** The embedded bus keeps nothing after exit: the journal writes everything published before it stops. */
+async function stopJournal(journal: { service: JournalService; store: JournalStore } | undefined): Promise<void> {
+  if (!journal) return;
+  const drained = await journal.service.drain(JOURNAL_DRAIN_MS);
+  if (!drained) console.error(`quantum up: the journal did not catch up within ${JOURNAL_DRAIN_MS / 1000} s; the rest stays in the streams`);
+  await journal.service.stop();
+  await journal.store.close();
+}
+
+const JOURNAL_DRAIN_MS = 15_000;
 
 function activityTotals(loop: Loop): ActivityTotals {
   const risk = loop.risk.service.stats();

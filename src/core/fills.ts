@@ -330,6 +330,7 @@ export function paperFill(params: PaperFillParams): ExecutionResult {
     origin: order.origin,
     quote_side: quoteSide,
     price_age_ms: params.priceTs === undefined ? undefined : Math.max(0, params.now - params.priceTs),
+    exit_reason: order.exit_reason,
   };
 }
 
@@ -376,6 +377,7 @@ function rejected(params: Pick<PaperFillParams, 'order' | 'mark' | 'seed' | 'now
     ts: params.now,
     reduce_only: order.reduce_only,
     origin: order.origin,
+    exit_reason: order.exit_reason,
   };
 }
 

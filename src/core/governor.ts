@@ -9,9 +9,11 @@
  * trips the breaker. Times are integer epoch milliseconds.
  */
 import { ONE, SCALE, ZERO, abs, floorToStep, fx, max, mul, toDecimalString, toNumber, type Fixed } from './fixed.js';
+import { NO_EXIT_DEFAULTS, hasExitInputs, resolveEntryLevels, type ExitDefaults } from './exits.js';
 import type { InstrumentSpec } from './instruments.js';
 import type {
   CheckEntry,
+  ExitReason,
   OrderSide,
   Origin,
   ReasonCode,
@@ -105,6 +107,8 @@ export interface DecideInput {
   limits: RiskLimits;
   /** Epoch ms of the decision. */
   now: number;
+  /** Exit-level defaults (config `exits`); none when omitted. */
+  exits?: ExitDefaults;
   /**
    * `execution.max_slippage_pct`: entries are checked against the minimum order at the
    * worst fill execution can give them (default 0).
@@ -248,6 +252,8 @@ function reject(signal: TradeSignal, now: number, reasons: ReasonCode[], checks:
       price: signal.price,
       stop_loss: signal.stop_loss,
       take_profit: signal.take_profit,
+      trailing_stop_pct: signal.trailing_stop_pct,
+      max_hold_ms: signal.max_hold_ms,
       metadata: signal.metadata,
       signal_ts: signal.ts,
       reasons,
@@ -267,7 +273,7 @@ function maxSlippageOf(pct: number | undefined): Fixed {
 }
 
 /** Decides one signal (SPEC §4, steps 1–8). Never throws for a business outcome. */
-export function decide({ signal, account, instrument, price, priceAge, limits, now, maxSlippagePct }: DecideInput): Decision {
+export function decide({ signal, account, instrument, price, priceAge, limits, now, exits, maxSlippagePct }: DecideInput): Decision {
   // 1. HOLD: skipped, not a rejection.
   if (signal.action === 'HOLD') return { kind: 'skip', reason: 'HOLD' };
 
@@ -295,7 +301,7 @@ export function decide({ signal, account, instrument, price, priceAge, limits, n
     return approveClose(signal, net, price, now, expiryOf(limits, now));
   }
 
-  return decideEntry(signal, account, instrument, price, compile(limits), limits, net, now, maxSlippageOf(maxSlippagePct), priceAge);
+  return decideEntry(signal, account, instrument, price, compile(limits), limits, net, now, maxSlippageOf(maxSlippagePct), exits ?? NO_EXIT_DEFAULTS, priceAge);
 }
 
 /** When an approval made at `now` expires, or undefined when approvals do not expire. */
@@ -310,6 +316,8 @@ function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number
   const side: OrderSide = long ? 'SELL' : 'BUY';
   const origin: Origin =
     signal.source === 'manual_close' ? 'manual_close' : signal.source === 'protective_exit' ? 'protective_exit' : 'signal';
+  // A protective close gets its own reason (stop_loss, ...) from the risk service that fires it.
+  const exitReason: ExitReason = origin === 'manual_close' ? 'manual' : 'signal';
   const why = signal.action === 'CLOSE' ? 'CLOSE requested' : `${signal.action} signal against a ${long ? 'LONG' : 'SHORT'} position`;
   const quantityNumber = num(quantity);
   return {
@@ -325,6 +333,8 @@ function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number
       price: signal.price,
       stop_loss: signal.stop_loss,
       take_profit: signal.take_profit,
+      trailing_stop_pct: signal.trailing_stop_pct,
+      max_hold_ms: signal.max_hold_ms,
       metadata: signal.metadata,
       intent: 'CLOSE',
       side,
@@ -338,6 +348,7 @@ function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number
       approved_ts: now,
       expires_ts: expiresTs,
       origin,
+      exit_reason: exitReason,
       checks: [
         {
           rule: CHECK_RULES.reduceOnlyClose,
@@ -383,6 +394,7 @@ function decideEntry(
   net: Fixed,
   now: number,
   maxSlippage: Fixed,
+  exitDefaults: ExitDefaults,
   priceAge: DecideInput['priceAge'],
 ): Decision {
   const ctx: EntryContext = { signal, account, instrument, price, L, limits, net, now, maxSlippage, priceAge, reasons: [], checks: [] };
@@ -394,6 +406,7 @@ function decideEntry(
   checkDailyEntries(ctx);
   const edge = checkEdge(ctx, p);
   const size = checkSize(ctx, edge);
+  checkExitLevels(ctx, exitDefaults);
   const sizing = sizingRecord(ctx, edge, size);
   if (ctx.reasons.length > 0) return reject(signal, now, ctx.reasons, ctx.checks, sizing);
   return approveEntry(ctx, edge, size, sizing);
@@ -600,6 +613,16 @@ function checkSize(ctx: EntryContext, edge: Edge): Size {
   return { order, target, symbolRoom, exposureRoom };
 }
 
+/**
+ * Exit levels (core/exits.ts): a wrong-side level is a failed entry here and is not
+ * armed, but adds no reason code: the entry is decided by the rules above alone.
+ */
+function checkExitLevels({ signal, price, now, checks }: EntryContext, exitDefaults: ExitDefaults): void {
+  if (!hasExitInputs(signal, exitDefaults)) return;
+  const side = signal.action as OrderSide; // BUY or SELL here: HOLD and CLOSE are handled before
+  for (const check of resolveEntryLevels({ signal, side, price, defaults: exitDefaults, now }).checks) checks.push(check);
+}
+
 function sizingRecord({ signal, account, price, L, limits, instrument }: EntryContext, edge: Edge, size: Size): SizingRecord {
   return {
     p: signal.confidence,
@@ -634,6 +657,8 @@ function approveEntry({ signal, price, L, limits, net, now, checks }: EntryConte
       price: signal.price,
       stop_loss: signal.stop_loss,
       take_profit: signal.take_profit,
+      trailing_stop_pct: signal.trailing_stop_pct,
+      max_hold_ms: signal.max_hold_ms,
       metadata: signal.metadata,
       intent: net === ZERO ? 'OPEN' : 'INCREASE',
       side: signal.action as OrderSide,

@@ -59,6 +59,9 @@ const REASONS = [
 const QUOTE_SIDES = ['ask', 'bid', 'last'] as const;
 const B_SOURCES = ['round_trips', 'take_profit_stop_loss', 'default'] as const;
 const TICK_SOURCES = ['simulator', 'manual', 'feed'] as const;
+const EXIT_REASONS = ['signal', 'manual', 'stop_loss', 'take_profit', 'trailing_stop', 'time_limit'] as const;
+const positiveInt = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) > 0;
+const openFraction = (v: unknown): boolean => isFinite(v) && v > 0 && v < 1;
 const STATUSES = ['FILLED', 'REJECTED'] as const;
 
 /** Flat key → scalar map within METADATA_LIMITS; `__proto__` is left to zod (it drops it from its output). */
@@ -74,7 +77,7 @@ function metadata(v: unknown): boolean {
   return keys <= METADATA_LIMITS.maxKeys && (keys === 0 || JSON.stringify(v).length <= METADATA_LIMITS.maxJsonLength);
 }
 
-const SIGNAL_KEYS = ['schema_version', 'signal_id', 'symbol', 'action', 'confidence', 'source', 'ts', 'price', 'stop_loss', 'take_profit', 'metadata'];
+const SIGNAL_KEYS = ['schema_version', 'signal_id', 'symbol', 'action', 'confidence', 'source', 'ts', 'price', 'stop_loss', 'take_profit', 'trailing_stop_pct', 'max_hold_ms', 'metadata'];
 
 /** The signal fields; `required` says whether id, version and ts must be present. */
 function signalFields(v: Json, required: boolean): boolean {
@@ -89,6 +92,8 @@ function signalFields(v: Json, required: boolean): boolean {
     optional(v.price, positive) &&
     optional(v.stop_loss, positive) &&
     optional(v.take_profit, positive) &&
+    optional(v.trailing_stop_pct, openFraction) &&
+    optional(v.max_hold_ms, positiveInt) &&
     optional(v.metadata, metadata)
   );
 }
@@ -137,7 +142,7 @@ function sizing(v: unknown): boolean {
 
 const APPROVAL_KEYS = new Set([
   ...SIGNAL_KEYS, 'intent', 'side', 'quantity', 'notional_usd', 'reference_price', 'kelly_optimal', 'kelly_applied',
-  'risk_amount_usd', 'reduce_only', 'approved_ts', 'expires_ts', 'origin', 'checks', 'sizing',
+  'risk_amount_usd', 'reduce_only', 'approved_ts', 'expires_ts', 'origin', 'exit_reason', 'checks', 'sizing',
 ]);
 
 export const isRiskApprovedSignal: Guard = (v) =>
@@ -156,6 +161,7 @@ export const isRiskApprovedSignal: Guard = (v) =>
   epochMs(v.approved_ts) &&
   optional(v.expires_ts, epochMs) &&
   oneOf(v.origin, ORIGINS) &&
+  optional(v.exit_reason, (x) => oneOf(x, EXIT_REASONS)) &&
   (v.checks === undefined || checks(v.checks)) &&
   (v.sizing === undefined || sizing(v.sizing));
 
@@ -172,7 +178,7 @@ export const isRiskRejection: Guard = (v) =>
 
 const RESULT_KEYS = new Set([
   'schema_version', 'order_id', 'signal_id', 'symbol', 'side', 'quantity', 'reference_price', 'fill_price', 'slippage_pct',
-  'fee_usd', 'fee_rate', 'notional_usd', 'status', 'reject_reason', 'signal_ts', 'ts', 'reduce_only', 'origin',
+  'fee_usd', 'fee_rate', 'notional_usd', 'status', 'reject_reason', 'signal_ts', 'ts', 'reduce_only', 'origin', 'exit_reason',
   'quote_side', 'price_age_ms',
 ]);
 
@@ -200,6 +206,7 @@ export const isExecutionResult: Guard = (v) =>
   oneOf(v.origin, ORIGINS) &&
   optional(v.quote_side, (x) => oneOf(x, QUOTE_SIDES)) &&
   optional(v.price_age_ms, epochMs) &&
+  optional(v.exit_reason, (x) => oneOf(x, EXIT_REASONS)) &&
   (v.status !== 'FILLED' || ((v.quantity as number) > 0 && (v.fill_price as number) > 0 && (v.notional_usd as number) > 0));
 
 const TICK_KEYS = new Set(['schema_version', 'symbol', 'price', 'ts', 'source', 'bid', 'ask', 'bid_size', 'ask_size', 'exchange_ts']);

@@ -30,6 +30,15 @@ export const PositionSide = z.enum(['LONG', 'SHORT', 'FLAT']);
 export type PositionSide = z.infer<typeof PositionSide>;
 export const TickSource = z.enum(['simulator', 'manual', 'feed']);
 export type TickSource = z.infer<typeof TickSource>;
+/**
+ * Why a position was closed: an opposite or CLOSE signal, a manual close (POST /close),
+ * or one of the protective exits the risk service enforces (docs/exits.md).
+ */
+export const ExitReason = z.enum(['signal', 'manual', 'stop_loss', 'take_profit', 'trailing_stop', 'time_limit']);
+export type ExitReason = z.infer<typeof ExitReason>;
+/** The exit reasons of protective exits (origin protective_exit). */
+export const ProtectiveExitReason = z.enum(['stop_loss', 'take_profit', 'trailing_stop', 'time_limit']);
+export type ProtectiveExitReason = z.infer<typeof ProtectiveExitReason>;
 
 export const ReasonCode = z.enum([
   'UNKNOWN_SYMBOL',
@@ -78,6 +87,10 @@ const signalFields = {
   price: positive.optional(),
   stop_loss: positive.optional(),
   take_profit: positive.optional(),
+  /** The stop trails the best price since entry by this fraction (0.02 = 2%). */
+  trailing_stop_pct: z.number().positive().lt(1).optional(),
+  /** Close the position this long after the entry (milliseconds). */
+  max_hold_ms: z.number().int().positive().optional(),
   metadata: metadata.optional(),
 };
 
@@ -137,6 +150,8 @@ export const RiskApprovedSignal = z.object({
   /** Execution never fills this order after this instant (epoch ms); absent: no expiry. */
   expires_ts: epochMs.optional(),
   origin: Origin,
+  /** Set on every close (intent CLOSE): why the position is being closed. */
+  exit_reason: ExitReason.optional(),
   // The decision record: the risk service always writes it, but it is for people, not
   // for execution, so SPEC §2 leaves it optional on the wire.
   checks: z.array(CheckEntry).optional(),
@@ -186,6 +201,8 @@ export const ExecutionResult = z.object({
   quote_side: QuoteSide.optional(),
   /** Age of that price when the order was filled (fill ts − tick ts), ms. */
   price_age_ms: z.number().int().nonnegative().optional(),
+  /** Copied from the approved order: set on every close. */
+  exit_reason: ExitReason.optional(),
 }).superRefine((r, ctx) => {
   // A fill the ledger could not apply must never pass as FILLED.
   if (r.status !== 'FILLED') return;
@@ -223,6 +240,13 @@ const positionFields = {
   cause: PositionCause,
   order_id: z.string().optional(),
   ts: epochMs,
+  /** The position's armed exit levels (from trade.exit.levels), each omitted when not armed. */
+  stop_loss: positive.optional(),
+  take_profit: positive.optional(),
+  /** The trailing stop's current price level. */
+  trailing_stop: positive.optional(),
+  /** When the time limit closes the position (epoch ms). */
+  expires_ts: epochMs.optional(),
 };
 
 /** A position's state without the portfolio (the elements of GET /positions). */
@@ -240,7 +264,7 @@ export const PriceTick = z.object({
   /** When the tick was made (the publisher's clock), epoch ms. */
   ts: epochMs,
   source: TickSource,
-  /** Best bid / best ask (top of book) when the source knows them; fills use them. */
+  /** Best bid / best ask (top of book) when the source knows them: a BUY fills from the ask, a SELL from the bid (a long exits at the bid, a short at the ask). */
   bid: positive.optional(),
   ask: positive.optional(),
   bid_size: positive.optional(),
@@ -250,6 +274,35 @@ export const PriceTick = z.object({
 });
 export type PriceTick = z.infer<typeof PriceTick>;
 
+/**
+ * trade.exit.levels: the risk service's armed exit levels of one symbol's position,
+ * published whenever they change (armed by an entry, set by POST /positions/{symbol}/exits,
+ * the trailing stop moved, a protective close fired, or cleared when the position is flat).
+ * Prices are null when that level is not armed. The monitor folds these into /positions.
+ */
+export const ExitLevelsCause = z.enum(['armed', 'updated', 'trailed', 'triggered', 'cleared']);
+export type ExitLevelsCause = z.infer<typeof ExitLevelsCause>;
+
+export const ExitLevels = z.object({
+  schema_version: schemaVersion,
+  symbol,
+  /** The signal_id of the entry that armed these levels (null once cleared). */
+  entry_signal_id: z.string().min(1).nullable(),
+  stop_loss: positive.nullable(),
+  take_profit: positive.nullable(),
+  /** The trailing stop's price level now, and the fraction it trails the best price by. */
+  trailing_stop: positive.nullable(),
+  trailing_stop_pct: z.number().positive().lt(1).nullable(),
+  /** The best exit-side price since the levels were armed (the trail's high-water mark). */
+  high_water_mark: positive.nullable(),
+  expires_ts: epochMs.nullable(),
+  cause: ExitLevelsCause,
+  /** With cause `triggered`: which level fired. */
+  exit_reason: ProtectiveExitReason.optional(),
+  ts: epochMs,
+});
+export type ExitLevels = z.infer<typeof ExitLevels>;
+
 /** The schema of each topic's payload, keyed by the topic's base name. */
 export const TOPIC_SCHEMAS = {
   'trade.signal.v5': TradeSignalInput,
@@ -258,6 +311,7 @@ export const TOPIC_SCHEMAS = {
   'trade.execution.res': ExecutionResult,
   'trade.position.update': PositionUpdate,
   'market.tick': PriceTick,
+  'trade.exit.levels': ExitLevels,
 } as const;
 
 /** Every named schema, for the JSON Schema export and the OpenAPI components. */
@@ -271,6 +325,7 @@ export const NAMED_SCHEMAS = {
   PositionView,
   PortfolioSummary,
   PriceTick,
+  ExitLevels,
   CheckEntry,
   SizingRecord,
 } as const;

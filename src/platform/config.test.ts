@@ -187,3 +187,12 @@ describe('market', () => {
     }
   });
 });
+
+describe('exits config', () => {
+  it('is off by default and names a bad key', () => {
+    expect(defaultConfig().exits).toEqual({ stop_loss_pct: 0, take_profit_pct: 0, trailing_stop_pct: 0, max_hold_minutes: 0 });
+    const problems = problemsOf(() => loadConfig({ env: {}, cwd: folderWith({ exits: { trailing_stop_pct: 1.5, stop_lose_pct: 0.1 } }) }));
+    expect(problems.join('\n')).toMatch(/exits\.trailing_stop_pct/);
+    expect(problems.join('\n')).toMatch(/exits\.stop_lose_pct: unknown key/);
+  });
+});

@@ -130,6 +130,15 @@ export const ConfigSchema = z.strictObject({
         .prefault({}),
     })
     .prefault({}),
+  /** Exit-level defaults for entries whose signal carries none (docs/exits.md); 0 = off. */
+  exits: z
+    .strictObject({
+      stop_loss_pct: z.number().min(0).lt(1).default(0),
+      take_profit_pct: z.number().min(0).finite().default(0),
+      trailing_stop_pct: z.number().min(0).lt(1).default(0),
+      max_hold_minutes: z.number().min(0).finite().default(0),
+    })
+    .prefault({}),
   monitor: z
     .strictObject({
       mark_interval_ms: z.number().int().nonnegative().default(30_000),
@@ -139,6 +148,21 @@ export const ConfigSchema = z.strictObject({
   streams: z
     .strictObject({
       maxlen: z.number().int().min(1000).default(100_000),
+    })
+    .prefault({}),
+  /** The trade journal (docs/journal.md). */
+  journal: z
+    .strictObject({
+      /** sqlite:PATH or postgres://…; unset: `quantum up` uses sqlite:./quantum-journal.sqlite. */
+      url: z
+        .string()
+        .regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, { error: 'must be sqlite:PATH or a postgres:// URL' })
+        .optional(),
+      /** PostgreSQL schema holding the tables: one per account (stream_prefix). */
+      schema: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'must be a lower-case SQL name (letters, digits, _; at most 63)' })
+        .default('quantum'),
     })
     .prefault({}),
   demo: z
@@ -192,6 +216,8 @@ const ENV_KEYS: ReadonlyArray<{ env: string; path: string[]; kind: 'string' | 'i
   { env: 'QT_EXECUTION_PORT', path: ['ports', 'execution'], kind: 'int' },
   { env: 'QT_MONITOR_PORT', path: ['ports', 'monitor'], kind: 'int' },
   { env: 'QT_DASHBOARD_PORT', path: ['ports', 'dashboard'], kind: 'int' },
+  { env: 'QT_JOURNAL_URL', path: ['journal', 'url'], kind: 'string' },
+  { env: 'QT_JOURNAL_SCHEMA', path: ['journal', 'schema'], kind: 'string' },
 ];
 
 export class ConfigError extends Error {

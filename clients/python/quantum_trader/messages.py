@@ -14,6 +14,9 @@ __all__ = [
     "CheckEntry",
     "ExecutionResult",
     "ExecutionStatus",
+    "ExitLevels",
+    "ExitLevelsCause",
+    "ExitReason",
     "Intent",
     "OrderSide",
     "Origin",
@@ -23,6 +26,7 @@ __all__ = [
     "PositionUpdate",
     "PositionView",
     "PriceTick",
+    "ProtectiveExitReason",
     "QuoteSide",
     "ReasonCode",
     "RiskApprovedSignal",
@@ -39,6 +43,35 @@ __all__ = [
 class ExecutionStatus(str, Enum):
     FILLED = "FILLED"
     REJECTED = "REJECTED"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+
+class ExitLevelsCause(str, Enum):
+    ARMED = "armed"
+    UPDATED = "updated"
+    TRAILED = "trailed"
+    TRIGGERED = "triggered"
+    CLEARED = "cleared"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+
+class ExitReason(str, Enum):
+    SIGNAL = "signal"
+    MANUAL = "manual"
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+    TRAILING_STOP = "trailing_stop"
+    TIME_LIMIT = "time_limit"
 
     def __str__(self) -> str:
         return str(self.value)
@@ -98,6 +131,19 @@ class PositionSide(str, Enum):
     LONG = "LONG"
     SHORT = "SHORT"
     FLAT = "FLAT"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+
+class ProtectiveExitReason(str, Enum):
+    STOP_LOSS = "stop_loss"
+    TAKE_PROFIT = "take_profit"
+    TRAILING_STOP = "trailing_stop"
+    TIME_LIMIT = "time_limit"
 
     def __str__(self) -> str:
         return str(self.value)
@@ -220,6 +266,7 @@ class ExecutionResult(Message):
     reject_reason: Optional[str] = None
     quote_side: Optional[QuoteSide] = None
     price_age_ms: Optional[int] = None
+    exit_reason: Optional[ExitReason] = None
 
     _FIELDS: ClassVar[Tuple[Field, ...]] = (
         Field("schema_version", "schema_version", Int(minimum=1), required=True),
@@ -242,6 +289,40 @@ class ExecutionResult(Message):
         Field("origin", "origin", EnumOf(Origin), required=True),
         Field("quote_side", "quote_side", EnumOf(QuoteSide), required=False),
         Field("price_age_ms", "price_age_ms", Int(minimum=0), required=False),
+        Field("exit_reason", "exit_reason", EnumOf(ExitReason), required=False),
+    )
+
+
+@dataclass(frozen=True)
+class ExitLevels(Message):
+    "The ExitLevels message."
+
+    schema_version: int
+    symbol: str
+    entry_signal_id: Optional[str]
+    stop_loss: Optional[float]
+    take_profit: Optional[float]
+    trailing_stop: Optional[float]
+    trailing_stop_pct: Optional[float]
+    high_water_mark: Optional[float]
+    expires_ts: Optional[int]
+    cause: ExitLevelsCause
+    ts: int
+    exit_reason: Optional[ProtectiveExitReason] = None
+
+    _FIELDS: ClassVar[Tuple[Field, ...]] = (
+        Field("schema_version", "schema_version", Int(minimum=1), required=True),
+        Field("symbol", "symbol", Str(pattern="^[A-Z0-9]{2,20}\\Z"), required=True),
+        Field("entry_signal_id", "entry_signal_id", AnyOf(Str(min_length=1), Null()), required=True),
+        Field("stop_loss", "stop_loss", AnyOf(Num(exclusive_minimum=0), Null()), required=True),
+        Field("take_profit", "take_profit", AnyOf(Num(exclusive_minimum=0), Null()), required=True),
+        Field("trailing_stop", "trailing_stop", AnyOf(Num(exclusive_minimum=0), Null()), required=True),
+        Field("trailing_stop_pct", "trailing_stop_pct", AnyOf(Num(exclusive_minimum=0, exclusive_maximum=1), Null()), required=True),
+        Field("high_water_mark", "high_water_mark", AnyOf(Num(exclusive_minimum=0), Null()), required=True),
+        Field("expires_ts", "expires_ts", AnyOf(Int(minimum=0), Null()), required=True),
+        Field("cause", "cause", EnumOf(ExitLevelsCause), required=True),
+        Field("exit_reason", "exit_reason", EnumOf(ProtectiveExitReason), required=False),
+        Field("ts", "ts", Int(minimum=0), required=True),
     )
 
 
@@ -287,6 +368,10 @@ class PositionUpdate(Message):
     ts: int
     portfolio: PortfolioSummary
     order_id: Optional[str] = None
+    stop_loss: Optional[float] = None
+    take_profit: Optional[float] = None
+    trailing_stop: Optional[float] = None
+    expires_ts: Optional[int] = None
 
     _FIELDS: ClassVar[Tuple[Field, ...]] = (
         Field("schema_version", "schema_version", Int(minimum=1), required=True),
@@ -301,6 +386,10 @@ class PositionUpdate(Message):
         Field("cause", "cause", EnumOf(PositionCause), required=True),
         Field("order_id", "order_id", Str(), required=False),
         Field("ts", "ts", Int(minimum=0), required=True),
+        Field("stop_loss", "stop_loss", Num(exclusive_minimum=0), required=False),
+        Field("take_profit", "take_profit", Num(exclusive_minimum=0), required=False),
+        Field("trailing_stop", "trailing_stop", Num(exclusive_minimum=0), required=False),
+        Field("expires_ts", "expires_ts", Int(minimum=0), required=False),
         Field("portfolio", "portfolio", Obj(PortfolioSummary), required=True),
     )
 
@@ -321,6 +410,10 @@ class PositionView(Message):
     cause: PositionCause
     ts: int
     order_id: Optional[str] = None
+    stop_loss: Optional[float] = None
+    take_profit: Optional[float] = None
+    trailing_stop: Optional[float] = None
+    expires_ts: Optional[int] = None
 
     _FIELDS: ClassVar[Tuple[Field, ...]] = (
         Field("schema_version", "schema_version", Int(minimum=1), required=True),
@@ -335,6 +428,10 @@ class PositionView(Message):
         Field("cause", "cause", EnumOf(PositionCause), required=True),
         Field("order_id", "order_id", Str(), required=False),
         Field("ts", "ts", Int(minimum=0), required=True),
+        Field("stop_loss", "stop_loss", Num(exclusive_minimum=0), required=False),
+        Field("take_profit", "take_profit", Num(exclusive_minimum=0), required=False),
+        Field("trailing_stop", "trailing_stop", Num(exclusive_minimum=0), required=False),
+        Field("expires_ts", "expires_ts", Int(minimum=0), required=False),
     )
 
 
@@ -427,8 +524,11 @@ class RiskApprovedSignal(Message):
     price: Optional[float] = None
     stop_loss: Optional[float] = None
     take_profit: Optional[float] = None
+    trailing_stop_pct: Optional[float] = None
+    max_hold_ms: Optional[int] = None
     metadata: Optional[Dict[str, Optional[Union[str, float, bool]]]] = None
     expires_ts: Optional[int] = None
+    exit_reason: Optional[ExitReason] = None
     checks: Optional[List[CheckEntry]] = None
     sizing: Optional[SizingRecord] = None
 
@@ -443,6 +543,8 @@ class RiskApprovedSignal(Message):
         Field("price", "price", Num(exclusive_minimum=0), required=False),
         Field("stop_loss", "stop_loss", Num(exclusive_minimum=0), required=False),
         Field("take_profit", "take_profit", Num(exclusive_minimum=0), required=False),
+        Field("trailing_stop_pct", "trailing_stop_pct", Num(exclusive_minimum=0, exclusive_maximum=1), required=False),
+        Field("max_hold_ms", "max_hold_ms", Int(exclusive_minimum=0), required=False),
         Field("metadata", "metadata", DictOf(AnyOf(Str(max_length=256), Num(), Bool(), Null())), required=False),
         Field("intent", "intent", EnumOf(Intent), required=True),
         Field("side", "side", EnumOf(OrderSide), required=True),
@@ -456,6 +558,7 @@ class RiskApprovedSignal(Message):
         Field("approved_ts", "approved_ts", Int(minimum=0), required=True),
         Field("expires_ts", "expires_ts", Int(minimum=0), required=False),
         Field("origin", "origin", EnumOf(Origin), required=True),
+        Field("exit_reason", "exit_reason", EnumOf(ExitReason), required=False),
         Field("checks", "checks", ListOf(Obj(CheckEntry)), required=False),
         Field("sizing", "sizing", AnyOf(Obj(SizingRecord), Null()), required=False),
     )
@@ -479,6 +582,8 @@ class RiskRejection(Message):
     price: Optional[float] = None
     stop_loss: Optional[float] = None
     take_profit: Optional[float] = None
+    trailing_stop_pct: Optional[float] = None
+    max_hold_ms: Optional[int] = None
     metadata: Optional[Dict[str, Optional[Union[str, float, bool]]]] = None
 
     _FIELDS: ClassVar[Tuple[Field, ...]] = (
@@ -492,6 +597,8 @@ class RiskRejection(Message):
         Field("price", "price", Num(exclusive_minimum=0), required=False),
         Field("stop_loss", "stop_loss", Num(exclusive_minimum=0), required=False),
         Field("take_profit", "take_profit", Num(exclusive_minimum=0), required=False),
+        Field("trailing_stop_pct", "trailing_stop_pct", Num(exclusive_minimum=0, exclusive_maximum=1), required=False),
+        Field("max_hold_ms", "max_hold_ms", Int(exclusive_minimum=0), required=False),
         Field("metadata", "metadata", DictOf(AnyOf(Str(max_length=256), Num(), Bool(), Null())), required=False),
         Field("signal_ts", "signal_ts", Int(minimum=0), required=True),
         Field("reasons", "reasons", ListOf(EnumOf(ReasonCode), min_items=1), required=True),
@@ -514,6 +621,8 @@ class TradeSignal(Message):
     price: Optional[float] = None
     stop_loss: Optional[float] = None
     take_profit: Optional[float] = None
+    trailing_stop_pct: Optional[float] = None
+    max_hold_ms: Optional[int] = None
     metadata: Optional[Dict[str, Optional[Union[str, float, bool]]]] = None
 
     _FIELDS: ClassVar[Tuple[Field, ...]] = (
@@ -527,6 +636,8 @@ class TradeSignal(Message):
         Field("price", "price", Num(exclusive_minimum=0), required=False),
         Field("stop_loss", "stop_loss", Num(exclusive_minimum=0), required=False),
         Field("take_profit", "take_profit", Num(exclusive_minimum=0), required=False),
+        Field("trailing_stop_pct", "trailing_stop_pct", Num(exclusive_minimum=0, exclusive_maximum=1), required=False),
+        Field("max_hold_ms", "max_hold_ms", Int(exclusive_minimum=0), required=False),
         Field("metadata", "metadata", DictOf(AnyOf(Str(max_length=256), Num(), Bool(), Null())), required=False),
     )
 
@@ -545,6 +656,8 @@ class TradeSignalInput(Message):
     price: Optional[float] = None
     stop_loss: Optional[float] = None
     take_profit: Optional[float] = None
+    trailing_stop_pct: Optional[float] = None
+    max_hold_ms: Optional[int] = None
     metadata: Optional[Dict[str, Optional[Union[str, float, bool]]]] = None
 
     _FIELDS: ClassVar[Tuple[Field, ...]] = (
@@ -558,5 +671,7 @@ class TradeSignalInput(Message):
         Field("price", "price", Num(exclusive_minimum=0), required=False),
         Field("stop_loss", "stop_loss", Num(exclusive_minimum=0), required=False),
         Field("take_profit", "take_profit", Num(exclusive_minimum=0), required=False),
+        Field("trailing_stop_pct", "trailing_stop_pct", Num(exclusive_minimum=0, exclusive_maximum=1), required=False),
+        Field("max_hold_ms", "max_hold_ms", Int(exclusive_minimum=0), required=False),
         Field("metadata", "metadata", DictOf(AnyOf(Str(max_length=256), Num(), Bool(), Null())), required=False),
     )

@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Dict, Tuple, Type
 
 from ._runtime import Message
-from .messages import ExecutionResult, PositionUpdate, PriceTick, RiskApprovedSignal, RiskRejection, TradeSignalInput
+from .messages import ExecutionResult, ExitLevels, PositionUpdate, PriceTick, RiskApprovedSignal, RiskRejection, TradeSignalInput
 
 
 class Topic(str, Enum):
@@ -18,6 +18,7 @@ class Topic(str, Enum):
     EXECUTION = "trade.execution.res"
     POSITION = "trade.position.update"
     TICK = "market.tick"
+    EXITLEVELS = "trade.exit.levels"
 
     def __str__(self) -> str:
         return str(self.value)
@@ -27,6 +28,7 @@ class Topic(str, Enum):
 TOPIC_MESSAGES: Dict[str, Type[Message]] = {
     "market.tick": PriceTick,
     "trade.execution.res": ExecutionResult,
+    "trade.exit.levels": ExitLevels,
     "trade.position.update": PositionUpdate,
     "trade.signal.rejected": RiskRejection,
     "trade.signal.safe": RiskApprovedSignal,
@@ -43,4 +45,4 @@ PAYLOAD_FIELD = "payload"
 SCHEMA_VERSION = 1
 
 #: The services' own consumer groups: reading with one would take entries from a service.
-SERVICE_GROUPS: Tuple[str, ...] = ("risk-safety", "execution", "position-monitor")
+SERVICE_GROUPS: Tuple[str, ...] = ("risk-safety", "execution", "position-monitor", "journal")

@@ -10,9 +10,9 @@
  */
 import type { EventBus, Delivery, Outbound, Subscription } from '../../bus/bus.js';
 import { decodeSignal, decoderFor, type Fields } from '../../bus/codec.js';
-import { StreamNames, TOPICS, type ServiceName } from '../../bus/topics.js';
+import { StreamNames, TOPICS, dlqTopic, type ServiceName } from '../../bus/topics.js';
 import type { Clock } from '../../core/clock.js';
-import { ExecutionResult, PriceTick, RiskApprovedSignal, RiskRejection } from '../../core/messages.js';
+import { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, RiskRejection } from '../../core/messages.js';
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/logger.js';
 import type { ServiceMetrics } from '../../platform/metrics.js';
@@ -32,6 +32,7 @@ const DECODERS: Record<string, (fields: Fields, id: string) => unknown> = {
   [TOPICS.rejected]: decoderFor(RiskRejection),
   [TOPICS.execution]: decoderFor(ExecutionResult),
   [TOPICS.tick]: decoderFor(PriceTick),
+  [TOPICS.exitLevels]: decoderFor(ExitLevels),
 };
 
 export function decodeTopic(topic: string, fields: Fields, id: string): unknown {
@@ -67,6 +68,8 @@ export interface HostOptions {
   snapshotJson?: () => string;
   restore: (snapshot: unknown) => void;
   metrics: ServiceMetrics;
+  /** Brings the service's own state gauges up to date; called before each /metrics render. */
+  readGauges?: () => void;
   batchSize?: number;
 }
 
@@ -117,6 +120,8 @@ export class ServiceHost {
         counts[direction].clear();
       }
     };
+    // At 0 from the start, so the first dead letter of a topic is an increase, not a new series.
+    for (const topic of topics) metrics.messages.inc({ topic, direction: 'dlq' }, 0);
     this.subscription = bus.subscribe<unknown>({
       topics,
       group: this.options.group,
@@ -133,6 +138,7 @@ export class ServiceHost {
         flushCounts();
         return { key, value: this.snapshotJson() };
       },
+      onCommit: ({ ok, seconds }) => this.observeCommit(ok, seconds),
       onDeadLetter: (topic, id, error) => {
         metrics.messages.inc({ topic, direction: 'dlq' });
         logger.warn({ topic, id, error }, 'entry moved to the dead-letter stream');
@@ -151,8 +157,38 @@ export class ServiceHost {
   async mutate<R>(fn: () => R): Promise<R> {
     const run = async () => {
       const result = fn();
-      await this.deps.bus.setValue(snapshotKey(this.options.service), this.snapshotJson());
+      await this.saveSnapshot();
       return result;
+    };
+    return this.subscription ? this.subscription.exclusive(run) : run();
+  }
+
+  /** Saves the snapshot outside a batch, timed and counted like a batch's commit. */
+  private async saveSnapshot(): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.deps.bus.setValue(snapshotKey(this.options.service), this.snapshotJson());
+    } catch (err) {
+      this.observeCommit(false, (performance.now() - started) / 1000);
+      throw err;
+    }
+    this.observeCommit(true, (performance.now() - started) / 1000);
+  }
+
+  /**
+   * Runs `fn` between batches, publishes the messages it returns, then saves the snapshot:
+   * for outputs made off the bus (a timer, an HTTP call). Published first: a crash in
+   * between re-makes them from the older snapshot, so they must be idempotent downstream
+   * (deterministic ids). Nothing to publish: nothing saved. Returns how many were published.
+   */
+  async emit(fn: () => Outbound[]): Promise<number> {
+    const run = async () => {
+      const out = fn();
+      if (out.length === 0) return 0; // nothing changed that needs saving
+      await this.deps.bus.publishMany(out);
+      for (const o of out) this.options.metrics.messages.inc({ topic: o.topic, direction: 'out' });
+      await this.saveSnapshot();
+      return out.length;
     };
     return this.subscription ? this.subscription.exclusive(run) : run();
   }
@@ -178,12 +214,32 @@ export class ServiceHost {
     return this.busUp;
   }
 
-  async refreshLag(): Promise<void> {
-    for (const topic of this.options.topics) {
-      const info = await this.deps.bus.info(topic);
-      const group = info.groups.find((g) => g.name === this.options.group);
-      if (group?.lag !== null && group?.lag !== undefined) this.options.metrics.busLag.set({ topic }, group.lag);
-    }
+  private observeCommit(ok: boolean, seconds: number): void {
+    const { metrics } = this.options;
+    metrics.snapshotCommitSeconds.observe(seconds);
+    if (!ok) metrics.snapshotCommitFailures.inc();
+  }
+
+  /**
+   * Brings the gauges up to date before /metrics is rendered: the service's state, then
+   * lag, pending and dead letters of each input topic from XINFO / XLEN (once per scrape,
+   * never per message). While the bus does not answer the bus gauges keep their last values.
+   */
+  async refreshMetrics(): Promise<void> {
+    const { metrics, topics, group } = this.options;
+    this.options.readGauges?.();
+    if (!(await this.busConnected())) return;
+    await Promise.all(
+      topics.map(async (topic) => {
+        const [info, deadLetters] = await Promise.all([this.deps.bus.info(topic), this.deps.bus.length(dlqTopic(topic))]);
+        const mine = info.groups.find((g) => g.name === group);
+        if (mine) {
+          if (mine.lag !== null) metrics.consumerLag.set({ topic, group }, mine.lag);
+          metrics.consumerPending.set({ topic, group }, mine.pending);
+        }
+        metrics.deadLetters.set({ topic }, deadLetters);
+      }),
+    );
   }
 
   async stop(): Promise<void> {

@@ -18,7 +18,7 @@ export async function buildExecutionApp(
     apiToken: options.apiToken,
     metrics: service.metrics,
     logger: options.logger,
-    beforeMetrics: () => service.host.refreshLag(),
+    beforeMetrics: () => service.host.refreshMetrics(),
   });
 
   healthRoute(

@@ -6,12 +6,13 @@
  */
 import type { Delivery, Outbound } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
+import { rejectCodeOf } from '../../core/fills.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { RunningPriceSource } from '../../core/market.js';
 import { ExecutionResult as ExecutionResultSchema, type ExecutionResult, type PriceTick, type RiskApprovedSignal } from '../../core/messages.js';
 import { createPriceSource } from '../../feeds/factory.js';
 import { staleAfterMs } from '../../platform/config.js';
-import { createFeedMetrics, createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
+import { createExecutionMetrics, createFeedMetrics, type ExecutionMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
 import { ExecutionState } from './state.js';
@@ -21,7 +22,7 @@ const GUARD_REBUILD_ENTRIES = 50_000;
 
 export class ExecutionService {
   readonly state: ExecutionState;
-  readonly metrics: ServiceMetrics;
+  readonly metrics: ExecutionMetrics;
   readonly host: ServiceHost;
   readonly source: RunningPriceSource;
   private startedAt = 0;
@@ -37,11 +38,13 @@ export class ExecutionService {
       tickGate: tickGateFor(config),
       expiryGraceMs: config.market.max_clock_skew_ms,
     });
-    this.metrics = createServiceMetrics('execution');
+    this.metrics = createExecutionMetrics();
+    // The simulator is the feed, and it is always connected (a live feed sets its own source).
+    if (config.market.source === 'simulator') this.metrics.feedConnected.set({ source: 'simulator' }, 1);
     this.source = createPriceSource(config, {
       clock: deps.clock,
       logger: deps.logger,
-      metrics: createFeedMetrics(this.metrics.registry),
+      metrics: createFeedMetrics(this.metrics.registry, this.metrics.feedConnected),
       simulator: { step: (now) => this.state.step(now), price: (symbol) => this.state.mark(symbol) },
     });
     this.host = new ServiceHost(deps, {
@@ -52,6 +55,7 @@ export class ExecutionService {
       snapshot: () => this.state.toSnapshot(),
       restore: (s) => this.state.restore(s),
       metrics: this.metrics,
+      readGauges: () => this.metrics.observe({ priceTs: this.state.priceTimestamps(), now: this.deps.clock.now() }),
     });
   }
 
@@ -133,7 +137,7 @@ export class ExecutionService {
       this.metrics.outcomes.inc({ outcome: 'filled' });
       this.metrics.signalToFill.observe(Math.max(0, result.ts - result.signal_ts) / 1000);
     } else {
-      this.metrics.outcomes.inc({ outcome: 'rejected' });
+      this.metrics.outcomes.inc({ outcome: `rejected:${rejectCodeOf(result.reject_reason) ?? 'OTHER'}` });
       this.deps.logger.warn({ signal_id: result.signal_id, reason: result.reject_reason }, 'order rejected');
     }
   }

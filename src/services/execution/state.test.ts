@@ -70,6 +70,15 @@ describe('ExecutionState protects itself', () => {
     expect(state.netPositions()).toEqual({});
   });
 
+  it('lets a protective close flatten: clipped to its own, smaller position, with its exit_reason', () => {
+    const state = makeState();
+    resultOf(state, order({ quantity: 0.01 }));
+    // Risk also counted an entry that execution rejected: its close asks for more than is held.
+    const stop = close({ source: 'protective_exit', origin: 'protective_exit', exit_reason: 'stop_loss', quantity: 0.02 });
+    expect(resultOf(state, stop)).toMatchObject({ status: 'FILLED', quantity: 0.01, origin: 'protective_exit', exit_reason: 'stop_loss' });
+    expect(state.netPositions()).toEqual({});
+  });
+
   it('clips a reduce-only order larger than the position to the position', () => {
     const state = makeState();
     resultOf(state, order({ quantity: 0.01 }));

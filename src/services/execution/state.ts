@@ -302,6 +302,11 @@ export class ExecutionState {
     return Object.fromEntries([...this.quotes].map(([s, q]) => [s, { bid: toNumber(q.bid), ask: toNumber(q.ask) }]));
   }
 
+  /** When each symbol's price was last set (tick ts), for qt_price_age_seconds. */
+  priceTimestamps(): ReadonlyMap<string, number> {
+    return this.priceTs;
+  }
+
   prices(): Record<string, number> {
     const known = [...this.simulator.prices()].filter(([s]) => !this.options.external || this.priceTs.has(s));
     return Object.fromEntries(known.map(([s, p]) => [s, toNumber(p)]));

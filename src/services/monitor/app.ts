@@ -20,7 +20,7 @@ export async function buildMonitorApp(
     apiToken: options.apiToken,
     metrics: service.metrics,
     logger: options.logger,
-    beforeMetrics: () => service.host.refreshLag(),
+    beforeMetrics: () => service.host.refreshMetrics(),
   });
   const known = new Set(options.knownSymbols);
 

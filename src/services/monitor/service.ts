@@ -5,14 +5,14 @@
  * `mark_interval_ms`, and closes positions by hand through the risk gate.
  */
 import { randomUUID } from 'node:crypto';
-import type { Delivery, Outbound } from '../../bus/bus.js';
+import { RefusedEntry, type Delivery, type Outbound } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { toNumber } from '../../core/fixed.js';
 import { instrumentTable, type InstrumentTable } from '../../core/instruments.js';
 import { priceTick, type SetPriceResult } from '../../core/market.js';
 import { checkTickPrice } from '../../core/tick-rules.js';
-import type { ExecutionResult, PriceTick, RiskRejection, TradeSignal } from '../../core/messages.js';
-import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
+import type { ExecutionResult, ExitLevels, PriceTick, RiskRejection, TradeSignal } from '../../core/messages.js';
+import { createMonitorMetrics, type MonitorMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
 import { MonitorState, type FillOutcome } from './state.js';
@@ -33,7 +33,7 @@ interface Waiter {
 
 export class MonitorService {
   readonly state: MonitorState;
-  readonly metrics: ServiceMetrics;
+  readonly metrics: MonitorMetrics;
   readonly host: ServiceHost;
   private markTimer?: NodeJS.Timeout;
   private marking = false;
@@ -50,15 +50,16 @@ export class MonitorService {
       tickGateFor(config),
       config.risk.inflight_timeout_ms + config.market.max_clock_skew_ms,
     );
-    this.metrics = createServiceMetrics('monitor');
+    this.metrics = createMonitorMetrics();
     this.host = new ServiceHost(deps, {
       service: 'monitor',
       group: GROUPS.monitor,
-      topics: [TOPICS.tick, TOPICS.execution],
+      topics: [TOPICS.tick, TOPICS.execution, TOPICS.exitLevels],
       handle: (d) => this.handle(d),
       snapshot: () => this.state.toSnapshot(),
       restore: (s) => this.state.restore(s),
       metrics: this.metrics,
+      readGauges: () => this.metrics.observe(this.state.metricsReading()),
     });
   }
 
@@ -100,8 +101,16 @@ export class MonitorService {
       }
       return;
     }
+    if (delivery.topic === TOPICS.exitLevels) {
+      // Shown on the position at once (dashboards read trade.position.update).
+      const levels = delivery.message as ExitLevels;
+      this.state.onExitLevels(levels);
+      if (!this.state.hasOpenPosition(levels.symbol)) return;
+      return [{ topic: TOPICS.position, payload: this.state.update(levels.symbol, 'mark', now) }];
+    }
     const result = delivery.message as ExecutionResult;
     const outcome = this.state.onExecution(result, delivery.id, now);
+    if (outcome.kind === 'refused') throw new RefusedEntry(outcome.reason);
     this.waiters.get(result.signal_id)?.resolve({ result, outcome });
     if (outcome.kind === 'duplicate') {
       this.metrics.outcomes.inc({ outcome: 'duplicate' });
@@ -112,7 +121,6 @@ export class MonitorService {
       return;
     }
     this.metrics.outcomes.inc({ outcome: 'applied' });
-    this.metrics.signalToFill.observe(Math.max(0, result.ts - result.signal_ts) / 1000);
     return [{ topic: TOPICS.position, payload: outcome.update }];
   }
 

@@ -7,11 +7,19 @@ import { z } from 'zod';
 import { compareIds } from '../../bus/bus.js';
 import { fx, toNumber } from '../../core/fixed.js';
 import { Ledger, LedgerSnapshot, ledgerFillOf, type FillEffect } from '../../core/ledger.js';
-import type { ExecutionResult, PositionCause, PositionUpdate, PositionView, PriceTick } from '../../core/messages.js';
+import {
+  ExitLevels,
+  type ExecutionResult,
+  type PositionCause,
+  type PositionUpdate,
+  type PositionView,
+  type PriceTick,
+} from '../../core/messages.js';
 import { instrumentTable } from '../../core/instruments.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { DEFAULT_TICK_RULES, TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 import { DEFAULT_INSTRUMENTS } from '../../platform/config.js';
+import type { MonitorReading } from '../../platform/metrics.js';
 
 export const DEFAULT_APPLIED_CAPACITY = 200_000;
 
@@ -21,6 +29,8 @@ export const MonitorSnapshot = z.object({
   /** Id of the last trade.execution.res entry applied: entries at or before it are done. */
   last_fill_id: z.string(),
   price_ts: z.record(z.string(), z.number()),
+  /** The risk service's latest armed exit levels per symbol (trade.exit.levels). */
+  exit_levels: z.record(z.string(), ExitLevels).default({}),
   /** The tick gate's state (null in an older snapshot: seeded from the marks and price_ts). */
   tick_gate: TickGateSnapshot.nullable().default(null),
   counters: z.object({
@@ -35,13 +45,16 @@ export type MonitorSnapshot = z.infer<typeof MonitorSnapshot>;
 export type FillOutcome =
   | { kind: 'applied'; effect: FillEffect; update: PositionUpdate }
   | { kind: 'duplicate' }
-  | { kind: 'rejected' };
+  | { kind: 'rejected' }
+  /** The ledger cannot apply it (e.g. a price below 1e-18): nothing changed; dead-letter it. */
+  | { kind: 'refused'; reason: string };
 
 export class MonitorState {
   private ledger: Ledger;
   private readonly applied: DuplicateGuard;
   private lastFillId = '0-0';
   private readonly priceTs = new Map<string, number>();
+  private readonly exitLevels = new Map<string, ExitLevels>();
   private counters = { fills_applied: 0, rejected_results: 0, duplicates: 0, ticks: 0 };
 
   constructor(
@@ -72,13 +85,22 @@ export class MonitorState {
       this.counters.duplicates += 1;
       return { kind: 'duplicate' };
     }
+    let effect: FillEffect | null = null;
+    if (result.status === 'FILLED') {
+      try {
+        effect = this.ledger.applyFill(ledgerFillOf(result));
+      } catch (error) {
+        // The ledger validates before it changes anything; the watermark stays put.
+        return { kind: 'refused', reason: `LEDGER: ${(error as Error).message}` };
+      }
+    }
+    // Only now is the result done: a retry of a result that failed above is not a duplicate.
     this.lastFillId = entryId;
     this.applied.add(result.order_id, this.appliedWindowMs > 0 ? result.ts + this.appliedWindowMs : undefined);
-    if (result.status !== 'FILLED') {
+    if (effect === null) {
       this.counters.rejected_results += 1;
       return { kind: 'rejected' };
     }
-    const effect = this.ledger.applyFill(ledgerFillOf(result));
     this.counters.fills_applied += 1;
     const cause: PositionCause = effect.closedRoundTrip && !effect.opened ? 'close' : 'fill';
     return { kind: 'applied', effect, update: this.update(result.symbol, cause, now, result.order_id) };
@@ -99,23 +121,45 @@ export class MonitorState {
     return verdict;
   }
 
+  /**
+   * The risk service's armed levels of a symbol (it owns them: entries arm them, the trail
+   * moves them, POST /positions/{symbol}/exits changes them). One producer writes the
+   * stream in order, so the latest entry wins (no clock comparison across services).
+   */
+  onExitLevels(levels: ExitLevels): void {
+    if (levels.cause === 'cleared') this.exitLevels.delete(levels.symbol);
+    else this.exitLevels.set(levels.symbol, levels);
+  }
+
   hasOpenPosition(symbol: string): boolean {
     const position = this.ledger.position(symbol);
     return position !== undefined && position.quantity !== 0n;
   }
 
   update(symbol: string, cause: PositionCause, ts: number, orderId?: string): PositionUpdate {
-    return { ...this.ledger.positionView(symbol, cause, ts, orderId), portfolio: this.ledger.summary() };
+    return { ...this.withLevels(this.ledger.positionView(symbol, cause, ts, orderId)), portfolio: this.ledger.summary() };
   }
 
   /** One mark-to-market update per open position. */
   markUpdates(ts: number): PositionUpdate[] {
     const portfolio = this.ledger.summary();
-    return this.ledger.openPositionViews(ts).map((view) => ({ ...view, cause: 'mark' as const, portfolio }));
+    return this.positions(ts).map((view) => ({ ...view, cause: 'mark' as const, portfolio }));
   }
 
   positions(ts: number): PositionView[] {
-    return this.ledger.openPositionViews(ts);
+    return this.ledger.openPositionViews(ts).map((view) => this.withLevels(view));
+  }
+
+  /** An open position's view with its armed exit levels (each omitted when not armed). */
+  private withLevels(view: PositionView): PositionView {
+    const levels = this.exitLevels.get(view.symbol);
+    if (levels === undefined || view.side === 'FLAT') return view;
+    const out: PositionView = { ...view };
+    if (levels.stop_loss !== null) out.stop_loss = levels.stop_loss;
+    if (levels.take_profit !== null) out.take_profit = levels.take_profit;
+    if (levels.trailing_stop !== null) out.trailing_stop = levels.trailing_stop;
+    if (levels.expires_ts !== null) out.expires_ts = levels.expires_ts;
+    return out;
   }
 
   portfolio() {
@@ -124,6 +168,17 @@ export class MonitorState {
 
   prices(): Record<string, number> {
     return Object.fromEntries([...this.ledger.marksView()].map(([s, p]) => [s, toNumber(p)]));
+  }
+
+  /** What the monitor gauges show (qt_realized_pnl_usd, ...), read at each scrape. */
+  metricsReading(): MonitorReading {
+    const totals = this.ledger.totals();
+    return {
+      realizedPnlUsd: totals.realized_pnl_usd,
+      unrealizedPnlUsd: totals.unrealized_pnl_usd,
+      feesUsd: totals.fees_usd,
+      openPositions: this.ledger.openPositionCount(),
+    };
   }
 
   openPositionCount(): number {
@@ -144,6 +199,7 @@ export class MonitorState {
       ledger: this.ledger.toSnapshot(),
       last_fill_id: this.lastFillId,
       price_ts: Object.fromEntries(this.priceTs),
+      exit_levels: Object.fromEntries(this.exitLevels),
       tick_gate: this.tickGate.toSnapshot(),
       counters: { ...this.counters },
     };
@@ -155,6 +211,8 @@ export class MonitorState {
     this.lastFillId = snap.last_fill_id;
     this.priceTs.clear();
     for (const [s, t] of Object.entries(snap.price_ts)) this.priceTs.set(s, t);
+    this.exitLevels.clear();
+    for (const [s, l] of Object.entries(snap.exit_levels)) this.exitLevels.set(s, l);
     if (snap.tick_gate !== null) {
       this.tickGate.restore(snap.tick_gate);
     } else {

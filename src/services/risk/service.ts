@@ -3,12 +3,13 @@
  * market.tick (group `risk-safety`); the pure governor decides each signal once;
  * approvals go to trade.signal.safe, rejections to trade.signal.rejected.
  */
-import { compareIds, type Delivery, type EventBus, type Outbound, type StreamEntry } from '../../bus/bus.js';
+import { RefusedEntry, compareIds, type Delivery, type EventBus, type Outbound, type StreamEntry } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
-import type { ExecutionResult, PriceTick, TradeSignal } from '../../core/messages.js';
+import type { LevelPatch } from '../../core/exits.js';
+import type { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
 import { staleAfterMs } from '../../platform/config.js';
-import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
+import { createRiskMetrics, type RiskMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
 import { RiskState } from './state.js';
@@ -19,10 +20,11 @@ const INFLIGHT_SWEEP_MS = 1000;
 
 export class RiskService {
   readonly state: RiskState;
-  readonly metrics: ServiceMetrics;
+  readonly metrics: RiskMetrics;
   readonly host: ServiceHost;
   private sweepTimer?: NodeJS.Timeout;
   private startedAt = 0;
+  private checkingTimeLimits = false;
 
   constructor(private readonly deps: ServiceDeps) {
     const { config } = deps;
@@ -36,8 +38,9 @@ export class RiskService {
       staleAfterMs: staleAfterMs(config),
       expiryGraceMs: config.market.max_clock_skew_ms,
       tickGate: tickGateFor(config),
+      exits: config.exits,
     });
-    this.metrics = createServiceMetrics('risk');
+    this.metrics = createRiskMetrics();
     this.host = new ServiceHost(deps, {
       service: 'risk',
       group: GROUPS.risk,
@@ -48,6 +51,7 @@ export class RiskService {
       snapshotJson: () => this.state.snapshotJson(),
       restore: (s) => this.state.restore(s),
       metrics: this.metrics,
+      readGauges: () => this.metrics.observe(this.state.metricsReading(this.deps.clock.now())),
     });
   }
 
@@ -90,23 +94,85 @@ export class RiskService {
       }
     }
     this.host.consume();
-    this.sweepTimer = setInterval(() => this.sweepInflight(), INFLIGHT_SWEEP_MS);
+    this.sweepTimer = setInterval(() => {
+      this.sweepInflight();
+      void this.checkTimeLimits();
+    }, INFLIGHT_SWEEP_MS);
     this.sweepTimer.unref();
     logger.info({ trading_state: this.state.state, inflight: this.state.inflightCount() }, 'risk safety service started');
   }
 
   private handle(delivery: Delivery<unknown>): Outbound[] | void {
+    const out = this.handleEntry(delivery);
+    return withExitOutputs(out, this.state.drainExitLevels());
+  }
+
+  private handleEntry(delivery: Delivery<unknown>): Outbound[] | void {
     switch (delivery.topic) {
-      case TOPICS.tick:
-        refuseIfRefused(this.state.onTick(delivery.message as PriceTick, this.deps.clock.now()));
-        return;
+      case TOPICS.tick: {
+        const tick = delivery.message as PriceTick;
+        const now = this.deps.clock.now();
+        const verdict = this.state.onTick(tick, now);
+        refuseIfRefused(verdict);
+        // Only a tick the gate accepted moves a trail or fires an exit.
+        if (verdict.kind !== 'accept') return;
+        return this.protectiveCloses(this.state.checkExits(now, tick.symbol));
+      }
       case TOPICS.execution:
-        this.state.onExecution(delivery.message as ExecutionResult);
+      {
+        const refused = this.state.onExecution(delivery.message as ExecutionResult);
+        if (refused !== undefined) throw new RefusedEntry(refused);
         return;
+      }
       default:
         this.state.noteSignalEntry(delivery.id);
         return this.decide(delivery.message as TradeSignal);
     }
+  }
+
+  // -- protective exits (docs/exits.md) ----------------------------------------------
+
+  /** Logs each protective close (rare: one per position at most) and makes its outputs. */
+  private protectiveCloses(closes: RiskApprovedSignal[]): Outbound[] | void {
+    if (closes.length === 0) return;
+    for (const order of closes) {
+      this.metrics.outcomes.inc({ outcome: `protective_exit:${order.exit_reason}` });
+      this.deps.logger.warn(
+        { signal_id: order.signal_id, symbol: order.symbol, exit_reason: order.exit_reason, side: order.side, quantity: order.quantity },
+        'protective exit triggered: reduce-only close published',
+      );
+    }
+    return closes.map((payload) => ({ topic: TOPICS.safe, payload }));
+  }
+
+  /** On the sweep timer: time limits fire without a tick (checked with the injected clock). */
+  private async checkTimeLimits(): Promise<void> {
+    if (this.checkingTimeLimits || !this.state.exitsDueOnClock()) return;
+    this.checkingTimeLimits = true;
+    try {
+      await this.host.emit(() => {
+        const closes = this.protectiveCloses(this.state.checkExits(this.deps.clock.now())) ?? [];
+        return withExitOutputs(closes, this.state.drainExitLevels()) ?? [];
+      });
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'checking exit time limits failed; retrying on the next sweep');
+    } finally {
+      this.checkingTimeLimits = false;
+    }
+  }
+
+  /** POST /positions/{symbol}/exits: sets or clears levels, publishes the change, persists it. */
+  async setExitLevels(symbol: string, patch: LevelPatch) {
+    let result!: ReturnType<RiskState['setExitLevels']>;
+    await this.host.emit(() => {
+      result = this.state.setExitLevels(symbol, patch, this.deps.clock.now());
+      return withExitOutputs([], this.state.drainExitLevels()) ?? [];
+    });
+    return result;
+  }
+
+  exitLevels(): ExitLevels[] {
+    return this.state.exitLevels(this.deps.clock.now());
   }
 
   private decide(signal: TradeSignal): Outbound[] | void {
@@ -177,6 +243,12 @@ export class RiskService {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.host.stop();
   }
+}
+
+/** A handler's outputs plus the exit-level changes it queued (published after them). */
+function withExitOutputs(out: Outbound[] | void, levels: readonly ExitLevels[]): Outbound[] | void {
+  if (levels.length === 0) return out;
+  return [...(out ?? []), ...levels.map((payload) => ({ topic: TOPICS.exitLevels, payload }))];
 }
 
 /**

@@ -27,11 +27,13 @@ import {
   type RiskLimits,
   type TradingState,
 } from '../../core/governor.js';
+import { NO_EXIT_DEFAULTS, applyLevelPatch, directionOf, resolveEntryLevels, type Direction, type ExitDefaults, type LevelPatch } from '../../core/exits.js';
 import type { InstrumentTable } from '../../core/instruments.js';
-import { Ledger, LedgerSnapshot, ledgerFillOf } from '../../core/ledger.js';
+import { Ledger, LedgerSnapshot, ledgerFillOf, type FillEffect } from '../../core/ledger.js';
 import {
   RiskApprovedSignal as ApprovalSchema,
   type ExecutionResult,
+  type ExitLevels,
   type PriceTick,
   type ReasonCode,
   type RiskApprovedSignal,
@@ -39,6 +41,8 @@ import {
 } from '../../core/messages.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
+import type { RiskReading } from '../../platform/metrics.js';
+import { EMPTY_EXIT_BOOK, ExitBook, ExitBookSnapshot } from './exit-book.js';
 
 export interface RiskStateOptions {
   initialBalance: number;
@@ -62,6 +66,8 @@ export interface RiskStateOptions {
    * kept by time, see `decidedUntil`.
    */
   decidedCapacity?: number;
+  /** Exit-level defaults (config `exits`); none when omitted. */
+  exits?: ExitDefaults;
 }
 
 interface InFlight {
@@ -119,6 +125,8 @@ export const RiskSnapshot = z.object({
   peak_equity: z.string().nullable().default(null),
   /** The newest trade.signal.v5 entry this snapshot covers (null: none yet, or an older snapshot). */
   last_signal_entry_id: z.string().nullable().default(null),
+  /** Protective exits: armed levels, trail marks, the in-flight close per position (exit-book.ts). */
+  exits: ExitBookSnapshot.default(EMPTY_EXIT_BOOK),
   counters: z.object({
     received: z.number(),
     skipped: z.number(),
@@ -174,6 +182,7 @@ export class RiskState {
   private readonly decided: DuplicateGuard;
   private readonly models: FillModels;
   private readonly maxDrawdown: Fixed;
+  private readonly exitBook = new ExitBook();
   /** As execution checks it, so a projection is rejected exactly when the fill would be. */
   private readonly maxPriceDeviation: Fixed | undefined;
 
@@ -202,27 +211,41 @@ export class RiskState {
     this.priceTs.set(tick.symbol, tick.ts);
     if (verdict.quote !== undefined) this.quotes.set(tick.symbol, verdict.quote);
     else this.quotes.delete(tick.symbol);
+    this.exitBook.noteTick(tick);
     this.confirmed.setMark(tick.symbol, price);
     this.view.setMark(tick.symbol, price);
     this.updateTradingState(tick.ts);
     return verdict;
   }
 
-  onExecution(result: ExecutionResult): void {
+  /**
+   * Applies one execution result. Returns the reason when the ledger cannot apply a fill
+   * (nothing changed then, the order stays in flight: the service dead-letters the entry).
+   */
+  onExecution(result: ExecutionResult): string | undefined {
     const pending = this.inflight.get(result.signal_id);
-    if (pending) this.inflight.delete(result.signal_id);
     if (result.status !== 'FILLED') {
+      if (pending) this.inflight.delete(result.signal_id);
       this.counters.fill_rejections_seen += 1;
       if (pending?.projection?.status === 'FILLED') this.viewStale = true;
-      return;
+      this.exitsAfterResult(result);
+      return undefined;
     }
+    let effect: FillEffect;
+    try {
+      effect = this.confirmed.applyFill(ledgerFillOf(result));
+    } catch (error) {
+      return `LEDGER: ${(error as Error).message}`;
+    }
+    if (pending) this.inflight.delete(result.signal_id);
     this.counters.fills_seen += 1;
-    const effect = this.confirmed.applyFill(ledgerFillOf(result));
     // The view's projection is stamped with the approval time; a round trip's close time
     // (the cooldown clock) must be the real fill's, as a rebuilt view after a restart has it.
     const closeTimeDiffers = effect.closedRoundTrip !== null && pending?.projection?.ts !== result.ts;
     if (!pending || !sameFill(pending.projection, result) || closeTimeDiffers) this.viewStale = true;
     this.updateTradingState(result.ts);
+    this.exitsAfterResult(result);
+    return undefined;
   }
 
   /** Decides one signal, once per signal_id. */
@@ -245,6 +268,7 @@ export class RiskState {
       priceAge: staleAfter > 0 && priceTs !== undefined ? { ageMs: Math.max(0, now - priceTs), limitMs: staleAfter } : undefined,
       limits: this.options.limits,
       now,
+      exits: this.options.exits,
       maxSlippagePct: this.options.execution.max_slippage_pct,
     });
     this.decided.add(signal.signal_id, decidedUntil(now, signal.ts, this.options.limits.max_signal_age_ms ?? 0));
@@ -262,6 +286,7 @@ export class RiskState {
         const day = utcDay(now);
         this.entriesByDay.set(day, (this.entriesByDay.get(day) ?? 0) + 1);
         for (const d of this.entriesByDay.keys()) if (d < day - 2) this.entriesByDay.delete(d);
+        this.armEntryLevels(signal, order, now);
       }
       this.addInflight(order, this.prices.get(order.symbol), now);
     }
@@ -321,6 +346,8 @@ export class RiskState {
       if (now <= expires + grace) continue;
       this.inflight.delete(id);
       expired.push(entry.order);
+      // Execution can only reject it EXPIRED now: a protective close is fired afresh.
+      if (order.origin === 'protective_exit') this.exitBook.onExpired(order.symbol, order.signal_id);
     }
     if (expired.length) {
       this.counters.inflight_expired += expired.length;
@@ -342,6 +369,137 @@ export class RiskState {
 
   resetStatistics(): void {
     this.counters = emptyCounters();
+    this.exitBook.resetStatistics();
+  }
+
+  // -- protective exits (docs/exits.md; the rules are in core/exits.ts) -------------
+
+  /**
+   * Checks the armed levels of `symbol` (or of every position, e.g. for time limits on a
+   * timer) and returns the reduce-only closes to publish, at most one per position in
+   * flight. A close passes whatever the trading state: it goes through the governor's
+   * close path, which no risk rule blocks. Its signal_id is derived from the entry and
+   * the trigger, so a re-fire after a restart is dropped by execution's guard.
+   */
+  checkExits(now: number, symbol?: string): RiskApprovedSignal[] {
+    const closes: RiskApprovedSignal[] = [];
+    for (const s of symbol === undefined ? this.exitBook.symbols() : [symbol]) {
+      const last = this.prices.get(s);
+      if (this.exitBook.get(s) === undefined || last === undefined) continue;
+      const direction = this.confirmedDirection(s);
+      if (direction === null) continue;
+      const fired = this.exitBook.evaluate(s, direction, last, now);
+      if (fired === null) continue;
+      this.refreshView();
+      // Another close in flight (a signal's or a manual one) already takes the position to flat.
+      const net = this.view.quantity(s);
+      if (net === ZERO || (net > ZERO) !== (direction === 'LONG')) continue;
+      const signal: TradeSignal = {
+        schema_version: 1,
+        signal_id: fired.signalId,
+        symbol: s,
+        action: 'CLOSE',
+        confidence: 1,
+        source: 'protective_exit',
+        ts: now,
+      };
+      const decision = decide({
+        signal,
+        account: this.accountView(),
+        instrument: this.options.instruments.get(s),
+        price: this.prices.get(s),
+        limits: this.options.limits,
+        now,
+      });
+      if (decision.kind !== 'approve') continue;
+      const order = decision.message;
+      order.exit_reason = fired.trigger.reason;
+      const { trigger } = fired;
+      (order.checks ??= []).push({
+        rule: 'protective_exit',
+        passed: true,
+        value: toNumber(trigger.price),
+        limit: trigger.level === null ? fired.levels.expiresTs : toNumber(trigger.level),
+        note:
+          trigger.level === null
+            ? `time limit reached at ${new Date(now).toISOString()}; a market close at the next price`
+            : `${trigger.reason}: exit-side price ${toNumber(trigger.price)} crossed ${toNumber(trigger.level)}; a market close at the next price, not at the level`,
+      });
+      this.exitBook.markClosing(fired, now);
+      this.addInflight(order, this.prices.get(s), now);
+      closes.push(order);
+    }
+    return closes;
+  }
+
+  /** The ExitLevels messages to publish (trade.exit.levels), queued since the last call. */
+  drainExitLevels(): readonly ExitLevels[] {
+    return this.exitBook.drain();
+  }
+
+  /**
+   * True when a check on the clock alone can fire something: a time limit is armed, or a
+   * protective close was refused by execution and waits to be fired again.
+   */
+  exitsDueOnClock(): boolean {
+    return this.exitBook.hasTimeLimit() || this.exitBook.hasRetry();
+  }
+
+  /**
+   * POST /positions/{symbol}/exits: sets (a value) or clears (null) levels of an open position,
+   * checked against the exit-side price now.
+   */
+  setExitLevels(
+    symbol: string,
+    patch: LevelPatch,
+    now: number,
+  ): { ok: true; levels: ExitLevels } | { ok: false; status: 400 | 404; field?: string; message: string } {
+    const direction = this.confirmedDirection(symbol);
+    if (direction === null) return { ok: false, status: 404, message: `no open position in ${symbol}` };
+    const last = this.prices.get(symbol);
+    if (last === undefined) return { ok: false, status: 404, message: `no price for ${symbol} yet` };
+    const price = this.exitBook.exitPrice(symbol, direction, last);
+    const current = this.exitBook.get(symbol) ?? {
+      // A position with no levels record (armed before exits existed): named after its opening.
+      entrySignalId: `position-${symbol}-${this.confirmed.position(symbol)?.openedTs ?? now}`,
+      direction,
+      stopLoss: null,
+      takeProfit: null,
+      trailingPct: null,
+      highWater: null,
+      expiresTs: null,
+    };
+    const result = applyLevelPatch({ ...current, direction }, patch, price, now);
+    if (!result.ok) return { ok: false, status: 400, field: result.field, message: result.message };
+    this.exitBook.arm(symbol, result.levels, now, 'updated');
+    return { ok: true, levels: this.exitBook.message(symbol, 'updated', now) };
+  }
+
+  /** Every position's armed levels. */
+  exitLevels(now: number): ExitLevels[] {
+    return this.exitBook.views(now);
+  }
+
+  private armEntryLevels(signal: TradeSignal, order: RiskApprovedSignal, now: number): void {
+    const price = this.prices.get(order.symbol);
+    if (price === undefined) return;
+    const { levels } = resolveEntryLevels({ signal, side: order.side, price, defaults: this.options.exits ?? NO_EXIT_DEFAULTS, now });
+    this.exitBook.arm(order.symbol, levels, now);
+  }
+
+  /** After an execution result: ends a protective close, counts exits, disarms a flat position. */
+  private exitsAfterResult(result: ExecutionResult): void {
+    const filled = result.status === 'FILLED';
+    this.exitBook.onResult(result.symbol, result.signal_id, filled, result.exit_reason);
+    if (!filled || this.confirmed.quantity(result.symbol) !== ZERO) return;
+    const levels = this.exitBook.get(result.symbol);
+    // Keep levels an entry still in flight armed (it reopens the position when it fills).
+    if (levels !== undefined && !this.inflight.has(levels.entrySignalId)) this.exitBook.clear(result.symbol, result.ts);
+  }
+
+  private confirmedDirection(symbol: string): Direction | null {
+    const q = this.confirmed.quantity(symbol);
+    return q === ZERO ? null : directionOf(q > ZERO ? 'BUY' : 'SELL');
   }
 
   // -- views ----------------------------------------------------------------------
@@ -356,6 +514,23 @@ export class RiskState {
 
   inflightCount(): number {
     return this.inflight.size;
+  }
+
+  /** What the risk gauges show (qt_trading_halted, qt_equity_usd, ...), read at each scrape. */
+  metricsReading(now: number): RiskReading {
+    this.refreshView();
+    return {
+      halted: this.tradingState === 'HALTED',
+      // The code before the explanation ("CIRCUIT_BREAKER: drawdown ..."): a label value from a small set.
+      haltReason: this.haltReason === null ? null : (this.haltReason.split(':')[0] ?? null),
+      equityUsd: toNumber(this.view.equity()),
+      peakEquityUsd: toNumber(this.peak),
+      drawdownRatio: toNumber(this.drawdown()),
+      drawdownLimitRatio: this.options.limits.max_drawdown_pct,
+      inflightOrders: this.inflight.size,
+      priceTs: this.priceTs,
+      now,
+    };
   }
 
   approvalRate(): number | null {
@@ -389,6 +564,9 @@ export class RiskState {
       confirmed_balance_usd: toNumber(this.confirmed.balance()),
       counts: structuredClone(this.counters),
       approval_rate: this.approvalRate(),
+      /** Filled closes by exit_reason (signal, manual, stop_loss, take_profit, trailing_stop, time_limit). */
+      exits_by_reason: this.exitBook.exitCounts(),
+      protective_closes_in_flight: this.exitBook.closingCount(),
     };
   }
 
@@ -409,6 +587,7 @@ export class RiskState {
       halt_reason: this.haltReason,
       peak_equity: this.peak.toString(),
       last_signal_entry_id: this.lastSignalEntryId,
+      exits: this.exitBook.toSnapshot(),
       counters: structuredClone(this.counters) as RiskSnapshot['counters'],
     };
   }
@@ -449,6 +628,7 @@ export class RiskState {
     this.haltReason = snap.halt_reason;
     this.lastSignalEntryId = snap.last_signal_entry_id;
     this.counters = snap.counters as Counters;
+    this.exitBook.restore(snap.exits);
     // Projected at the mark each order was approved at (its reference_price), exactly as
     // before the restart: today's marks would give other fills, another view, other decisions.
     for (const order of snap.inflight) this.addInflight(order, fx(order.reference_price), order.approved_ts, false);
@@ -542,10 +722,11 @@ function inflightRecord(o: RiskApprovedSignal): RiskApprovedSignal {
   // RiskApprovedSignal must be added here to survive a restart.
   return {
     schema_version: o.schema_version, signal_id: o.signal_id, symbol: o.symbol, action: o.action, confidence: o.confidence,
-    source: o.source, ts: o.ts, price: o.price, stop_loss: o.stop_loss, take_profit: o.take_profit, metadata: o.metadata,
+    source: o.source, ts: o.ts, price: o.price, stop_loss: o.stop_loss, take_profit: o.take_profit,
+    trailing_stop_pct: o.trailing_stop_pct, max_hold_ms: o.max_hold_ms, metadata: o.metadata,
     intent: o.intent, side: o.side, quantity: o.quantity, notional_usd: o.notional_usd, reference_price: o.reference_price,
     kelly_optimal: o.kelly_optimal, kelly_applied: o.kelly_applied, risk_amount_usd: o.risk_amount_usd, reduce_only: o.reduce_only,
-    approved_ts: o.approved_ts, expires_ts: o.expires_ts, origin: o.origin, checks: [], sizing: null,
+    approved_ts: o.approved_ts, expires_ts: o.expires_ts, origin: o.origin, exit_reason: o.exit_reason, checks: [], sizing: null,
   };
 }
 

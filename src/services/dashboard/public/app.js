@@ -360,6 +360,7 @@
         el('td', { className: 'num', text: qty(p.quantity) }),
         el('td', { className: 'num', text: price(p.avg_entry_price) }),
         el('td', { className: 'num', text: price(p.mark_price) }),
+        el('td', { className: 'exits small', text: exitLevelsText(p) }),
         el('td', { className: `num ${pnlClass(p.unrealized_pnl_usd)}`, text: signed(p.unrealized_pnl_usd), 'data-value': p.unrealized_pnl_usd }),
         el('td', { className: `num ${pnlClass(p.realized_pnl_usd)}`, text: signed(p.realized_pnl_usd) }),
         el('td', { className: 'num' }, button),
@@ -367,6 +368,16 @@
     });
     body.replaceChildren(...rows);
     $('positions-empty').hidden = positions.length > 0;
+  }
+
+  /** The armed exit levels of a position, e.g. "SL 140 · TP 160 · TS 180 · until 12:00:05"; "—" when none. */
+  function exitLevelsText(p) {
+    const parts = [];
+    if (p.stop_loss !== undefined) parts.push(`SL ${price(p.stop_loss)}`);
+    if (p.take_profit !== undefined) parts.push(`TP ${price(p.take_profit)}`);
+    if (p.trailing_stop !== undefined) parts.push(`TS ${price(p.trailing_stop)}`);
+    if (p.expires_ts !== undefined) parts.push(`until ${hms(p.expires_ts)}`);
+    return parts.length ? parts.join(' · ') : '—';
   }
 
   function showCloseResult(text, cls) {
@@ -424,7 +435,7 @@
     const rows = fills.map((f) =>
       el(
         'tr',
-        { 'data-order': f.order_id, title: `${f.order_id} · signal ${f.signal_id} · ${f.origin}` },
+        { 'data-order': f.order_id, title: `${f.order_id} · signal ${f.signal_id} · ${f.origin}${f.exit_reason ? ` · ${f.exit_reason}` : ''}` },
         el('td', { text: hms(f.ts) }),
         el('td', { className: 'sym', text: f.symbol }),
         el('td', { className: `side-${f.side}`, text: f.side }),
@@ -434,7 +445,11 @@
         el('td', { className: 'num', text: money(f.fee_usd) }),
         el('td', { className: 'num', text: pct(f.slippage_pct) }),
         el('td', { className: 'num', text: `${f.latency_ms} ms` }),
-        el('td', { className: f.status === 'FILLED' ? 'pos' : 'neg', text: f.status === 'FILLED' ? (f.origin === 'signal' ? 'FILLED' : 'CLOSE') : `REJ ${f.reject_reason || ''}` }),
+        el('td', {
+          className: f.status === 'FILLED' ? 'pos' : 'neg',
+          // A closing fill shows why it closed (stop_loss, take_profit, trailing_stop, time_limit, signal, manual).
+          text: f.status === 'FILLED' ? (f.exit_reason ? `CLOSE ${f.exit_reason}` : f.origin === 'signal' ? 'FILLED' : 'CLOSE') : `REJ ${f.reject_reason || ''}`,
+        }),
       ),
     );
     $('fills').querySelector('tbody').replaceChildren(...rows);
