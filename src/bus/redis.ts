@@ -48,6 +48,8 @@ type RawInfo = (string | number | null | RawEntry)[];
 
 const RECONNECT_MAX_MS = 1000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/** PING gives up after this, so /health answers (503) within a second while Redis stalls. */
+const PING_TIMEOUT_MS = 750;
 
 export interface RedisBusOptions {
   url: string;
@@ -278,10 +280,16 @@ export class RedisBus implements EventBus {
   async ping(): Promise<boolean> {
     // While reconnecting a command would wait in the offline queue: answer at once instead.
     if (!this.#client.isReady) return false;
+    // A stalled Redis keeps the connection open and never answers: give up in time for /health.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS);
+    });
     try {
-      return (await this.#client.sendCommand<string>(['PING'])) === 'PONG';
-    } catch {
-      return false;
+      const answer = this.#client.sendCommand<string>(['PING']).then((reply) => reply === 'PONG', () => false);
+      return await Promise.race([answer, timeout]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -40,6 +40,8 @@ export const ConfigSchema = z.strictObject({
     .regex(/^[A-Za-z0-9_.:{}-]*$/, { error: 'may hold letters, digits and _ . : { } -' })
     .default(''),
   host: z.string().min(1).default('127.0.0.1'),
+  /** Host names (besides loopback and `host`) a request's Host header may carry, e.g. behind a proxy. */
+  allowed_hosts: z.array(z.string().min(1).regex(/^[A-Za-z0-9.:[\]_-]+$/, { error: 'must be a host name or address' })).default([]),
   api_token: z.string().min(8, { error: 'must be at least 8 characters' }).optional(),
   seed: z.number().int().nonnegative().default(42),
   ports: z
@@ -100,11 +102,12 @@ export const ConfigSchema = z.strictObject({
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
 
 /** Environment variable → config path, and how to read its text. */
-const ENV_KEYS: ReadonlyArray<{ env: string; path: string[]; kind: 'string' | 'int' }> = [
+const ENV_KEYS: ReadonlyArray<{ env: string; path: string[]; kind: 'string' | 'int' | 'list' }> = [
   { env: 'REDIS_URL', path: ['redis_url'], kind: 'string' },
   { env: 'QT_STREAM_PREFIX', path: ['stream_prefix'], kind: 'string' },
   { env: 'QT_HOST', path: ['host'], kind: 'string' },
   { env: 'QT_API_TOKEN', path: ['api_token'], kind: 'string' },
+  { env: 'QT_ALLOWED_HOSTS', path: ['allowed_hosts'], kind: 'list' },
   { env: 'QT_SEED', path: ['seed'], kind: 'int' },
   { env: 'QT_RISK_PORT', path: ['ports', 'risk'], kind: 'int' },
   { env: 'QT_EXECUTION_PORT', path: ['ports', 'execution'], kind: 'int' },
@@ -200,6 +203,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
         continue;
       }
       setPath(raw, path, value);
+    } else if (kind === 'list') {
+      setPath(raw, path, text.split(',').map((item) => item.trim()).filter((item) => item !== ''));
     } else {
       setPath(raw, path, text);
     }

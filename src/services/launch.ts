@@ -46,7 +46,7 @@ export interface Launched<N extends ServiceName = ServiceName> {
 export async function launchService<N extends ServiceName>(name: N, options: LaunchOptions): Promise<Launched<N>> {
   const logger = options.logger.child({ service: name });
   const deps = { bus: options.bus, config: options.config, clock: options.clock, logger, consumer: options.consumer };
-  const http = { apiToken: options.config.api_token, logger };
+  const http = { apiToken: options.config.api_token, logger, host: options.config.host, allowedHosts: options.config.allowed_hosts };
   let service: RiskService | ExecutionService | MonitorService;
   let app: FastifyInstance;
   if (name === 'risk') {
