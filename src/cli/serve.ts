@@ -6,17 +6,29 @@ import { systemClock } from '../platform/clock.js';
 import { createLogger } from '../platform/logger.js';
 import { launchService } from '../services/launch.js';
 import { untilSignal } from './signals.js';
+import { connectWhenRedisIsUp } from './wait-for-redis.js';
 
 export async function runService(name: ServiceName, config: Config & { redis_url: string }): Promise<number> {
   const logger = createLogger();
+  const stopped = untilSignal();
   let bus;
   try {
-    bus = await createBus({ redisUrl: config.redis_url, prefix: config.stream_prefix, maxlen: config.streams.maxlen });
+    bus = await connectWhenRedisIsUp({
+      service: SERVICE_LABELS[name],
+      redisUrl: config.redis_url,
+      displayUrl: redactUrl(config.redis_url),
+      prefix: config.stream_prefix,
+      maxlen: config.streams.maxlen,
+      logger: logger.child({ service: name }),
+      host: config.host,
+      port: config.ports[name],
+      stopped,
+    });
   } catch (err) {
-    logger.fatal({ err, redis_url: redactUrl(config.redis_url) }, 'cannot connect to Redis');
-    console.error(`quantum ${name}: cannot connect to Redis at ${redactUrl(config.redis_url)}: ${(err as Error).message}`);
+    console.error(`quantum ${name}: ${portMessage(name, config, err)}`);
     return 1;
   }
+  if (bus === null) return 0;
   let launched;
   try {
     launched = await launchService(name, { bus, config, clock: systemClock, logger, listen: true });
@@ -26,12 +38,22 @@ export async function runService(name: ServiceName, config: Config & { redis_url
     await bus.close();
     return 1;
   }
-  const signal = await untilSignal();
+  const signal = await stopped;
   logger.info({ signal }, 'shutting down');
   await launched.stop();
   await bus.close();
   logger.info('stopped');
   return 0;
+}
+
+const SERVICE_LABELS: Record<ServiceName, string> = { risk: 'risk-safety', execution: 'execution', monitor: 'position-monitor' };
+
+/** The port a waiting service answers /health on could not be opened. */
+function portMessage(name: ServiceName, config: Config, err: unknown): string {
+  const port = config.ports[name];
+  return (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+    ? `port ${port} on ${config.host} is already in use (set ports.${name} or QT_${name.toUpperCase()}_PORT)`
+    : `cannot listen on ${config.host}:${port}: ${(err as Error).message}`;
 }
 
 /** `quantum dashboard`: the web dashboard for a deployment on Redis. */
