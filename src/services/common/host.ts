@@ -8,7 +8,7 @@
  * service restores the snapshot and the group hands it back exactly the entries it
  * had not finished. Nothing is lost and nothing is applied twice.
  */
-import type { EventBus, Delivery, Outbound, Subscription } from '../../bus/bus.js';
+import { compareIds, type EventBus, type Delivery, type Outbound, type StreamEntry, type Subscription } from '../../bus/bus.js';
 import { decodeSignal, decoderFor, type Fields } from '../../bus/codec.js';
 import { StreamNames, TOPICS, type ServiceName } from '../../bus/topics.js';
 import type { Clock } from '../../core/clock.js';
@@ -56,6 +56,19 @@ export function snapshotKey(service: ServiceName): string {
   return new StreamNames('').snapshot(service);
 }
 
+/** An entry read back from a stream while rebuilding state (already decoded). */
+export interface ReplayedEntry {
+  topic: string;
+  id: string;
+  message: unknown;
+}
+
+/** Why a stored snapshot is not used; null when it was restored. */
+type SnapshotProblem = string | null;
+
+/** Entries read per page while rebuilding from the streams. */
+const REPLAY_PAGE = 2000;
+
 export interface HostOptions {
   service: ServiceName;
   group: string;
@@ -66,12 +79,26 @@ export interface HostOptions {
   /** The snapshot's JSON, when the service can make it faster than JSON.stringify(snapshot()). */
   snapshotJson?: () => string;
   restore: (snapshot: unknown) => void;
+  /** The `version` the service's snapshots carry; a snapshot of any other version is rebuilt. */
+  snapshotVersion: number;
+  /**
+   * Rebuilds the state from the streams when there is no snapshot or it cannot be read
+   * (usually with `replayDelivered`); returns the figures named in the log line.
+   */
+  rebuild: () => Promise<Record<string, number | string>>;
   metrics: ServiceMetrics;
   batchSize?: number;
 }
 
+function firstLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return (message.split('\n')[0] ?? '').slice(0, 200);
+}
+
 export class ServiceHost {
   private subscription?: Subscription;
+  /** Per topic, the last entry folded by replayDelivered: a redelivery up to it was already applied. */
+  private readonly replayedThrough = new Map<string, string>();
   private busUp = true;
   private lastBusCheck = 0;
 
@@ -84,23 +111,94 @@ export class ServiceHost {
     return this.deps.consumer ?? `${this.options.group}-1`;
   }
 
-  /** Restores the snapshot (if any) and starts consuming. */
+  /**
+   * Restores the snapshot; when there is none, or it cannot be read (not JSON, another
+   * version, fields that do not fit), rebuilds the state from the streams instead. Either
+   * way one log line says which.
+   */
   async start(): Promise<{ restored: boolean }> {
     const { bus, logger } = this.deps;
     const key = snapshotKey(this.options.service);
     const text = await bus.getValue(key);
-    let restored = false;
-    if (text) {
-      try {
-        this.options.restore(JSON.parse(text));
-        restored = true;
-      } catch (err) {
-        // A snapshot from an incompatible version must not be half-applied: stop.
-        throw new Error(`snapshot ${key} cannot be restored: ${(err as Error).message}`);
-      }
+    const problem = text === null ? 'no snapshot' : this.restoreFrom(text);
+    if (problem === null) {
+      logger.info({ restored: true, key }, 'state loaded from the snapshot');
+      return { restored: true };
     }
-    logger.info({ restored, key }, 'state loaded');
-    return { restored };
+    const figures = await this.options.rebuild();
+    const summary = Object.entries(figures)
+      .map(([name, value]) => `${value} ${name}`)
+      .join(', ');
+    const log = text === null ? logger.info.bind(logger) : logger.warn.bind(logger);
+    log({ restored: false, key, reason: problem, ...figures }, `${problem}: state rebuilt from the streams (${summary})`);
+    return { restored: false };
+  }
+
+  /** Applies a stored snapshot; returns why it cannot be used (nothing is applied then). */
+  private restoreFrom(text: string): SnapshotProblem {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return 'the snapshot is not valid JSON';
+    }
+    const version = typeof parsed === 'object' && parsed !== null ? (parsed as { version?: unknown }).version : undefined;
+    if (version !== this.options.snapshotVersion) {
+      return `the snapshot has version ${JSON.stringify(version ?? null)}, this build reads version ${this.options.snapshotVersion}`;
+    }
+    try {
+      this.options.restore(parsed);
+      return null;
+    } catch (err) {
+      return `the snapshot does not fit this build (${firstLine(err)})`;
+    }
+  }
+
+  /**
+   * Folds, in stream-id order across `topics`, every entry the service's group has been
+   * handed on them (up to each group's last-delivered id). Entries of those topics still
+   * pending on the group are folded here too, so they are acknowledged without being
+   * handled again when they are delivered once more. Malformed entries (dead-lettered
+   * when they were delivered) are skipped. Returns the entries folded per topic.
+   */
+  async replayDelivered(topics: readonly string[], visit: (entry: ReplayedEntry) => void): Promise<Map<string, number>> {
+    const { bus } = this.deps;
+    const cursors = await Promise.all(
+      topics.map(async (topic) => {
+        const info = await bus.info(topic);
+        const upTo = info.groups.find((group) => group.name === this.options.group)?.last_delivered_id ?? '0-0';
+        this.replayedThrough.set(topic, upTo);
+        return { topic, upTo, after: '0', page: [] as StreamEntry[], exhausted: compareIds(upTo, '0-0') <= 0, count: 0 };
+      }),
+    );
+    // Each cursor holds one page, newest first, so the next entry is popped from the end.
+    const refill = async (cursor: (typeof cursors)[number]): Promise<void> => {
+      if (cursor.exhausted || cursor.page.length > 0) return;
+      const page = await bus.readAfter(cursor.topic, cursor.after, REPLAY_PAGE);
+      const within = page.filter((entry) => compareIds(entry.id, cursor.upTo) <= 0);
+      cursor.after = page[page.length - 1]?.id ?? cursor.after;
+      cursor.exhausted = page.length < REPLAY_PAGE || within.length < page.length;
+      cursor.page = within.reverse();
+    };
+    for (;;) {
+      await Promise.all(cursors.map(refill));
+      let next: (typeof cursors)[number] | undefined;
+      for (const cursor of cursors) {
+        const head = cursor.page[cursor.page.length - 1];
+        if (head && (!next || compareIds(head.id, next.page[next.page.length - 1]!.id) < 0)) next = cursor;
+      }
+      if (!next) break;
+      const entry = next.page.pop()!;
+      let message: unknown;
+      try {
+        message = decodeTopic(next.topic, entry.fields, entry.id);
+      } catch {
+        continue;
+      }
+      visit({ topic: next.topic, id: entry.id, message });
+      next.count += 1;
+    }
+    return new Map(cursors.map((cursor) => [cursor.topic, cursor.count]));
   }
 
   /** Starts the subscription (after the service finished its own start-up work). */
@@ -124,6 +222,9 @@ export class ServiceHost {
       batchSize: this.options.batchSize,
       decode: decodeTopic,
       handler: (delivery) => {
+        const replayed = this.replayedThrough.get(delivery.topic);
+        // Kept for good: a dead consumer's pending entries may be claimed long after.
+        if (replayed !== undefined && compareIds(delivery.id, replayed) <= 0) return;
         counts.in.set(delivery.topic, (counts.in.get(delivery.topic) ?? 0) + 1);
         const out = this.options.handle(delivery);
         if (out) for (const o of out) counts.out.set(o.topic, (counts.out.get(o.topic) ?? 0) + 1);

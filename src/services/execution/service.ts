@@ -9,7 +9,7 @@ import { instrumentTable } from '../../core/instruments.js';
 import type { ExecutionResult, PriceTick, RiskApprovedSignal } from '../../core/messages.js';
 import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
-import { ExecutionState } from './state.js';
+import { EXECUTION_SNAPSHOT_VERSION, ExecutionState } from './state.js';
 
 /** How far back trade.execution.res is read at start to rebuild the duplicate guard. */
 const GUARD_REBUILD_ENTRIES = 50_000;
@@ -36,6 +36,8 @@ export class ExecutionService {
       handle: (d) => this.handle(d),
       snapshot: () => this.state.toSnapshot(),
       restore: (s) => this.state.restore(s),
+      snapshotVersion: EXECUTION_SNAPSHOT_VERSION,
+      rebuild: () => this.rebuild(),
       metrics: this.metrics,
     });
   }
@@ -56,6 +58,16 @@ export class ExecutionService {
       this.priceTimer.unref();
     }
     logger.info({ prices: this.state.prices() }, 'execution service started');
+  }
+
+  /**
+   * Without a usable snapshot: the latest prices from market.tick (the fill guard comes
+   * from trade.execution.res as always). Statistics restart; the simulator's step count
+   * too, so later simulated prices differ from an uninterrupted run.
+   */
+  private async rebuild(): Promise<Record<string, number>> {
+    const folded = await this.host.replayDelivered([TOPICS.tick], ({ message }) => this.state.onTick(message as PriceTick));
+    return { [`entries of ${TOPICS.tick}`]: folded.get(TOPICS.tick) ?? 0 };
   }
 
   private handle(delivery: Delivery<unknown>): Outbound[] | void {

@@ -13,7 +13,7 @@ import { MarketSimulator, priceTick, type SetPriceResult } from '../../core/mark
 import type { ExecutionResult, PriceTick, RiskRejection, TradeSignal } from '../../core/messages.js';
 import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
-import { MonitorState, type FillOutcome } from './state.js';
+import { MONITOR_SNAPSHOT_VERSION, MonitorState, type FillOutcome } from './state.js';
 
 /** How far back trade.execution.res is read at start to rebuild the duplicate guard. */
 const GUARD_REBUILD_ENTRIES = 50_000;
@@ -51,6 +51,8 @@ export class MonitorService {
       handle: (d) => this.handle(d),
       snapshot: () => this.state.toSnapshot(),
       restore: (s) => this.state.restore(s),
+      snapshotVersion: MONITOR_SNAPSHOT_VERSION,
+      rebuild: () => this.rebuild(),
       metrics: this.metrics,
     });
   }
@@ -69,6 +71,20 @@ export class MonitorService {
       this.markTimer.unref();
     }
     logger.info({ open_positions: this.state.openPositionCount() }, 'position monitor started');
+  }
+
+  /** Without a usable snapshot: the books from every fill and tick the group was handed. */
+  private async rebuild(): Promise<Record<string, number>> {
+    const now = this.deps.clock.now();
+    const folded = await this.host.replayDelivered([TOPICS.tick, TOPICS.execution], ({ topic, id, message }) => {
+      if (topic === TOPICS.tick) this.state.onTick(message as PriceTick);
+      else this.state.onExecution(message as ExecutionResult, id, now);
+    });
+    return {
+      [`entries of ${TOPICS.execution}`]: folded.get(TOPICS.execution) ?? 0,
+      [`entries of ${TOPICS.tick}`]: folded.get(TOPICS.tick) ?? 0,
+      'open positions': this.state.openPositionCount(),
+    };
   }
 
   private handle(delivery: Delivery<unknown>): Outbound[] | void {

@@ -6,10 +6,10 @@
 import { compareIds, type Delivery, type Outbound, type StreamEntry } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
-import type { ExecutionResult, PriceTick, TradeSignal } from '../../core/messages.js';
+import type { ExecutionResult, PriceTick, RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
 import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
-import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
-import { RiskState } from './state.js';
+import { ServiceHost, decodeTopic, payloadString, type ServiceDeps } from '../common/host.js';
+import { RISK_SNAPSHOT_VERSION, RiskState } from './state.js';
 
 /** How far back the decision streams are read at start to rebuild the duplicate guard. */
 const GUARD_REBUILD_ENTRIES = 50_000;
@@ -42,6 +42,8 @@ export class RiskService {
       snapshot: () => this.state.toSnapshot(),
       snapshotJson: () => this.state.snapshotJson(),
       restore: (s) => this.state.restore(s),
+      snapshotVersion: RISK_SNAPSHOT_VERSION,
+      rebuild: () => this.rebuild(),
       metrics: this.metrics,
     });
   }
@@ -70,6 +72,41 @@ export class RiskService {
     this.sweepTimer = setInterval(() => this.sweepInflight(), INFLIGHT_SWEEP_MS);
     this.sweepTimer.unref();
     logger.info({ trading_state: this.state.state, inflight: this.state.inflightCount() }, 'risk safety service started');
+  }
+
+  /**
+   * Without a usable snapshot: the confirmed books from every fill and tick the group was
+   * handed, then the day's entries and the orders still in flight from trade.signal.safe.
+   * Statistics restart; the peak equity is the highest seen while folding.
+   */
+  private async rebuild(): Promise<Record<string, number>> {
+    const resolved = new Set<string>();
+    const folded = await this.host.replayDelivered([TOPICS.tick, TOPICS.execution], ({ topic, message }) => {
+      if (topic === TOPICS.tick) {
+        this.state.onTick(message as PriceTick);
+        return;
+      }
+      const result = message as ExecutionResult;
+      resolved.add(result.signal_id);
+      this.state.onExecution(result);
+    });
+    const now = this.deps.clock.now();
+    const approvals = (await this.deps.bus.readLatest(TOPICS.safe, GUARD_REBUILD_ENTRIES)).reverse();
+    for (const entry of approvals) {
+      let order: RiskApprovedSignal;
+      try {
+        order = decodeTopic(TOPICS.safe, entry.fields, entry.id) as RiskApprovedSignal;
+      } catch {
+        continue;
+      }
+      const inFlight = !resolved.has(order.signal_id) && now - order.approved_ts < this.deps.config.risk.inflight_timeout_ms;
+      this.state.noteApproval(order, inFlight);
+    }
+    return {
+      [`entries of ${TOPICS.execution}`]: folded.get(TOPICS.execution) ?? 0,
+      [`entries of ${TOPICS.tick}`]: folded.get(TOPICS.tick) ?? 0,
+      'orders in flight': this.state.inflightCount(),
+    };
   }
 
   private handle(delivery: Delivery<unknown>): Outbound[] | void {

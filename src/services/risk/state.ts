@@ -87,8 +87,11 @@ const emptyCounters = (): Counters => ({
 
 export type SignalOutcome = Decision | { kind: 'duplicate' };
 
+/** Bumped whenever the snapshot's shape changes: a snapshot of another version is rebuilt from the streams. */
+export const RISK_SNAPSHOT_VERSION = 1;
+
 export const RiskSnapshot = z.object({
-  version: z.literal(1),
+  version: z.literal(RISK_SNAPSHOT_VERSION),
   confirmed: LedgerSnapshot,
   inflight: z.array(ApprovalSchema),
   prices: z.record(z.string(), z.string()),
@@ -216,6 +219,22 @@ export class RiskState {
     return decision;
   }
 
+  /**
+   * Rebuilding without a snapshot: an approval found in trade.signal.safe counts towards
+   * its day's entries, and (when `inFlight`: no result yet, not timed out) is in flight
+   * again, projected at the mark it was approved at, as a restored snapshot would have it.
+   */
+  noteApproval(order: RiskApprovedSignal, inFlight: boolean): void {
+    if (order.intent !== 'CLOSE') {
+      const day = utcDay(order.approved_ts);
+      this.entriesByDay.set(day, (this.entriesByDay.get(day) ?? 0) + 1);
+    }
+    if (inFlight) {
+      this.addInflight(order, fx(order.reference_price), order.approved_ts, false);
+      this.viewStale = true;
+    }
+  }
+
   /** Remembers a decision found in the output streams at start-up (duplicates guard). */
   rememberDecided(signalId: string): void {
     this.decided.add(signalId);
@@ -317,7 +336,7 @@ export class RiskState {
 
   toSnapshot(): RiskSnapshot {
     return {
-      version: 1,
+      version: RISK_SNAPSHOT_VERSION,
       confirmed: this.confirmed.toSnapshot(),
       inflight: [...this.inflight.values()].map((e) => inflightRecord(e.order)),
       prices: Object.fromEntries([...this.prices].map(([s, p]) => [s, p.toString()])),
