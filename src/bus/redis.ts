@@ -13,6 +13,7 @@ import { createClient } from 'redis';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../platform/clock.js';
 import {
+  compareIds,
   defaultMaxlenPolicy,
   type EventBus,
   type GroupInfo,
@@ -37,6 +38,7 @@ import {
   type TopicBatch,
 } from './consumer.js';
 import { StreamNames } from './topics.js';
+import { DEFAULT_TRIM_INTERVAL_MS, PeriodicTrimmer, nextId, type GroupBacklog, type TrimResult } from './trim.js';
 
 type RedisClient = ReturnType<typeof createClient>;
 
@@ -48,14 +50,20 @@ type RawInfo = (string | number | null | RawEntry)[];
 
 const RECONNECT_MAX_MS = 1000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/** The largest stream id: trimming before it is bounded by the count alone. */
+const MAX_ID = '18446744073709551615-18446744073709551615';
+/** Entries read to find an exact cut once whole nodes are gone (a node holds 100 by default). */
+const EXACT_TRIM_WINDOW = 10_000;
 /** PING gives up after this, so /health answers (503) within a second while Redis stalls. */
 const PING_TIMEOUT_MS = 750;
 
 export interface RedisBusOptions {
   url: string;
   prefix?: string;
-  /** Default maxlen of the default policy (100 000). */
+  /** Default maxlen of the default policy (100 000): the periodic trimmer's target. */
   maxlen?: number;
+  /** How often the streams this bus uses are trimmed behind their groups; 0 = never. Default 10 000 ms. */
+  trimIntervalMs?: number;
   /** Overrides the trimming policy entirely. */
   maxlenFor?: MaxlenPolicy;
   /** Stamps dead letters (dlq_ts) and schedules retries. */
@@ -83,8 +91,9 @@ function fieldsOf(flat: readonly string[]): Fields {
   return fields;
 }
 
-function xaddArgs(key: string, maxlen: number | null, fields: Fields): string[] {
-  const args = maxlen === null ? ['XADD', key, '*'] : ['XADD', key, 'MAXLEN', '~', String(maxlen), '*'];
+/** No MAXLEN: trimming on publish would ignore the consumer groups (see src/bus/trim.ts). */
+function xaddArgs(key: string, fields: Fields): string[] {
+  const args = ['XADD', key, '*'];
   for (const name in fields) args.push(name, fields[name] as string);
   return args;
 }
@@ -117,7 +126,7 @@ export class RedisBus implements EventBus {
   readonly prefix: string;
   readonly #client: RedisClient;
   readonly #names: StreamNames;
-  readonly #maxlenFor: MaxlenPolicy;
+  readonly #trimmer: PeriodicTrimmer;
   readonly #clock: Clock;
   readonly #onError: (error: unknown) => void;
   readonly #subscriptions = new Set<Subscription>();
@@ -127,7 +136,11 @@ export class RedisBus implements EventBus {
     this.#client = client;
     this.prefix = options.prefix ?? '';
     this.#names = new StreamNames(this.prefix);
-    this.#maxlenFor = options.maxlenFor ?? defaultMaxlenPolicy(options.maxlen);
+    this.#trimmer = new PeriodicTrimmer(
+      this,
+      options.maxlenFor ?? defaultMaxlenPolicy(options.maxlen),
+      options.trimIntervalMs ?? DEFAULT_TRIM_INTERVAL_MS,
+    );
     this.#clock = options.clock ?? systemClock;
     this.#onError = onError;
   }
@@ -181,6 +194,7 @@ export class RedisBus implements EventBus {
 
   subscribe<T>(options: SubscribeOptions<T> | MultiSubscribeOptions<T>): Subscription {
     if (this.#closed) throw new Error('the Redis bus is closed');
+    for (const topic of topicsOf(options)) this.#trimmer.touch(topic);
     const reader = new RedisGroupReader({
       client: this.#client.duplicate({ disableOfflineQueue: true }),
       names: this.#names,
@@ -269,6 +283,49 @@ export class RedisBus implements EventBus {
     return this.#client.sendCommand<number>(['XTRIM', this.#names.stream(topic), 'MINID', '~', minId]);
   }
 
+  async trimOldest(topic: string, count: number, beforeId: string | null): Promise<number> {
+    const key = this.#names.stream(topic);
+    const bound = beforeId ?? MAX_ID;
+    let left = Math.max(0, count);
+    let removed = 0;
+    // Whole stream nodes first (cheap), each round at most `left` entries...
+    while (left > 0) {
+      const n = await this.#client.sendCommand<number>(['XTRIM', key, 'MINID', '~', bound, 'LIMIT', String(left)]);
+      if (n === 0) break;
+      removed += n;
+      left -= n;
+    }
+    if (left === 0) return removed;
+    // ...then exactly: what remains to remove lies within one node (or is < `left`).
+    const take = Math.min(left, EXACT_TRIM_WINDOW);
+    const head = await this.#client.sendCommand<RawEntry[]>(['XRANGE', key, '-', '+', 'COUNT', String(take + 1)]);
+    const firstKept = head[take]?.[0];
+    let cut = firstKept ?? (head.length > 0 ? nextId(head[head.length - 1]![0]) : null);
+    if (cut === null) return removed;
+    if (compareIds(bound, cut) < 0) cut = bound;
+    return removed + (await this.#client.sendCommand<number>(['XTRIM', key, 'MINID', cut]));
+  }
+
+  async oldestPending(topic: string, group: string): Promise<string | null> {
+    try {
+      const [count, smallest] = await this.#client.sendCommand<[number, string | null, ...unknown[]]>([
+        'XPENDING', this.#names.stream(topic), group,
+      ]);
+      return Number(count) > 0 ? smallest : null;
+    } catch (error) {
+      if (isRedisError(error, 'NOGROUP')) return null;
+      throw error;
+    }
+  }
+
+  trimNow(): Promise<TrimResult[]> {
+    return this.#trimmer.runOnce();
+  }
+
+  backlogs(): readonly GroupBacklog[] {
+    return this.#trimmer.backlogs;
+  }
+
   async getValue(key: string): Promise<string | null> {
     return this.#client.sendCommand<string | null>(['GET', this.prefix + key]);
   }
@@ -295,6 +352,7 @@ export class RedisBus implements EventBus {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#trimmer.stop();
     await Promise.all([...this.#subscriptions].map((subscription) => subscription.close()));
     if (!this.#client.isOpen) return;
     if (this.#client.isReady) await this.#client.close();
@@ -302,7 +360,8 @@ export class RedisBus implements EventBus {
   }
 
   #xadd(topic: string, fields: Fields): string[] {
-    return xaddArgs(this.#names.stream(topic), this.#maxlenFor(topic), fields);
+    this.#trimmer.touch(topic);
+    return xaddArgs(this.#names.stream(topic), fields);
   }
 }
 

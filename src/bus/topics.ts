@@ -27,6 +27,18 @@ export const GROUPS = {
 
 export type ServiceName = 'risk' | 'execution' | 'monitor';
 
+/**
+ * The groups that consume each topic in the loop (SPEC §1). Trimming treats a missing one
+ * as a group that has read nothing: its service has not started yet, and every entry is
+ * still unread for it.
+ */
+export const EXPECTED_GROUPS: Readonly<Record<string, readonly string[]>> = {
+  [TOPICS.signal]: [GROUPS.risk],
+  [TOPICS.safe]: [GROUPS.execution],
+  [TOPICS.execution]: [GROUPS.risk, GROUPS.monitor],
+  [TOPICS.tick]: [GROUPS.risk, GROUPS.execution, GROUPS.monitor],
+};
+
 export const DLQ_SUFFIX = '.dlq';
 
 export function dlqTopic(topic: string): string {

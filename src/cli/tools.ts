@@ -1,9 +1,11 @@
 /** `quantum signal`, `quantum streams` and its sub-commands. */
-import { compareIds, type EventBus } from '../bus/bus.js';
+import type { EventBus } from '../bus/bus.js';
 import { createBus } from '../bus/factory.js';
-import { formatStreamReport, streamReport } from '../bus/admin.js';
+import { REPORT_TOPICS, formatStreamReport, streamReport } from '../bus/admin.js';
 import { publishTradeSignal } from '../bus/publish.js';
-import { ALL_TOPICS, GROUPS, TOPICS } from '../bus/topics.js';
+import { GROUPS, TOPICS } from '../bus/topics.js';
+import { nextId, trimBehindConsumers } from '../bus/trim.js';
+import { snapshotKey } from '../services/common/host.js';
 import { SignalAction } from '../core/messages.js';
 import type { Config } from '../platform/config.js';
 import { redactUrl } from './serve.js';
@@ -13,7 +15,7 @@ type RedisConfig = Config & { redis_url: string };
 async function withBus<T>(config: RedisConfig, fn: (bus: EventBus) => Promise<T>): Promise<T> {
   let bus: EventBus;
   try {
-    bus = await createBus({ redisUrl: config.redis_url, prefix: config.stream_prefix, maxlen: config.streams.maxlen, connectTimeoutMs: 5000 });
+    bus = await createBus({ redisUrl: config.redis_url, prefix: config.stream_prefix, maxlen: config.streams.maxlen, connectTimeoutMs: 5000, trimIntervalMs: 0 });
   } catch (err) {
     throw new Error(`cannot connect to Redis at ${redactUrl(config.redis_url)}: ${(err as Error).message}`);
   }
@@ -71,43 +73,35 @@ export async function runTrim(config: RedisConfig, options: { maxlen: number; to
     console.error('quantum streams trim: --maxlen must be a whole number >= 0');
     return 2;
   }
-  const topics = options.topic ? [options.topic] : ALL_TOPICS;
+  const topics = options.topic ? [options.topic] : REPORT_TOPICS;
   return withBus(config, async (bus) => {
     for (const topic of topics) {
-      // The monitor and the risk service keep their state in snapshots; the fills behind
-      // them are history, but fills after the oldest snapshot must stay (SPEC §7).
-      if (topic === TOPICS.execution) {
-        const oldest = await oldestSnapshotCoverage(bus);
-        const removed = oldest ? await bus.trimBefore(topic, oldest) : 0;
-        console.log(`${topic}: removed ${removed} (kept everything from ${oldest ?? 'the start'}: needed by recovery)`);
-        continue;
-      }
-      const removed = await bus.trim(topic, options.maxlen);
-      console.log(`${topic}: removed ${removed}`);
+      const keepFrom = topic === TOPICS.execution ? await recoveryNeeds(bus) : null;
+      const result = await trimBehindConsumers(bus, topic, options.maxlen, { keepFrom });
+      const why = result.keptBecause ? `; ${result.length - options.maxlen} more than --maxlen kept: ${result.keptBecause}` : '';
+      console.log(`${topic}: removed ${result.removed}, ${result.length} left${why}`);
     }
     return 0;
   });
 }
 
 /**
- * The newest id trade.execution.res may be trimmed up to: entries every consumer group
- * has been handed and acknowledged (no group has pending entries), and that the
- * monitor's snapshot already covers. Null when nothing may go yet.
+ * What of trade.execution.res state recovery needs (SPEC §7): the fills after the
+ * monitor's snapshot; all of them when there is no snapshot (the monitor rebuilds from
+ * the whole stream).
  */
-async function oldestSnapshotCoverage(bus: EventBus): Promise<string | null> {
-  const text = await bus.getValue('snapshot:monitor');
-  if (!text) return null;
-  let watermark: string | null = null;
+async function recoveryNeeds(bus: EventBus): Promise<{ id: string; why: string }> {
+  const text = await bus.getValue(snapshotKey('monitor'));
+  let watermark: unknown = null;
   try {
-    const id = (JSON.parse(text) as { last_fill_id?: unknown }).last_fill_id;
-    watermark = typeof id === 'string' && id !== '0-0' ? id : null;
+    watermark = text ? (JSON.parse(text) as { last_fill_id?: unknown }).last_fill_id : null;
   } catch {
-    return null;
+    watermark = null;
   }
-  if (!watermark) return null;
-  const info = await bus.info(TOPICS.execution);
-  if (info.groups.some((g) => g.pending > 0)) return null;
-  return info.groups.reduce((min, g) => (compareIds(g.last_delivered_id, min) < 0 ? g.last_delivered_id : min), watermark);
+  if (typeof watermark !== 'string' || watermark === '0-0') {
+    return { id: '0-1', why: "the monitor has no readable snapshot: state recovery folds the whole stream" };
+  }
+  return { id: nextId(watermark), why: `state recovery needs the fills after the monitor's snapshot (${watermark})` };
 }
 
 export async function runCreateGroups(config: RedisConfig): Promise<number> {

@@ -14,6 +14,8 @@ export interface ServiceMetrics {
   signalToFill: Histogram<string>;
   /** Entries not yet delivered to this service's group, per topic. */
   busLag: Gauge<'topic'>;
+  /** Entries each group has not finished (undelivered + pending) on the streams this service uses. */
+  streamBacklog: Gauge<'topic' | 'group'>;
 }
 
 export function createServiceMetrics(service: string, options: { defaultMetrics?: boolean } = {}): ServiceMetrics {
@@ -44,6 +46,12 @@ export function createServiceMetrics(service: string, options: { defaultMetrics?
       name: 'qt_bus_lag_entries',
       help: 'Entries in a consumed stream not yet delivered to this service',
       labelNames: ['topic'] as const,
+      registers: [registry],
+    }),
+    streamBacklog: new Gauge({
+      name: 'qt_stream_backlog_entries',
+      help: 'Entries a consumer group has not finished (not yet delivered plus pending) on a stream; the stream is not trimmed past them',
+      labelNames: ['topic', 'group'] as const,
       registers: [registry],
     }),
   };

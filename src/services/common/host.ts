@@ -11,6 +11,7 @@
 import { compareIds, type EventBus, type Delivery, type Outbound, type StreamEntry, type Subscription } from '../../bus/bus.js';
 import { decodeSignal, decoderFor, type Fields } from '../../bus/codec.js';
 import { StreamNames, TOPICS, type ServiceName } from '../../bus/topics.js';
+import { backlogWarnings } from '../../bus/trim.js';
 import type { Clock } from '../../core/clock.js';
 import { ExecutionResult, PriceTick, RiskApprovedSignal, RiskRejection } from '../../core/messages.js';
 import type { Config } from '../../platform/config.js';
@@ -279,7 +280,13 @@ export class ServiceHost {
     return this.busUp;
   }
 
+  /** Consumer groups far behind on the streams this service uses (as of the bus's latest trim round). */
+  streamWarnings(): string[] {
+    return backlogWarnings(this.deps.bus.backlogs(), this.deps.config.streams.maxlen);
+  }
+
   async refreshLag(): Promise<void> {
+    for (const b of this.deps.bus.backlogs()) this.options.metrics.streamBacklog.set({ topic: b.topic, group: b.group }, (b.lag ?? 0) + b.pending);
     for (const topic of this.options.topics) {
       const info = await this.deps.bus.info(topic);
       const group = info.groups.find((g) => g.name === this.options.group);

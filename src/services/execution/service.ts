@@ -126,6 +126,8 @@ export class ExecutionService {
       mode: 'paper',
       bus: { kind: this.deps.bus.kind, connected: bus },
       fill_rate: this.state.fillRate(),
+      /** Consumer groups far behind (the stream grows until they catch up); still 200. */
+      warnings: this.host.streamWarnings(),
       uptime_s: Math.round((this.deps.clock.now() - this.startedAt) / 1000),
     };
   }

@@ -223,6 +223,8 @@ export class MonitorService {
       bus: { kind: this.deps.bus.kind, connected: bus },
       open_positions: this.state.openPositionCount(),
       unrealized_pnl_usd: this.state.unrealizedPnl(),
+      /** Consumer groups far behind (the stream grows until they catch up); still 200. */
+      warnings: this.host.streamWarnings(),
       uptime_s: Math.round((this.deps.clock.now() - this.startedAt) / 1000),
     };
   }

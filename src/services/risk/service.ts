@@ -183,6 +183,8 @@ export class RiskService {
       bus: { kind: this.deps.bus.kind, connected: bus },
       trading_state: this.state.state,
       approval_rate: this.state.approvalRate(),
+      /** Consumer groups far behind (the stream grows until they catch up); still 200. */
+      warnings: this.host.streamWarnings(),
       uptime_s: Math.round((this.deps.clock.now() - this.startedAt) / 1000),
     };
   }
