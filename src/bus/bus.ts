@@ -59,6 +59,11 @@ export interface SubscribeSettings<T> {
   claimIdleMs?: number;
   /** How often pending entries of dead consumers are looked for. Default 10 000 ms. */
   claimIntervalMs?: number;
+  /**
+   * The first claim takes every entry pending on the group, however briefly idle: for a
+   * consumer that holds its service's lease, so no other consumer can be working on them.
+   */
+  claimAllOnStart?: boolean;
   /** Where a newly created group starts: '0' (whole stream, default) or '$' (new entries only). */
   startId?: string;
   /** Called when reading, handling or committing fails in a way the bus retries. */

@@ -50,6 +50,13 @@ type RawInfo = (string | number | null | RawEntry)[];
 
 const RECONNECT_MAX_MS = 1000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/** SET NX PX, or PEXPIRE when the caller already holds it: one atomic step. */
+const LEASE_SCRIPT = `local holder = redis.call('GET', KEYS[1])
+if holder == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0`;
+const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
 /** The largest stream id: trimming before it is bounded by the count alone. */
 const MAX_ID = '18446744073709551615-18446744073709551615';
 /** Entries read to find an exact cut once whole nodes are gone (a node holds 100 by default). */
@@ -324,6 +331,20 @@ export class RedisBus implements EventBus {
 
   backlogs(): readonly GroupBacklog[] {
     return this.#trimmer.backlogs;
+  }
+
+  /**
+   * Takes the lease `key` (a name from StreamNames, unprefixed) for `holder`, or extends it
+   * when `holder` already has it, for ttlMs; false while someone else holds it.
+   */
+  async acquireOrRenewLease(key: string, holder: string, ttlMs: number): Promise<boolean> {
+    const reply = await this.#client.sendCommand<number>(['EVAL', LEASE_SCRIPT, '1', this.prefix + key, holder, String(ttlMs)]);
+    return Number(reply) === 1;
+  }
+
+  /** Gives the lease up when `holder` has it (a clean shutdown: the standby need not wait for it to lapse). */
+  async releaseLease(key: string, holder: string): Promise<void> {
+    await this.#client.sendCommand(['EVAL', RELEASE_SCRIPT, '1', this.prefix + key, holder]);
   }
 
   async getValue(key: string): Promise<string | null> {

@@ -60,4 +60,9 @@ export class StreamNames {
   snapshot(service: string): string {
     return `${this.prefix}snapshot:${service}`;
   }
+
+  /** The key of the lease held by a service's one active instance. */
+  lease(service: string): string {
+    return `${this.prefix}lease:${service}`;
+  }
 }

@@ -66,13 +66,18 @@ export async function connectWhenRedisIsUp(options: WaitForRedisOptions): Promis
         );
         lastError = '';
       }
-      server ??= await healthServer(options);
+      server ??= await serveUnavailable(options.host, options.port, {
+        status: 'degraded',
+        service: options.service,
+        bus: { kind: 'redis', connected: false },
+        message: `waiting for Redis at ${options.displayUrl}; the service starts as soon as it answers`,
+      });
       const wake = await Promise.race([sleep(delayMs).then(() => 'retry' as const), options.stopped.then(() => 'stop' as const)]);
       if (wake === 'stop' || stopped) return null;
       delayMs = Math.min(delayMs * 2, RETRY_MAX_MS);
     }
   } finally {
-    if (server) await new Promise<void>((resolve) => server?.close(() => resolve()));
+    if (server) await closeServer(server);
   }
 }
 
@@ -80,21 +85,20 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-/** Every request gets 503 with the same body as the service's /health when its bus is down. */
-async function healthServer(options: WaitForRedisOptions): Promise<Server> {
-  const body = JSON.stringify({
-    status: 'degraded',
-    service: options.service,
-    bus: { kind: 'redis', connected: false },
-    message: `waiting for Redis at ${options.displayUrl}; the service starts as soon as it answers`,
-  });
+/** Every request gets 503 with `body` (a service's /health while it cannot serve yet). */
+export async function serveUnavailable(host: string, port: number, body: Record<string, unknown>): Promise<Server> {
+  const text = JSON.stringify(body);
   const server = createServer((_request, response) => {
     response.writeHead(503, { 'content-type': 'application/json; charset=utf-8', 'retry-after': '1' });
-    response.end(body);
+    response.end(text);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
+    server.listen(port, host, () => resolve());
   });
   return server;
+}
+
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
 }

@@ -92,6 +92,12 @@ export const ConfigSchema = z.strictObject({
       maxlen: z.number().int().min(1000).default(100_000),
     })
     .prefault({}),
+  lease: z
+    .strictObject({
+      /** The active instance's lease lapses this long after its last renewal (renewed every fifth of it). */
+      ttl_ms: z.number().int().min(1000).max(600_000).default(10_000),
+    })
+    .prefault({}),
   demo: z
     .strictObject({
       signals_per_second: z.number().positive().max(100_000).default(2),

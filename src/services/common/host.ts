@@ -23,8 +23,14 @@ export interface ServiceDeps {
   config: Config;
   clock: Clock;
   logger: Logger;
-  /** Consumer name inside the group; stable across restarts so own pending entries resume at once. */
+  /**
+   * Consumer name inside the group. The default is stable (one process per service: its own
+   * pending entries resume at once); a process holding the service's lease uses one of its
+   * own and takes over every pending entry at start (`takeOverPending`).
+   */
   consumer?: string;
+  /** This instance holds the service's lease: the group's pending entries are all its to finish. */
+  takeOverPending?: boolean;
 }
 
 const DECODERS: Record<string, (fields: Fields, id: string) => unknown> = {
@@ -221,6 +227,7 @@ export class ServiceHost {
       group: this.options.group,
       consumer: this.consumer,
       batchSize: this.options.batchSize,
+      claimAllOnStart: this.deps.takeOverPending === true,
       decode: decodeTopic,
       handler: (delivery) => {
         const replayed = this.replayedThrough.get(delivery.topic);
