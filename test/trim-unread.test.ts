@@ -5,10 +5,12 @@
  * every one of 2,500 signals is decided. Meanwhile the upstream service's /health warns
  * (still 200) and /metrics shows the backlog per stream and group.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { GROUPS, TOPICS } from '../src/bus/topics.js';
+import { runTrim } from '../src/cli/tools.js';
 import { formatReport } from '../src/cli/validate-checks.js';
-import { waitFor } from './helpers/redis.js';
+import { defaultConfig, type Config } from '../src/platform/config.js';
+import { redisUrl, waitFor } from './helpers/redis.js';
 import { approval, metricValue, readPayloads, request, testConfig, testScope, uniqueId, waitForSettled } from './helpers/services.js';
 
 const scope = testScope('trim-unread');
@@ -82,6 +84,28 @@ describe('trimming never removes unread entries', () => {
     await waitForSettled(bus, GROUPS.risk, [TOPICS.signal], { timeoutMs: 60_000 });
     expect(risk2.service.stats().counts.received).toBe(2500);
     expect(await bus.length(TOPICS.rejected)).toBe(2500);
+  });
+
+  it('quantum streams trim trims exactly to --maxlen behind the groups and says what it kept and why', async () => {
+    const prefix = scope.newPrefix();
+    const bus = await scope.openBus(prefix, { trimIntervalMs: 0 });
+    await bus.ensureGroup(TOPICS.signal, GROUPS.risk, '0');
+    await publishInChunks(bus, TOPICS.rejected, Array.from({ length: 1500 }, (_, n) => ({ n })));
+    await publishInChunks(bus, TOPICS.signal, Array.from({ length: 1500 }, (_, n) => ({ n })));
+    await publishInChunks(bus, TOPICS.execution, Array.from({ length: 1500 }, (_, n) => ({ n })));
+    const lines: string[] = [];
+    const log = vi.spyOn(console, 'log').mockImplementation((line: string) => void lines.push(line));
+    try {
+      const config = defaultConfig({ redis_url: redisUrl(), stream_prefix: prefix }) as Config & { redis_url: string };
+      expect(await runTrim(config, { maxlen: 1000 })).toBe(0);
+    } finally {
+      log.mockRestore();
+    }
+    expect(lines).toContain(`${TOPICS.rejected}: removed 500, 1000 left`);
+    expect(lines.find((l) => l.startsWith(`${TOPICS.signal}:`))).toMatch(/removed 0, 1500 left; 500 more than --maxlen kept: group risk-safety has not read the rest yet/);
+    expect(lines.find((l) => l.startsWith(`${TOPICS.execution}:`))).toMatch(/removed 0, 1500 left; 500 more than --maxlen kept: group risk-safety does not exist yet/);
+    expect(await bus.length(TOPICS.rejected)).toBe(1000);
+    expect(await bus.length(TOPICS.signal)).toBe(1500);
   });
 
   it('quantum validate prints backlog warnings after the checks, not as a 14th check', () => {
