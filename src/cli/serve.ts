@@ -1,5 +1,4 @@
 /** `quantum risk|execution|monitor`: one service on Redis until SIGTERM/SIGINT. */
-import { createBus } from '../bus/factory.js';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { StreamNames, type ServiceName } from '../bus/topics.js';
@@ -108,13 +107,25 @@ function portMessage(name: ServiceName, config: Config, err: unknown): string {
 /** `quantum dashboard`: the web dashboard for a deployment on Redis. */
 export async function runDashboard(config: Config & { redis_url: string }): Promise<number> {
   const logger = createLogger().child({ service: 'dashboard' });
+  const stopped = untilSignal();
   let bus;
   try {
-    bus = await createBus({ redisUrl: config.redis_url, prefix: config.stream_prefix, maxlen: config.streams.maxlen });
+    bus = await connectWhenRedisIsUp({
+      service: 'dashboard',
+      redisUrl: config.redis_url,
+      displayUrl: redactUrl(config.redis_url),
+      prefix: config.stream_prefix,
+      maxlen: config.streams.maxlen,
+      logger,
+      host: config.host,
+      port: config.ports.dashboard,
+      stopped,
+    });
   } catch (err) {
-    console.error(`quantum dashboard: cannot connect to Redis at ${redactUrl(config.redis_url)}: ${(err as Error).message}`);
+    console.error(`quantum dashboard: cannot listen on ${config.host}:${config.ports.dashboard}: ${(err as Error).message}`);
     return 1;
   }
+  if (bus === null) return 0;
   const { startDashboard } = await import('../services/dashboard/server.js');
   let dashboard;
   try {
@@ -125,7 +136,7 @@ export async function runDashboard(config: Config & { redis_url: string }): Prom
     return 1;
   }
   console.log(`quantum dashboard: open ${dashboard.url}`);
-  await untilSignal();
+  await stopped;
   await dashboard.stop();
   await bus.close();
   return 0;
