@@ -21,6 +21,7 @@ import {
   newDeployment,
   postJson,
   removeScratch,
+  runQuantum,
   spawnQuantum,
   startServices,
   waitForHealth,
@@ -40,6 +41,7 @@ const CONFIG = {
 
 const prefix = uniquePrefix('lease');
 let services: Services | null = null;
+let deploymentEnvForUp: NodeJS.ProcessEnv | null = null;
 
 beforeAll(async () => {
   await ensureBuilt();
@@ -72,6 +74,12 @@ describe('one active instance per service', () => {
   it('a second risk instance waits as a hot standby and takes over after kill -9 of the active one: nothing lost or doubled', async () => {
     const deployment = await newDeployment(prefix, CONFIG);
     services = await startServices(deployment);
+    const [upRisk = 0, upExecution = 0, upMonitor = 0] = await freePorts(3);
+    deploymentEnvForUp = deploymentEnv(deployment, {
+      QT_RISK_PORT: String(upRisk),
+      QT_EXECUTION_PORT: String(upExecution),
+      QT_MONITOR_PORT: String(upMonitor),
+    });
     const bus = await RedisBus.connect({ url: redisUrl(), prefix, onError: () => undefined, trimIntervalMs: 0 });
     try {
       for (const [symbol, price] of Object.entries(PRICES)) await postJson(`${services.url('execution')}/prices/${symbol}`, { price });
@@ -145,4 +153,11 @@ describe('one active instance per service', () => {
       await bus.close();
     }
   }, 180_000);
+
+  it('quantum up on the same Redis account refuses to start while the services run (one line, exit 1)', async () => {
+    expect(deploymentEnvForUp).not.toBeNull();
+    const result = await runQuantum(['up', '--no-demo', '--plain', '--no-dashboard'], deploymentEnvForUp!, 60_000);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toMatch(/^quantum up: (risk|execution|monitor) is already running on this account \(another instance holds lease:\w+\); stop it or use another stream_prefix$/);
+  }, 90_000);
 });

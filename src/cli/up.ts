@@ -11,6 +11,8 @@ import { createLogger, type Logger } from '../platform/logger.js';
 import { startLoop, type Loop } from '../services/loop.js';
 import { redactUrl } from './serve.js';
 import { untilSignal } from './signals.js';
+import { holdServiceLeases } from '../services/common/lease.js';
+import { hostname } from 'node:os';
 import { renderSummary, renderSummaryLine, type SummaryFigures } from './summary.js';
 
 export interface UpOptions {
@@ -38,11 +40,25 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
     return 1;
   }
 
+  // On Redis, one active instance per service and account: all three leases or none.
+  const leases = await holdServiceLeases(bus, {
+    services: ['risk', 'execution', 'monitor'],
+    holder: `${hostname()}/${config.host}:up`,
+    ttlMs: config.lease.ttl_ms,
+    logger,
+  });
+  if (leases && 'refused' in leases) {
+    console.error(`quantum up: ${leases.refused}`);
+    await bus.close();
+    return 1;
+  }
+
   let loop: Loop;
   try {
     loop = await startLoop({ bus, config, clock: systemClock, logger, listen: true, demo: options.demo });
   } catch (err) {
     console.error(`quantum up: ${(err as Error).message}`);
+    await leases?.release();
     await bus.close();
     return 1;
   }
@@ -80,12 +96,21 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
   draw();
   const timer = setInterval(draw, live ? TTY_REFRESH_MS : PLAIN_REFRESH_MS);
 
-  const signal = await untilSignal();
+  const outcome = await Promise.race([untilSignal().then((signal) => ({ signal })), ...(leases ? [leases.lost.then((why) => ({ why }))] : [])]);
   clearInterval(timer);
   if (live) process.stdout.write('\n');
-  console.log(`quantum up: ${signal} received, stopping…`);
+  if ('why' in outcome) {
+    // Fenced: stop consuming before the lease can lapse in Redis.
+    console.error(`quantum up: lease lost (${outcome.why}), stopping`);
+    await loop.stop();
+    await dashboard?.stop();
+    await bus.close();
+    return 1;
+  }
+  console.log(`quantum up: ${outcome.signal} received, stopping…`);
   await dashboard?.stop();
   await loop.stop();
+  await leases?.release();
   await bus.close();
   console.log('quantum up: stopped cleanly');
   return 0;

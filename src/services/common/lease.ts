@@ -7,6 +7,7 @@
  * it lapse (measured from when the last successful renewal was sent), and stops
  * consuming then, so it has stopped before another instance can take the lease.
  */
+import { StreamNames } from '../../bus/topics.js';
 import type { Logger } from '../../platform/logger.js';
 
 /** What a lease needs from the bus (RedisBus; the embedded bus needs no lease: one process). */
@@ -127,4 +128,41 @@ export class ServiceLease {
       // it lapses by itself
     }
   }
+}
+
+export interface HeldLeases {
+  /** Resolves (with why) when any of them is lost. */
+  lost: Promise<string>;
+  release(): Promise<void>;
+}
+
+/**
+ * `quantum up` on Redis runs all three services in one process: it takes all three leases
+ * or none (no standby: it refuses with one line naming a service already running on the
+ * account). Null on a bus that needs no lease (embedded).
+ */
+export async function holdServiceLeases(
+  bus: unknown,
+  options: { services: readonly string[]; holder: string; ttlMs: number; logger: Logger },
+): Promise<HeldLeases | { refused: string } | null> {
+  if (!isLeaseStore(bus)) return null;
+  const leases: ServiceLease[] = [];
+  for (const service of options.services) {
+    const key = new StreamNames('').lease(service);
+    const lease = new ServiceLease({ store: bus, key, holder: `${options.holder}:${service}`, ttlMs: options.ttlMs, logger: options.logger });
+    if (!(await lease.tryAcquire())) {
+      await Promise.all(leases.map((held) => held.release()));
+      return { refused: `${service} is already running on this account (another instance holds ${key}); stop it or use another stream_prefix` };
+    }
+    leases.push(lease);
+  }
+  const lost = new Promise<string>((resolve) => {
+    for (const lease of leases) lease.keepRenewing(resolve);
+  });
+  return {
+    lost,
+    release: async () => {
+      await Promise.all(leases.map((lease) => lease.release()));
+    },
+  };
 }
