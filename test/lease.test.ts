@@ -123,6 +123,12 @@ describe('one active instance per service', () => {
         { timeoutMs: 60_000, what: 'the loop to settle after the takeover' },
       );
 
+      // The killed instance's consumer (nothing pending any more) is dropped from the group.
+      await waitFor(
+        async () => (await bus.info(TOPICS.signal)).groups.find((g) => g.name === GROUPS.risk)?.consumers === 1,
+        { timeoutMs: 30_000, what: "the killed instance's consumer to be removed" },
+      );
+
       const published = [...first, ...second].map((s) => s.signal_id);
       const approvals = await readPayloads(bus, TOPICS.safe, RiskApprovedSignal);
       const rejections = await readPayloads(bus, TOPICS.rejected, RiskRejection);

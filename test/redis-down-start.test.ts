@@ -3,12 +3,15 @@
  * with 503, retries with backoff logging one short line per attempt (no stack trace), and
  * starts as soon as Redis answers.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, http, killAll, removeScratch, spawnQuantum, deploymentEnv, writeConfig, waitForHealth } from './helpers/processes.js';
 import { freePorts } from './helpers/ports.js';
 import { cleanupPrefix, startPrivateRedis, uniquePrefix, waitFor, type PrivateRedis } from './helpers/redis.js';
 
 let redis: PrivateRedis | null = null;
+beforeAll(async () => {
+  await ensureBuilt();
+}, 240_000);
 afterAll(async () => {
   await killAll();
   await redis?.destroy();
@@ -17,7 +20,6 @@ afterAll(async () => {
 
 describe('quantum risk started while Redis is down', () => {
   it('stays up with /health 503 and one warning line per attempt, then starts once Redis answers', async () => {
-    await ensureBuilt();
     const [redisPort = 0, risk = 0, execution = 0, monitor = 0] = await freePorts(4);
     const prefix = uniquePrefix('redis-down-start');
     const deployment = {
@@ -53,5 +55,5 @@ describe('quantum risk started while Redis is down', () => {
     expect(proc.stdout).toContain('Redis is reachable; starting');
     expect((await proc.stop()).code).toBe(0);
     await cleanupPrefix(redis.url, prefix);
-  });
+  }, 120_000);
 });

@@ -325,6 +325,30 @@ export class RedisBus implements EventBus {
     }
   }
 
+  /**
+   * Removes the group's consumers other than `keep` that have nothing pending and have
+   * been idle at least minIdleMs (processes that are gone: each process joins under a
+   * name of its own). Returns how many went.
+   */
+  async forgetIdleConsumers(topic: string, group: string, keep: string, minIdleMs: number): Promise<number> {
+    const key = this.#names.stream(topic);
+    let consumers: RawInfo[];
+    try {
+      consumers = await this.#client.sendCommand<RawInfo[]>(['XINFO', 'CONSUMERS', key, group]);
+    } catch (error) {
+      if (isRedisError(error, 'NOGROUP') || isRedisError(error, 'no such key')) return 0;
+      throw error;
+    }
+    let removed = 0;
+    for (const consumer of consumers.map(infoMap)) {
+      const name = String(consumer.get('name'));
+      if (name === keep || Number(consumer.get('pending') ?? 0) > 0 || Number(consumer.get('idle') ?? 0) < minIdleMs) continue;
+      await this.#client.sendCommand(['XGROUP', 'DELCONSUMER', key, group, name]);
+      removed += 1;
+    }
+    return removed;
+  }
+
   trimNow(): Promise<TrimResult[]> {
     return this.#trimmer.runOnce();
   }

@@ -73,6 +73,14 @@ export interface ReplayedEntry {
 /** Why a stored snapshot is not used; null when it was restored. */
 type SnapshotProblem = string | null;
 
+/** What a Redis bus offers to tidy a group's consumer list (the embedded bus has one process). */
+interface ConsumerJanitor {
+  forgetIdleConsumers(topic: string, group: string, keep: string, minIdleMs: number): Promise<number>;
+}
+
+/** After this long the start-up claims are done and stopped processes' consumers can go. */
+const CONSUMER_CLEANUP_DELAY_MS = 5000;
+
 /** Entries read per page while rebuilding from the streams. */
 const REPLAY_PAGE = 2000;
 
@@ -251,6 +259,25 @@ export class ServiceHost {
         logger.warn({ err }, 'bus error; retrying');
       },
     });
+    this.scheduleConsumerCleanup();
+  }
+
+  /**
+   * With the lease held: once the takeover claims have run, drops the consumers of
+   * processes that are gone (nothing pending, idle longer than the lease ttl), so
+   * `quantum streams` does not list one consumer per restart.
+   */
+  private scheduleConsumerCleanup(): void {
+    const bus = this.deps.bus as EventBus & Partial<ConsumerJanitor>;
+    if (!this.deps.takeOverPending || typeof bus.forgetIdleConsumers !== 'function') return;
+    const timer = setTimeout(() => {
+      void (async () => {
+        for (const topic of this.options.topics) {
+          await bus.forgetIdleConsumers?.(topic, this.options.group, this.consumer, this.deps.config.lease.ttl_ms);
+        }
+      })().catch((err: unknown) => this.deps.logger.warn({ err }, 'removing the consumers of stopped processes failed'));
+    }, CONSUMER_CLEANUP_DELAY_MS);
+    timer.unref();
   }
 
   /**
