@@ -173,8 +173,9 @@ export class ServiceHost {
    * Folds, in stream-id order across `topics`, every entry the service's group has been
    * handed on them (up to each group's last-delivered id). Entries of those topics still
    * pending on the group are folded here too, so they are acknowledged without being
-   * handled again when they are delivered once more. Malformed entries (dead-lettered
-   * when they were delivered) are skipped. Returns the entries folded per topic.
+   * handled again when they are delivered once more. Malformed entries, and entries
+   * `visit` throws on (both dead-lettered when they were delivered), are skipped.
+   * Returns the entries folded per topic.
    */
   async replayDelivered(topics: readonly string[], visit: (entry: ReplayedEntry) => void): Promise<Map<string, number>> {
     const { bus } = this.deps;
@@ -210,7 +211,11 @@ export class ServiceHost {
       } catch {
         continue;
       }
-      visit({ topic: next.topic, id: entry.id, message });
+      try {
+        visit({ topic: next.topic, id: entry.id, message });
+      } catch {
+        continue; // an entry the state refuses was dead-lettered when it was delivered
+      }
       next.count += 1;
     }
     return new Map(cursors.map((cursor) => [cursor.topic, cursor.count]));
