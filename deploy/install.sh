@@ -13,6 +13,8 @@
 #   4. renders the three units from deploy/*.service into /etc/systemd/system,
 #      installs /usr/local/bin/quantum and /etc/logrotate.d/quantum-trader,
 #      then systemctl daemon-reload and enable
+#      (and the trade journal's unit, quantum-journal.service: installed, not enabled;
+#      see docs/journal.md)
 #   5. starts risk -> execution -> monitor; after each start checks `systemctl
 #      is-active` and GET /health on its port (retries until a deadline); prints one
 #      ✅/❌ line per service and DEPLOYMENT SUCCESSFUL, or the failure and the log to read
@@ -30,6 +32,8 @@ set -euo pipefail
 umask 022
 
 readonly UNITS=(quantum-risk-safety.service quantum-execution.service quantum-position-monitor.service)
+# Installed beside them but enabled by the operator (it needs a journal.url decision).
+readonly JOURNAL_UNIT=quantum-journal.service
 readonly SERVICE_USER=quantum
 readonly LOG_DIR=/var/log/quantum
 readonly ETC_DIR=/etc/quantum
@@ -41,7 +45,7 @@ readonly MARKER=.quantum-installed
 
 # unit -> command, log name, port variable, default port
 unit_command() { case "$1" in quantum-risk-safety.service) echo risk ;; quantum-execution.service) echo execution ;; *) echo monitor ;; esac; }
-unit_log() { case "$1" in quantum-risk-safety.service) echo risk-safety ;; quantum-execution.service) echo execution ;; *) echo position-monitor ;; esac; }
+unit_log() { case "$1" in quantum-risk-safety.service) echo risk-safety ;; quantum-execution.service) echo execution ;; quantum-journal.service) echo journal ;; *) echo position-monitor ;; esac; }
 unit_port_var() { case "$1" in quantum-risk-safety.service) echo QT_RISK_PORT ;; quantum-execution.service) echo QT_EXECUTION_PORT ;; *) echo QT_MONITOR_PORT ;; esac; }
 unit_port_default() { case "$1" in quantum-risk-safety.service) echo 8003 ;; quantum-execution.service) echo 8002 ;; *) echo 8004 ;; esac; }
 
@@ -128,8 +132,8 @@ render_unit() { # template out: fill in @APP_DIR@ and @NODE@
 
 if [ -n "$RENDER_ONLY" ]; then
   mkdir -p "$RENDER_ONLY"
-  for unit in "${UNITS[@]}"; do render_unit "$SRC_DIR/deploy/$unit" "$RENDER_ONLY/$unit"; done
-  echo "rendered ${UNITS[*]} into $RENDER_ONLY (install dir $APP_DIR, node $NODE_BIN)"
+  for unit in "${UNITS[@]}" "$JOURNAL_UNIT"; do render_unit "$SRC_DIR/deploy/$unit" "$RENDER_ONLY/$unit"; done
+  echo "rendered ${UNITS[*]} $JOURNAL_UNIT into $RENDER_ONLY (install dir $APP_DIR, node $NODE_BIN)"
   exit 0
 fi
 
@@ -147,7 +151,7 @@ NPM_VERSION="$("${NPM_CMD[@]}" --version 2>/dev/null || true)"
 [ -n "$NPM_VERSION" ] || die "npm is not installed (it comes with Node.js >= 20)"
 command -v "${CURL_CMD[0]}" >/dev/null || die "curl is not installed (apt-get install -y curl); it checks each service's /health"
 command -v "${SYSTEMCTL_CMD[0]}" >/dev/null || die "systemctl not found: this installer needs systemd (for containers, use deploy/docker-compose.core.yml)"
-for f in package.json package-lock.json bin/quantum.js deploy/logrotate.conf deploy/quantum-cli.sh "${UNITS[@]/#/deploy/}"; do
+for f in package.json package-lock.json bin/quantum.js deploy/logrotate.conf deploy/quantum-cli.sh "${UNITS[@]/#/deploy/}" "deploy/$JOURNAL_UNIT"; do
   [ -f "$SRC_DIR/$f" ] || die "$SRC_DIR does not look like the quantum-trader repository: $f is missing"
 done
 if [ -z "$ROOT" ] && [ "$(id -u)" -ne 0 ]; then
@@ -190,7 +194,7 @@ else
   tar -C "$SRC_DIR" \
     --exclude=./.git --exclude=node_modules --exclude=./dist --exclude=./coverage \
     --exclude=./test-output --exclude=./bench/results --exclude='*.log' \
-    --exclude=./quantum.config.json \
+    --exclude=./quantum.config.json --exclude='./quantum-journal.sqlite*' \
     -cf - . | tar -C "$STAGE" -xf -
   build_in "$STAGE"
   echo "installed by deploy/install.sh from $SRC_DIR on $(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$STAGE/$MARKER"
@@ -211,7 +215,7 @@ fi
 say "log folder $LOG_DIR"
 mkdir -p "$ROOT$LOG_DIR"
 chmod 0750 "$ROOT$LOG_DIR"
-for unit in "${UNITS[@]}"; do
+for unit in "${UNITS[@]}" "$JOURNAL_UNIT"; do
   # Created here so they belong to the service user (systemd would create them as root).
   touch "$ROOT$LOG_DIR/$(unit_log "$unit").log"
   chmod 0640 "$ROOT$LOG_DIR/$(unit_log "$unit").log"
@@ -244,6 +248,9 @@ QT_MONITOR_PORT=8004
 #QT_DASHBOARD_PORT=8000
 #QT_STREAM_PREFIX=
 #QT_CONFIG=/etc/quantum/quantum.config.json
+# The trade journal (quantum-journal.service, docs/journal.md): sqlite:PATH or postgres://…
+QT_JOURNAL_URL=sqlite:/var/lib/quantum/journal.sqlite
+#QT_JOURNAL_SCHEMA=quantum
 EOF
   chmod 0640 "$tmp"
   "${CHOWN_CMD[@]}" "root:$SERVICE_USER" "$tmp" || die "could not chown $ENV_FILE"
@@ -263,6 +270,12 @@ PREVIOUS=0
 for unit in "${UNITS[@]}"; do
   if [ -f "$ROOT$UNIT_DIR/$unit" ]; then PREVIOUS=1; fi
 done
+JOURNAL_WAS_ACTIVE=0
+if [ -f "$ROOT$UNIT_DIR/$JOURNAL_UNIT" ] && "${SYSTEMCTL_CMD[@]}" is-active --quiet "$JOURNAL_UNIT"; then
+  JOURNAL_WAS_ACTIVE=1
+  say "stopping $JOURNAL_UNIT for the upgrade (started again after the others)"
+  "${SYSTEMCTL_CMD[@]}" stop "$JOURNAL_UNIT" || echo "    (stop $JOURNAL_UNIT failed; continuing)"
+fi
 if [ "$PREVIOUS" -eq 1 ]; then
   say "stopping the running services for the upgrade (monitor -> execution -> risk)"
   for ((i = ${#UNITS[@]} - 1; i >= 0; i--)); do
@@ -282,7 +295,7 @@ fi
 # ---- 4. units, wrapper, logrotate --------------------------------------------------
 say "writing units to $UNIT_DIR"
 mkdir -p "$ROOT$UNIT_DIR"
-for unit in "${UNITS[@]}"; do
+for unit in "${UNITS[@]}" "$JOURNAL_UNIT"; do
   render_unit "$DEST/deploy/$unit" "$ROOT$UNIT_DIR/$unit.tmp"
   chmod 0644 "$ROOT$UNIT_DIR/$unit.tmp"
   mv -f "$ROOT$UNIT_DIR/$unit.tmp" "$ROOT$UNIT_DIR/$unit"
@@ -371,6 +384,15 @@ if [ -n "$FAILED" ]; then
   echo "DEPLOYMENT FAILED: $FAILED is not healthy."
   echo "Read its log: $FAILED_LOG   (tail -n 50 $FAILED_LOG; journalctl -u $FAILED -n 50)"
   exit 1
+fi
+if [ "$JOURNAL_WAS_ACTIVE" -eq 1 ]; then
+  if "${SYSTEMCTL_CMD[@]}" start "$JOURNAL_UNIT" && "${SYSTEMCTL_CMD[@]}" is-active --quiet "$JOURNAL_UNIT"; then
+    echo "✅ $JOURNAL_UNIT: active again"
+  else
+    echo "❌ $JOURNAL_UNIT: did not start again (read $LOG_DIR/journal.log); the loop runs without it"
+  fi
+else
+  echo "Trade journal: systemctl enable --now $JOURNAL_UNIT   (QT_JOURNAL_URL in $ENV_FILE; docs/journal.md)"
 fi
 echo "Next: quantum validate   (needs traffic: quantum signal BTCUSDT BUY 0.8)"
 echo "Logs: tail -f $LOG_DIR/{risk-safety,execution,position-monitor}.log"

@@ -7,12 +7,14 @@
 # units, /usr/local/bin/quantum, /etc/logrotate.d/quantum-trader and the install dir
 # (only when install.sh copied it there: a repository built in place is left alone).
 # Keeps /etc/quantum (config, API token) and /var/log/quantum unless --purge, which also
-# removes the `quantum` user. Trading state lives in Redis and is never touched.
+# removes the `quantum` user. Trading state lives in Redis and is never touched, nor is
+# the trade journal's database (/var/lib/quantum, or the PostgreSQL in QT_JOURNAL_URL).
 #
 # Same test hooks as install.sh: QT_ROOT, SYSTEMCTL, USERDEL.
 set -euo pipefail
 
 readonly UNITS=(quantum-risk-safety.service quantum-execution.service quantum-position-monitor.service)
+readonly JOURNAL_UNIT=quantum-journal.service
 readonly SERVICE_USER=quantum
 
 usage() {
@@ -54,15 +56,17 @@ if [ -z "$ROOT" ] && [ "$(id -u)" -ne 0 ]; then
 fi
 
 echo "==> stopping and disabling the services (monitor -> execution -> risk)"
+# The journal first: it reads what the others publish.
+"${SYSTEMCTL_CMD[@]}" stop "$JOURNAL_UNIT" 2>/dev/null || true
 for ((i = ${#UNITS[@]} - 1; i >= 0; i--)); do
   "${SYSTEMCTL_CMD[@]}" stop "${UNITS[$i]}" 2>/dev/null || true
 done
-"${SYSTEMCTL_CMD[@]}" disable "${UNITS[@]}" 2>/dev/null || true
+"${SYSTEMCTL_CMD[@]}" disable "${UNITS[@]}" "$JOURNAL_UNIT" 2>/dev/null || true
 
 echo "==> removing units, /usr/local/bin/quantum, /etc/logrotate.d/quantum-trader"
-for unit in "${UNITS[@]}"; do rm -f -- "$ROOT/etc/systemd/system/$unit"; done
+for unit in "${UNITS[@]}" "$JOURNAL_UNIT"; do rm -f -- "$ROOT/etc/systemd/system/$unit"; done
 "${SYSTEMCTL_CMD[@]}" daemon-reload || true
-"${SYSTEMCTL_CMD[@]}" reset-failed "${UNITS[@]}" 2>/dev/null || true
+"${SYSTEMCTL_CMD[@]}" reset-failed "${UNITS[@]}" "$JOURNAL_UNIT" 2>/dev/null || true
 rm -f -- "$ROOT/usr/local/bin/quantum" "$ROOT/etc/logrotate.d/quantum-trader"
 
 if [ -f "$ROOT$APP_DIR/.quantum-installed" ]; then

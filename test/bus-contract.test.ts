@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { compareIds, type Delivery, type EventBus, type Outbound, type StreamEntry, type SubscribeOptions, type Subscription } from '../src/bus/bus.js';
+import { RefusedEntry, compareIds, type Delivery, type EventBus, type Outbound, type StreamEntry, type SubscribeOptions, type Subscription } from '../src/bus/bus.js';
 import { decoderFor } from '../src/bus/codec.js';
 import { EmbeddedBus } from '../src/bus/embedded.js';
 import { RedisBus } from '../src/bus/redis.js';
@@ -321,6 +321,28 @@ function busContract(harness: BusHarness): void {
     await waitFor(async () => (await bus.length('done')) === 3, { what: 'the next entry' });
     expect((await numbersIn(bus, 'done')).sort()).toEqual([1, 3, 4]);
     await waitFor(async () => (await pendingOf(bus, 'flaky', 'g')) === 0, { what: 'all acknowledged' });
+  });
+
+  it('dead-letters an entry its handler refuses (RefusedEntry) at once with the reason, without retries or errors', async () => {
+    const bus = await harness.create();
+    const ids = await publishNumbers(bus, 'refused', [1, 2, 3]);
+    const attempts: number[] = [];
+    const errors: unknown[] = [];
+    const handler = (delivery: Delivery<Numbered>): Outbound[] => {
+      if (delivery.message.n === 2) {
+        attempts.push(delivery.attempt);
+        throw new RefusedEntry('FUTURE_TS: too far ahead');
+      }
+      return [{ topic: 'refused-done', payload: { n: delivery.message.n } }];
+    };
+    subscribeNumbers(bus, { topic: 'refused', group: 'g', consumer: 'c1', maxAttempts: 3, retryDelayMs: 20, handler, onError: (e) => errors.push(e) });
+    await waitFor(async () => (await bus.length('refused-done')) === 2, { what: 'the other outputs' });
+    await waitFor(async () => (await bus.length(dlqTopic('refused'))) === 1, { what: 'the dead letter' });
+    const [dead] = await bus.readAfter(dlqTopic('refused'), '0', 10);
+    expect(dead?.fields).toMatchObject({ dlq_error: 'FUTURE_TS: too far ahead', dlq_source_id: ids[1], dlq_attempts: '1' });
+    expect(attempts).toEqual([1]);
+    expect(errors).toEqual([]);
+    await waitFor(async () => (await pendingOf(bus, 'refused', 'g')) === 0, { what: 'all acknowledged' });
   });
 
   it('claims entries left pending by a dead consumer once they are idle', async () => {

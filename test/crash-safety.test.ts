@@ -53,7 +53,11 @@ const PRICES: Record<string, number> = { BTCUSDT: 64_250.5, ETHUSDT: 3_412.37, B
 const SYMBOLS = Object.keys(PRICES);
 
 const CONFIG = {
-  execution: { price_interval_ms: 0 },
+  // At frozen prices every round trip loses exactly its costs; after 10 such losses the
+  // governor finds no edge (b = 0 from the account's round trips) and stops entering. At
+  // zero cost a round trip breaks even, so the loop keeps trading for all 1,000 signals.
+  // (The limits-on variant below keeps the real fees and slippage.)
+  execution: { price_interval_ms: 0, fee_rate: 0, max_slippage_pct: 0 },
   monitor: { mark_interval_ms: 0 },
   risk: {
     // So most signals act: no cooldown after a losing round trip, no daily cap.
@@ -62,8 +66,28 @@ const CONFIG = {
     // In-flight orders expire by wall-clock time, on purpose (a dead execution service);
     // a restart under load must not reach it, or decisions would depend on timing.
     inflight_timeout_ms: 600_000,
+    // The signals are stamped once, before run A: run B would find them stale.
+    max_signal_age_ms: 0,
   },
 };
+
+/**
+ * The limits as deployed (issue #11): cooldown 60 minutes after a losing round trip, 20
+ * entries a day, approvals expiring after 30 s, signals older than 60 s refused. Each is
+ * deterministic within a run of a few minutes (a restart takes seconds): the decisions
+ * must still be identical, cooldown and daily cap included, across kill -9 and restarts.
+ */
+const CONFIG_LIMITS_ON = {
+  execution: { price_interval_ms: 0 },
+  monitor: { mark_interval_ms: 0 },
+  risk: { cooldown_minutes: 60, max_daily_entries: 20, inflight_timeout_ms: 30_000, max_signal_age_ms: 60_000 },
+};
+
+interface RunOptions {
+  config?: Record<string, unknown>;
+  /** Stamp each signal when it is published (so max_signal_age_ms can stay on). */
+  stampAtPublish?: boolean;
+}
 
 /** mulberry32: a small seeded generator, so the input is the same on every run. */
 function seeded(seed: number): () => number {
@@ -134,11 +158,11 @@ const INPUTS: Record<ServiceKey, { group: string; topics: string[] }> = {
   monitor: { group: GROUPS.monitor, topics: [TOPICS.execution, TOPICS.tick] },
 };
 
-async function run(label: string, signals: readonly TradeSignal[], withKills: boolean): Promise<RunOutcome> {
+async function run(label: string, signals: readonly TradeSignal[], withKills: boolean, options: RunOptions = {}): Promise<RunOutcome> {
   const started = performance.now();
   const prefix = uniquePrefix(`crash-${label}`);
   prefixes.push(prefix);
-  const deployment = await newDeployment(prefix, CONFIG);
+  const deployment = await newDeployment(prefix, options.config ?? CONFIG);
   const services = await startServices(deployment);
   runs.push(services);
   const stream = await RedisBus.connect({ url: redisUrl(), prefix, onError: () => undefined });
@@ -170,7 +194,9 @@ async function run(label: string, signals: readonly TradeSignal[], withKills: bo
         `risk to work off its backlog (published ${published})`,
       );
       const chunk = signals.slice(published, published + CHUNK);
-      await stream.publishMany(chunk.map((payload) => ({ topic: TOPICS.signal, payload })));
+      const now = Date.now();
+      const stamped = options.stampAtPublish ? chunk.map((signal) => ({ ...signal, ts: now })) : chunk;
+      await stream.publishMany(stamped.map((payload) => ({ topic: TOPICS.signal, payload })));
       published += chunk.length;
 
       const due = schedule[0];
@@ -343,6 +369,36 @@ describe('kill -9 mid-run changes nothing', () => {
     expect(b.riskStats).toEqual(a.riskStats);
     expect(b.executionStats).toEqual(a.executionStats);
   }, 240_000);
+});
+
+describe('kill -9 mid-run changes nothing, with cooldown, the daily cap, expiry and signal age on', () => {
+  it('1,000 signals at the deployed limits: the killed run ends identical to the uninterrupted one', async () => {
+    const signals = signalList();
+    const options: RunOptions = { config: CONFIG_LIMITS_ON, stampAtPublish: true };
+    const a = await run('limits-a', signals, false, options);
+    const b = await run('limits-b', signals, true, options);
+    console.info(
+      `crash safety (limits on): run A ${a.ms} ms, run B ${b.ms} ms; ${a.counts.approved} approved, ${a.counts.rejected} rejected, ` +
+        `${a.counts.skipped} skipped, ${a.counts.filled} filled; kills: ${JSON.stringify(b.kills)}`,
+    );
+    // The limits bind: at most 20 entries a day, and rejections for them.
+    const reasons = Object.values(a.decisions).flatMap((d) => ((d as { reasons?: string[] }).reasons ?? []));
+    const entries = Object.values(a.decisions).filter((d) => (d as { intent?: string }).intent !== undefined && (d as { intent?: string }).intent !== 'CLOSE');
+    expect(entries.length).toBeGreaterThan(0);
+    expect(entries.length).toBeLessThanOrEqual(20);
+    expect(reasons.some((r) => r === 'DAILY_LIMIT' || r === 'COOLDOWN')).toBe(true);
+    expect(b.kills.map((k) => k.service)).toEqual(['risk', 'execution', 'monitor']);
+    expect(b.kills.every((k) => k.restored)).toBe(true);
+
+    expect(firstDifference(a.decisions, b.decisions), 'decisions').toBeUndefined();
+    expect(firstDifference(a.fills, b.fills), 'execution results').toBeUndefined();
+    expect(firstDifference(a.positionUpdates, b.positionUpdates), 'position updates').toBeUndefined();
+    expect(b.counts).toEqual(a.counts);
+    expect(b.portfolio).toEqual(a.portfolio);
+    expect(b.positions).toEqual(a.positions);
+    expect(b.riskStats).toEqual(a.riskStats);
+    expect(b.executionStats).toEqual(a.executionStats);
+  }, 300_000);
 });
 
 describe('a price tick in flight to a killed execution service', () => {

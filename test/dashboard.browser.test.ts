@@ -284,13 +284,17 @@ describe.skipIf(!haveChromium && !process.env.CI)('dashboard in a browser', () =
 
   it('shows a service that went down, and recovers by itself when it is back', async () => {
     const port = rig.config.ports.risk;
+    // The pill names what blocks entries: the losing manual close above started a cooldown.
+    const before = await page.locator('#trading-state').getAttribute('data-state');
+    expect(before).toBe('COOLDOWN');
+    expect(await page.locator('#cooldown').textContent()).toMatch(/^COOLDOWN until \d\d:\d\d:\d\d UTC$/);
     await rig.loop.risk.stop();
     await page.locator('#services li[data-service="risk"][data-status="down"]').waitFor(WAIT);
-    await page.locator('#trading-state', { hasText: 'ACTIVE?' }).waitFor(WAIT);
+    await page.locator('#trading-state', { hasText: 'COOLDOWN?' }).waitFor(WAIT);
 
     rig.risk = await launchService('risk', { bus: rig.bus, config: rig.config, clock: rig.clock, logger: silentLogger, listen: true, port });
     await page.locator('#services li[data-service="risk"][data-status="up"]').waitFor(WAIT);
-    await page.locator('#trading-state[data-state="ACTIVE"]').waitFor(WAIT);
+    await page.locator('#trading-state[data-state="COOLDOWN"]').waitFor(WAIT);
     expect(await page.evaluate('window.__sameDocument')).toBe(true);
   });
 
@@ -338,6 +342,30 @@ describe.skipIf(!haveChromium && !process.env.CI)('dashboard in a browser, with 
       await row.locator('button.close-btn.armed').click();
       await page.locator('#close-result[data-outcome="closed"]').waitFor(WAIT);
       await row.waitFor({ state: 'detached', ...WAIT });
+    } finally {
+      await browser.close();
+      await rig.stop();
+    }
+  });
+});
+
+describe.skipIf(!haveChromium && !process.env.CI)('dashboard in a browser: protective exits', () => {
+  it('shows a position\'s armed levels, then the stop\'s reason on its closing fill', async () => {
+    if (!haveChromium) throw new Error(`${CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)`);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const rig = await startRig();
+    try {
+      const page = await browser.newPage();
+      await page.goto(rig.dashboard.url);
+      await page.locator('body[data-ready="true"]').waitFor(WAIT);
+      await publishTradeSignal(rig.bus, 'XRPUSDT', 'BUY', 0.85, 'xgb', { stop_loss: 0.55, take_profit: 0.7 }, rig.clock);
+      const row = page.locator('#positions tbody tr[data-symbol="XRPUSDT"]');
+      await row.locator('td.exits', { hasText: 'SL 0.55' }).waitFor(WAIT);
+      expect(await row.locator('td.exits').textContent()).toContain('TP 0.70');
+      rig.clock.advance(1000);
+      await tick(rig, 'XRPUSDT', 0.5);
+      await row.waitFor({ state: 'detached', ...WAIT });
+      await page.locator('#fills tbody tr:first-child td', { hasText: 'CLOSE stop_loss' }).waitFor(WAIT);
     } finally {
       await browser.close();
       await rig.stop();

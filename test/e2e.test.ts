@@ -194,7 +194,7 @@ describe('the core loop as three processes on Redis', () => {
     // p = 0.85, b = 1: Kelly 0.70, a quarter of it 0.175, capped at 10 % of equity.
     expect(approval.kelly_optimal).toBeCloseTo(0.7, 10);
     expect(approval.kelly_applied).toBeCloseTo(MAX_POSITION_PCT, 10);
-    expect(approval.checks.every((c) => c.passed)).toBe(true);
+    expect(approval.checks?.every((c) => c.passed)).toBe(true);
     expect(approval.sizing?.p).toBe(0.85);
     expect(approval.notional_usd).toBeLessThanOrEqual(MAX_POSITION_PCT * (approval.sizing?.equity_usd ?? 0));
     await resultOf(signal.signal_id);

@@ -215,6 +215,7 @@ describe('Execution service: fills', () => {
   it('sends malformed entries to trade.signal.safe.dlq and keeps filling', async () => {
     const bus = await scope.openBus();
     const exec = await scope.launch('execution', { bus });
+    await setPrice(exec, 'BTCUSDT', 50_000); // the approvals' reference price
     const notJson = await bus.publishRaw(TOPICS.safe, { payload: '{"symbol": "BTCUSDT", "side": ' });
     const badSchema = await bus.publish(TOPICS.safe, { ...approval(), quantity: -1, side: 'LONG' });
     const noPayload = await bus.publishRaw(TOPICS.safe, { data: 'hello' });
@@ -235,6 +236,24 @@ describe('Execution service: fills', () => {
     const metrics = (await request(exec.app, 'GET', '/metrics')).text;
     expect(metricValue(metrics, 'qt_messages_total', { topic: TOPICS.safe, direction: 'dlq' })).toBe(3);
     expect(metricValue(metrics, 'qt_messages_total', { topic: TOPICS.safe, direction: 'in' })).toBe(1);
+  });
+});
+
+describe('Execution service: what an approval must carry', () => {
+  it('fills an approval published without the decision record (checks, sizing): SPEC §2 does not require them', async () => {
+    const bus = await scope.openBus();
+    const exec = await scope.launch('execution', { bus });
+    await setPrice(exec, 'BTCUSDT', 50_000);
+    const { checks: _checks, sizing: _sizing, ...bare } = approval({ side: 'BUY', quantity: 0.01 });
+    const noSizing = { ...approval({ side: 'SELL', quantity: 0.01 }), sizing: undefined };
+    await bus.publish(TOPICS.safe, bare);
+    await bus.publish(TOPICS.safe, noSizing);
+    const results = await waitForPayloads(bus, TOPICS.execution, ExecutionResult, 2);
+    expect(results.map((r) => [r.signal_id, r.status])).toEqual([
+      [bare.signal_id, 'FILLED'],
+      [noSizing.signal_id, 'FILLED'],
+    ]);
+    expect(await readDeadLetters(bus, TOPICS.safe)).toEqual([]);
   });
 });
 

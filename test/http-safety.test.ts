@@ -85,7 +85,7 @@ describe('dashboard', () => {
   async function dashboard(patch: Record<string, unknown> = {}) {
     const bus = new EmbeddedBus();
     scope.defer(() => bus.close());
-    const config = testConfig({ ports: { risk: 1, execution: 1, monitor: 1, dashboard: 0 }, ...patch });
+    const config = testConfig({ ports: { risk: 1, execution: 2, monitor: 3, dashboard: 0 }, ...patch });
     const { app, hub } = await buildDashboardApp({ bus, config, clock: systemClock, logger: silentLogger });
     scope.defer(async () => {
       await app.close();
@@ -117,7 +117,7 @@ describe('/health while Redis stalls', () => {
     const bus = await createBus({ redisUrl: redis.url, prefix: scope.newPrefix(), onError: () => undefined });
     scope.defer(() => bus.close());
     const risk = await scope.launch('risk', { bus });
-    const config = testConfig({ ports: { risk: 1, execution: 1, monitor: 1, dashboard: 0 } });
+    const config = testConfig({ ports: { risk: 1, execution: 2, monitor: 3, dashboard: 0 } });
     const { app, hub } = await buildDashboardApp({ bus, config, clock: systemClock, logger: silentLogger });
     scope.defer(async () => {
       await app.close();

@@ -23,7 +23,9 @@ import {
   removeScratch,
   runQuantum,
   spawnQuantum,
+  startJournal,
   startServices,
+  JOURNAL_READY,
   waitForHealth,
   type Services,
 } from './helpers/processes.js';
@@ -166,4 +168,21 @@ describe('one active instance per service', () => {
     expect(result.code).toBe(1);
     expect(result.stderr.trim()).toMatch(/^quantum up: (risk|execution|monitor) is already running on this account \(another instance holds lease:\w+\); stop it or use another stream_prefix$/);
   }, 90_000);
+});
+
+describe('quantum journal', () => {
+  it('a second journal on the account waits as a standby and takes over once the first stops', async () => {
+    const journalPrefix = uniquePrefix('lease-journal');
+    try {
+      const env = deploymentEnv(await newDeployment(journalPrefix, CONFIG));
+      const first = await startJournal(env, 'journal-1');
+      const second = spawnQuantum(['journal'], env, 'journal-2');
+      await second.waitForOutput(/another journal holds this account's lease; waiting as a standby/, 45_000);
+      expect((await first.stop()).code).toBe(0); // a clean stop frees the lease at once
+      await second.waitForOutput(JOURNAL_READY, 45_000);
+      expect((await second.stop()).code).toBe(0);
+    } finally {
+      await cleanupPrefix(redisUrl(), journalPrefix);
+    }
+  }, 120_000);
 });

@@ -51,7 +51,7 @@ const DAMAGE = {
 const config = testConfig();
 
 /** The loop in-process on one prefix, with some fills: three entries and one exit (a loss: the cooldown starts). */
-async function tradedLoop(bus: EventBus) {
+async function tradedLoop(bus: EventBus, config = testConfig()) {
   const risk = await scope.launch('risk', { bus, config });
   const execution = await scope.launch('execution', { bus, config });
   const monitor = await scope.launch('monitor', { bus, config });
@@ -116,6 +116,35 @@ describe('a service without a usable snapshot rebuilds its state from the stream
       }
     });
   }
+
+  it('execution folds its own positions, the monitor its exit levels; a tick the gate refused stays refused', async () => {
+    const armed = testConfig({ exits: { stop_loss_pct: 0.05 } });
+    const prefix = scope.newPrefix();
+    const bus = await scope.openBus(prefix);
+    const { risk, execution, monitor } = await tradedLoop(bus, armed);
+    // A tick an hour ahead: every gate refuses it (FUTURE_TS), so it is in market.tick but applied nowhere.
+    await bus.publish(TOPICS.tick, { schema_version: 1, symbol: 'ETHUSDT', price: 1, ts: Date.now() + 3_600_000, source: 'manual' });
+    await waitForSettled(bus, GROUPS.monitor, [TOPICS.tick, TOPICS.exitLevels]);
+    await waitForSettled(bus, GROUPS.execution, [TOPICS.tick]);
+    const netPositions = execution.service.state.netPositions();
+    expect(Object.keys(netPositions).sort()).toEqual(['ETHUSDT', 'SOLUSDT']);
+    const positions = (await request<{ positions: Array<{ stop_loss?: number }> }>(monitor.app, 'GET', '/positions')).body;
+    expect(positions.positions.map((p) => p.stop_loss !== undefined)).toEqual([true, true]);
+    const marks = (await request(monitor.app, 'GET', '/prices')).body;
+    const prices = execution.service.state.prices();
+    await Promise.all([risk.stop(), execution.stop(), monitor.stop()]);
+    await rawRedis(async (client) => {
+      for (const service of ['execution', 'monitor'] as const) await client.del(prefix + snapshotKey(service));
+    });
+
+    const execution2 = await scope.launch('execution', { bus, config: armed });
+    const monitor2 = await scope.launch('monitor', { bus, config: armed });
+    expect(execution2.service.state.netPositions()).toEqual(netPositions);
+    expect(execution2.service.state.prices()).toEqual(prices);
+    const normalizeTs = (body: unknown) => JSON.parse(JSON.stringify(body).replace(/"ts":\d+/g, '"ts":0')) as unknown;
+    expect(normalizeTs((await request(monitor2.app, 'GET', '/positions')).body)).toEqual(normalizeTs(positions));
+    expect((await request(monitor2.app, 'GET', '/prices')).body).toEqual(marks);
+  });
 
   it('applies a fill that arrived while the monitor was down exactly once', async () => {
     const prefix = scope.newPrefix();

@@ -93,6 +93,7 @@ describe('trimming never removes unread entries', () => {
     await publishInChunks(bus, TOPICS.rejected, Array.from({ length: 1500 }, (_, n) => ({ n })));
     await publishInChunks(bus, TOPICS.signal, Array.from({ length: 1500 }, (_, n) => ({ n })));
     await publishInChunks(bus, TOPICS.execution, Array.from({ length: 1500 }, (_, n) => ({ n })));
+    await publishInChunks(bus, TOPICS.exitLevels, Array.from({ length: 1500 }, (_, n) => ({ n })));
     const lines: string[] = [];
     const log = vi.spyOn(console, 'log').mockImplementation((line: string) => void lines.push(line));
     try {
@@ -104,6 +105,7 @@ describe('trimming never removes unread entries', () => {
     expect(lines).toContain(`${TOPICS.rejected}: removed 500, 1000 left`);
     expect(lines.find((l) => l.startsWith(`${TOPICS.signal}:`))).toMatch(/removed 0, 1500 left; 500 more than --maxlen kept: group risk-safety has not read the rest yet/);
     expect(lines.find((l) => l.startsWith(`${TOPICS.execution}:`))).toMatch(/removed 0, 1500 left; 500 more than --maxlen kept: group risk-safety does not exist yet/);
+    expect(lines.find((l) => l.startsWith(`${TOPICS.exitLevels}:`))).toMatch(/removed 0, 1500 left; 500 more than --maxlen kept: group position-monitor does not exist yet/);
     expect(await bus.length(TOPICS.rejected)).toBe(1000);
     expect(await bus.length(TOPICS.signal)).toBe(1500);
   });

@@ -42,6 +42,19 @@ export class DecodeError extends Error {
   }
 }
 
+/**
+ * Thrown by a handler that refuses its entry (well-formed, but against a domain rule, e.g.
+ * a tick far in the future): the entry goes straight to `<topic>.dlq` with this message as
+ * its reason, without retries, and the batch carries on. The handler must throw before it
+ * changes anything it does not mean to keep.
+ */
+export class RefusedEntry extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RefusedEntry';
+  }
+}
+
 /** Settings shared by both forms of subscription. */
 export interface SubscribeSettings<T> {
   group: string;
@@ -75,6 +88,13 @@ export interface SubscribeSettings<T> {
    * after its handlers.
    */
   commitState?: () => { key: string; value: string };
+  /**
+   * Called once per batch after its handlers, before its acknowledgements are written:
+   * a consumer whose output goes elsewhere (the journal's database) commits it here, so
+   * the acks follow that commit. When it throws, nothing of the batch is acknowledged and
+   * its entries are delivered again.
+   */
+  beforeCommit?: () => Promise<void>;
   /** Called once an entry's dead letter has been written to `<topic>.dlq`. */
   onDeadLetter?: (topic: string, id: string, error: string) => void;
 }

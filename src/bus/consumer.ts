@@ -10,6 +10,7 @@
  *   again; failed entries stay pending and are re-read once their retry delay passed.
  */
 import type { Clock } from '../core/clock.js';
+import { RefusedEntry } from './bus.js';
 import type {
   Delivery,
   Handler,
@@ -167,6 +168,7 @@ export class ConsumerLoop<T> implements Subscription {
   readonly #decode: (topic: string, fields: Fields, id: string) => T;
   readonly #handler: Handler<T>;
   readonly #commitState: (() => { key: string; value: string }) | undefined;
+  readonly #beforeCommit: (() => Promise<void>) | undefined;
   readonly #onDeadLetter: ((topic: string, id: string, error: string) => void) | undefined;
   readonly #batchSize: number;
   readonly #blockMs: number;
@@ -197,6 +199,7 @@ export class ConsumerLoop<T> implements Subscription {
     this.#decode = topicDecoder(options);
     this.#handler = options.handler;
     this.#commitState = options.commitState;
+    this.#beforeCommit = options.beforeCommit;
     this.#onDeadLetter = options.onDeadLetter;
     this.#batchSize = Math.max(1, options.batchSize ?? SUBSCRIBE_DEFAULTS.batchSize);
     this.#blockMs = Math.max(1, options.blockMs ?? SUBSCRIBE_DEFAULTS.blockMs);
@@ -348,6 +351,7 @@ export class ConsumerLoop<T> implements Subscription {
       let acknowledged = 0;
       for (const ids of commit.acks.values()) acknowledged += ids.length;
       if (acknowledged === 0) return;
+      if (this.#beforeCommit) await this.#beforeCommit();
       if (this.#commitState) commit.state = this.#commitState();
       if (await this.#commit(commit)) {
         this.#acknowledged += acknowledged;
@@ -392,6 +396,12 @@ export class ConsumerLoop<T> implements Subscription {
         acks.push(id);
         if (attempt > 1) failures.delete(id);
       } catch (error) {
+        if (error instanceof RefusedEntry) {
+          deadLetters.push(this.#deadLetter(commit, topic, id, fields, error, attempt));
+          acks.push(id);
+          failures.delete(id);
+          continue;
+        }
         this.#report(error);
         if (attempt >= this.#maxAttempts) {
           deadLetters.push(this.#deadLetter(commit, topic, id, fields, error, attempt));

@@ -10,6 +10,8 @@ export const TOPICS = {
   execution: 'trade.execution.res',
   position: 'trade.position.update',
   tick: 'market.tick',
+  /** Armed exit levels per position, published by the risk service (docs/exits.md). */
+  exitLevels: 'trade.exit.levels',
 } as const;
 
 export type Topic = (typeof TOPICS)[keyof typeof TOPICS];
@@ -23,6 +25,8 @@ export const GROUPS = {
   risk: 'risk-safety',
   execution: 'execution',
   monitor: 'position-monitor',
+  /** The trade journal reads every topic it records under a group of its own. */
+  journal: 'journal',
 } as const;
 
 export type ServiceName = 'risk' | 'execution' | 'monitor';
@@ -30,13 +34,15 @@ export type ServiceName = 'risk' | 'execution' | 'monitor';
 /**
  * The groups that consume each topic in the loop (SPEC §1). Trimming treats a missing one
  * as a group that has read nothing: its service has not started yet, and every entry is
- * still unread for it.
+ * still unread for it. The journal's group is not here: a deployment may run without a
+ * journal (once it has run, its group holds what it has not written like any other).
  */
 export const EXPECTED_GROUPS: Readonly<Record<string, readonly string[]>> = {
   [TOPICS.signal]: [GROUPS.risk],
   [TOPICS.safe]: [GROUPS.execution],
   [TOPICS.execution]: [GROUPS.risk, GROUPS.monitor],
   [TOPICS.tick]: [GROUPS.risk, GROUPS.execution, GROUPS.monitor],
+  [TOPICS.exitLevels]: [GROUPS.monitor],
 };
 
 export const DLQ_SUFFIX = '.dlq';

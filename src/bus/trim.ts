@@ -4,9 +4,11 @@
  * entry and its oldest pending one, and before a group the loop expects but that does not
  * exist yet (its service has not started: everything is unread for it). Both buses trim
  * this way, periodically (never on publish), through two primitives: `oldestPending`
- * and `trimOldest`.
+ * and `trimOldest`. trade.execution.res follows the same rule plus what state recovery
+ * needs (execution-trim.ts); the periodic trimmer leaves it alone (a running journal and
+ * `quantum streams trim` trim it).
  */
-import { compareIds, type EventBus } from './bus.js';
+import { compareIds, type EventBus, type StreamInfo } from './bus.js';
 import { EXPECTED_GROUPS, dlqTopic } from './topics.js';
 
 /** How often a bus trims the streams it writes to or reads from. */
@@ -45,21 +47,20 @@ export function nextId(id: string): string {
   return `${ms}-${(BigInt(seq) + 1n).toString()}`;
 }
 
-/**
- * Removes the oldest entries of `topic` down to `maxlen`, never one a consumer group has
- * not finished (or one at/after `keepFrom`), exactly (not approximately). Says why it
- * kept more than maxlen.
- */
-export async function trimBehindConsumers(bus: EventBus, topic: string, maxlen: number, options: TrimOptions = {}): Promise<TrimResult> {
-  const info = await bus.info(topic);
-  const backlogs: GroupBacklog[] = info.groups.map((g) => ({ topic, group: g.name, lag: g.lag, pending: g.pending }));
-  const missing = (EXPECTED_GROUPS[topic] ?? []).filter((group) => !info.groups.some((g) => g.name === group));
-  // A group that does not exist yet has read nothing.
-  for (const group of missing) backlogs.push({ topic, group, lag: info.length, pending: 0 });
-  const excess = info.length - Math.max(0, maxlen);
-  if (excess <= 0) return { topic, removed: 0, length: info.length, maxlen, keptBecause: null, backlogs };
+/** Where trimming must stop, and who sets it. */
+export interface TrimBound {
+  /** Every entry before this id is finished by every group; null: no group holds any entry. */
+  bound: string | null;
+  /** Why the bound is where it is ('' when null). */
+  holder: string;
+}
 
-  // Every entry before `bound` is finished by every group; `holder` says who sets it.
+/**
+ * The one rule (for every stream, trade.execution.res included): an entry may go only
+ * when every consumer group has been handed it and none holds it pending, every expected
+ * group exists, and it lies before `keepFrom`.
+ */
+async function boundOf(bus: EventBus, topic: string, info: StreamInfo, missing: readonly string[], options: TrimOptions): Promise<TrimBound> {
   let bound: string | null = null;
   let holder = '';
   const consider = (id: string, why: string): void => {
@@ -77,7 +78,34 @@ export async function trimBehindConsumers(bus: EventBus, topic: string, maxlen: 
     }
   }
   if (options.keepFrom) consider(options.keepFrom.id, options.keepFrom.why);
+  return { bound, holder };
+}
 
+function missingGroups(topic: string, info: StreamInfo): string[] {
+  return (EXPECTED_GROUPS[topic] ?? []).filter((group) => !info.groups.some((g) => g.name === group));
+}
+
+/** How far `topic` may be trimmed now (without trimming it). */
+export async function trimBoundOf(bus: EventBus, topic: string, options: TrimOptions = {}): Promise<TrimBound> {
+  const info = await bus.info(topic);
+  return boundOf(bus, topic, info, missingGroups(topic, info), options);
+}
+
+/**
+ * Removes the oldest entries of `topic` down to `maxlen`, never one a consumer group has
+ * not finished (or one at/after `keepFrom`), exactly (not approximately). Says why it
+ * kept more than maxlen.
+ */
+export async function trimBehindConsumers(bus: EventBus, topic: string, maxlen: number, options: TrimOptions = {}): Promise<TrimResult> {
+  const info = await bus.info(topic);
+  const backlogs: GroupBacklog[] = info.groups.map((g) => ({ topic, group: g.name, lag: g.lag, pending: g.pending }));
+  const missing = missingGroups(topic, info);
+  // A group that does not exist yet has read nothing.
+  for (const group of missing) backlogs.push({ topic, group, lag: info.length, pending: 0 });
+  const excess = info.length - Math.max(0, maxlen);
+  if (excess <= 0) return { topic, removed: 0, length: info.length, maxlen, keptBecause: null, backlogs };
+
+  const { bound, holder } = await boundOf(bus, topic, info, missing, options);
   const removed = await bus.trimOldest(topic, excess, bound);
   const length = info.length - removed;
   return { topic, removed, length, maxlen, keptBecause: length > maxlen ? holder || 'entries newer than the trim began' : null, backlogs };

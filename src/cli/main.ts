@@ -30,6 +30,16 @@ function parseNumber(name: string) {
   };
 }
 
+/** Commander's error text ("error: unknown option '--x'\n(Did you mean …?)") as one line. */
+function oneLine(text: string): string {
+  return text
+    .replace(/^error: /, '')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .join(' ');
+}
+
 function addCommon(command: Command, redisHelp: string): Command {
   return command
     .option('-c, --config <path>', 'config file (default ./quantum.config.json, or QT_CONFIG)')
@@ -45,7 +55,10 @@ export function buildProgram(exit: (code: number) => void): Command {
         'Signals flow trade.signal.v5 → Risk Safety → trade.signal.safe → Execution → trade.execution.res → Position Monitor.',
     )
     .version('0.1.0')
-    .showHelpAfterError('(run with --help for usage)');
+    // Set before any sub-command exists, so every command inherits them: a usage error
+    // (unknown option, missing or bad argument) throws instead of exiting 1, and prints one line.
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`quantum: ${oneLine(text)} (see --help)\n`) });
 
   addCommon(
     program
@@ -54,12 +67,23 @@ export function buildProgram(exit: (code: number) => void): Command {
       .option('--no-demo', 'do not start the demo signal source')
       .option('--rate <per-second>', 'demo signals per second (default from config demo.signals_per_second)', parseNumber('rate'))
       .option('--plain', 'print plain summary lines even on a terminal')
-      .option('--no-dashboard', 'do not serve the web dashboard'),
+      .option('--no-dashboard', 'do not serve the web dashboard')
+      .option('--no-journal', 'do not write the trade journal (journal.url, default sqlite:./quantum-journal.sqlite)'),
     'run on this Redis instead of the embedded bus (or REDIS_URL)',
-  ).action(async (options: CommonOptions & { demo: boolean; rate?: number; plain?: boolean; dashboard: boolean }) => {
-    const config = readConfig(options, options.rate ? { 'demo.signals_per_second': options.rate } : {});
+  ).action(async (options: CommonOptions & { demo: boolean; rate?: number; plain?: boolean; dashboard: boolean; journal: boolean }) => {
+    const { demoProfileFor } = await import('./demo-profile.js');
+    const profile = demoProfileFor({ demo: options.demo, configPath: options.config, env: process.env, cwd: process.cwd() });
+    const config = readConfig(options, { ...profile, ...(options.rate ? { 'demo.signals_per_second': options.rate } : {}) });
     const { runUp } = await import('./up.js');
-    exit(await runUp(config, { demo: options.demo, plain: options.plain === true, dashboard: options.dashboard }));
+    exit(
+      await runUp(config, {
+        demo: options.demo,
+        plain: options.plain === true,
+        dashboard: options.dashboard,
+        demoProfile: profile !== null,
+        journal: options.journal,
+      }),
+    );
   });
 
   for (const [name, title] of [
@@ -86,17 +110,61 @@ export function buildProgram(exit: (code: number) => void): Command {
     exit(await runDashboard(config));
   });
 
+  const journal = addCommon(
+    program
+      .command('journal')
+      .description(
+        'run the trade journal on Redis: every decision, fill, round trip, equity point and dead letter into ' +
+          'journal.url (sqlite:PATH or postgres://…; default sqlite:./quantum-journal.sqlite). See docs/journal.md',
+      ),
+    `Redis URL (default REDIS_URL, else ${DEFAULT_REDIS})`,
+  ).action(async (options: CommonOptions) => {
+    const config = withRedis(readConfig(options));
+    const { runJournal } = await import('./journal.js');
+    exit(await runJournal(config));
+  });
+  for (const [view, title] of [
+    ['trades', 'print the closed round trips: PnL, fees, hold time, exit reason, source'],
+    ['decisions', 'print every decided signal: approved, rejected (with reasons) or skipped'],
+    ['equity', 'print the portfolio at each position update (at most one row per symbol per second)'],
+  ] as const) {
+    journal
+      .command(view)
+      .description(title)
+      .option('-c, --config <path>', 'config file (default ./quantum.config.json, or QT_CONFIG)')
+      .option('--since <iso>', 'only rows at or after this time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z')
+      .option('--symbol <symbol>', 'only this symbol')
+      .option('--source <source>', 'only signals from this source (trades: the signal that opened the trade)')
+      .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json']).default('table'))
+      .action(async (options: { config?: string; since?: string; symbol?: string; source?: string; format: string }) => {
+        const config = readConfig(options);
+        const { runJournalView } = await import('./journal.js');
+        exit(await runJournalView(config, view, options));
+      });
+  }
+  journal
+    .command('export')
+    .description('write one CSV file per journal table into DIR')
+    .argument('<dir>', 'folder to write (created when missing)')
+    .option('-c, --config <path>', 'config file (default ./quantum.config.json, or QT_CONFIG)')
+    .action(async (dir: string, options: { config?: string }) => {
+      const config = readConfig(options);
+      const { runJournalExport } = await import('./journal.js');
+      exit(await runJournalExport(config, dir));
+    });
+
   addCommon(
     program
       .command('signal')
       .description('publish one TradeSignal to trade.signal.v5 and print its id')
-      .argument('<symbol>', 'e.g. BTCUSDT')
-      .argument('<action>', 'BUY, SELL, HOLD or CLOSE')
+      .argument('<symbol>', 'e.g. BTCUSDT (any case; sent in upper case)')
+      .argument('<action>', 'BUY, SELL, HOLD or CLOSE (any case)')
       .argument('<confidence>', 'model confidence, 0..1', parseNumber('confidence'))
       .option('-s, --source <source>', 'who produced it', 'cli')
       .option('-p, --price <price>', 'informational price', parseNumber('price'))
       .option('--stop-loss <price>', 'stop-loss price', parseNumber('stop-loss'))
       .option('--take-profit <price>', 'take-profit price', parseNumber('take-profit'))
+      .option('--signal-id <id>', 'your own signal_id (a retried publish with the same id is decided and filled once)')
       .option('--json', 'print the whole signal as JSON'),
     `Redis URL (default REDIS_URL, else ${DEFAULT_REDIS})`,
   ).action(
@@ -104,7 +172,14 @@ export function buildProgram(exit: (code: number) => void): Command {
       symbol: string,
       action: string,
       confidence: number,
-      options: CommonOptions & { source: string; price?: number; stopLoss?: number; takeProfit?: number; json?: boolean },
+      options: CommonOptions & {
+        source: string;
+        price?: number;
+        stopLoss?: number;
+        takeProfit?: number;
+        signalId?: string;
+        json?: boolean;
+      },
     ) => {
       const config = withRedis(readConfig(options));
       const { runSignal } = await import('./tools.js');
@@ -117,6 +192,7 @@ export function buildProgram(exit: (code: number) => void): Command {
           price: options.price,
           stop_loss: options.stopLoss,
           take_profit: options.takeProfit,
+          signal_id: options.signalId,
           json: options.json === true,
         }),
       );
@@ -177,7 +253,6 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram((c) => {
     code = c;
   });
-  program.exitOverride();
   try {
     await program.parseAsync(argv);
     return code;

@@ -5,8 +5,14 @@ export interface SummaryFigures {
   bus: string;
   urls: { risk: string; execution: string; monitor: string; dashboard?: string };
   signals: { received: number; skipped: number; approved: number; rejected: number; approvalRate: number | null };
+  /** Reason codes by how many rejections carried them (a rejection may carry several). */
   topReasons: Array<[string, number]>;
+  /** What blocks entries now: "ACTIVE", "COOLDOWN until 14:05", "DAILY LIMIT …", "HALTED (…)". */
   tradingState: string;
+  /** "connected", "DOWN since 12:03:04 …", "connected, back since 12:04:10 (down 1m06s)". */
+  busState: string;
+  /** The demo profile line, when `up` runs with it. */
+  profile?: string;
   fills: { orders: number; fills: number; rejects: number; fillRate: number | null; avgSlippagePct: number };
   portfolio: {
     equity: number;
@@ -33,9 +39,11 @@ export function renderSummary(f: SummaryFigures): string {
   const lines = [
     `quantum-trader · paper loop · bus ${f.bus} · up ${formatUptime(f.uptimeS)} · ${f.demo ? 'demo source on' : 'no demo source'}`,
     `risk ${f.urls.risk}   execution ${f.urls.execution}   monitor ${f.urls.monitor}${f.urls.dashboard ? `   dashboard ${f.urls.dashboard}` : ''}`,
+    ...(f.profile ? [f.profile] : []),
     '',
-    `Signals   ${s.received} received · ${s.skipped} HOLD skipped · ${s.approved} approved · ${s.rejected} rejected · approval ${pct(s.approvalRate)}   [${f.tradingState}]`,
-    `Rejected  ${f.topReasons.length ? f.topReasons.map(([r, n]) => `${r} ${n}`).join(' · ') : '—'}`,
+    `Trading   [${f.tradingState}]   bus ${f.busState}`,
+    `Signals   ${s.received} received · ${s.skipped} HOLD skipped · ${s.approved} approved · ${s.rejected} rejected · approval ${pct(s.approvalRate)}`,
+    `Rejected  ${f.topReasons.length ? `reasons (a rejection may have several): ${f.topReasons.map(([r, n]) => `${r} ${n}`).join(' · ')}` : '—'}`,
     `Fills     ${f.fills.fills} filled of ${f.fills.orders} orders (${pct(f.fills.fillRate)}) · avg slippage ${(f.fills.avgSlippagePct * 100).toFixed(3)}%`,
     '',
     `Equity    ${usd(f.portfolio.equity)}   balance ${usd(f.portfolio.balance)}   realized ${signed(f.portfolio.realized)}   unrealized ${signed(f.portfolio.unrealized)}   fees ${usd(f.portfolio.fees)}`,
@@ -58,11 +66,11 @@ export function renderSummaryLine(f: SummaryFigures): string {
   return (
     `[up ${formatUptime(f.uptimeS)}] signals ${s.received} (approved ${s.approved}, rejected ${s.rejected}, ` +
     `approval ${pct(s.approvalRate)}) fills ${f.fills.fills} · open ${f.positions.length} · equity ${usd(f.portfolio.equity)} ` +
-    `· realized ${signed(f.portfolio.realized)} · unrealized ${signed(f.portfolio.unrealized)} · ${f.tradingState}`
+    `· realized ${signed(f.portfolio.realized)} · unrealized ${signed(f.portfolio.unrealized)} · ${f.tradingState} · bus ${f.busState}`
   );
 }
 
-function formatUptime(seconds: number): string {
+export function formatUptime(seconds: number): string {
   const h = Math.floor(seconds / 3600);
   const m = Math.floor((seconds % 3600) / 60);
   const s = Math.floor(seconds % 60);

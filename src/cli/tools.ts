@@ -1,12 +1,12 @@
 /** `quantum signal`, `quantum streams` and its sub-commands. */
 import type { EventBus } from '../bus/bus.js';
+import { trimExecution } from '../bus/execution-trim.js';
 import { createBus } from '../bus/factory.js';
 import { REPORT_TOPICS, formatStreamReport, streamReport } from '../bus/admin.js';
 import { publishTradeSignal } from '../bus/publish.js';
-import { GROUPS, TOPICS } from '../bus/topics.js';
-import { nextId, trimBehindConsumers } from '../bus/trim.js';
-import { snapshotKey } from '../services/common/host.js';
-import { SignalAction } from '../core/messages.js';
+import { EXPECTED_GROUPS, TOPICS } from '../bus/topics.js';
+import { trimBehindConsumers } from '../bus/trim.js';
+import { SYMBOL_PATTERN, SignalAction } from '../core/messages.js';
 import type { Config } from '../platform/config.js';
 import { redactUrl } from './serve.js';
 
@@ -34,22 +34,33 @@ export interface SignalArgs {
   price?: number;
   stop_loss?: number;
   take_profit?: number;
+  signal_id?: string;
   json: boolean;
 }
 
 export async function runSignal(config: RedisConfig, args: SignalArgs): Promise<number> {
+  // Symbols and actions alike: any case, sent in upper case.
+  const symbol = args.symbol.toUpperCase();
   const action = SignalAction.safeParse(args.action.toUpperCase());
   if (!action.success) {
     console.error(`quantum signal: action must be one of ${SignalAction.options.join(', ')}, got "${args.action}"`);
     return 2;
   }
+  const known = config.instruments.map((i) => i.symbol);
+  if (SYMBOL_PATTERN.test(symbol) && !known.includes(symbol)) {
+    // Published anyway (another deployment may trade it), but this one's risk gate will refuse it.
+    console.error(
+      `quantum signal: warning: ${symbol} is not a configured instrument (${known.join(', ')}); the risk service will reject it UNKNOWN_SYMBOL`,
+    );
+  }
   return withBus(config, async (bus) => {
     let signal;
     try {
-      signal = await publishTradeSignal(bus, args.symbol, action.data, args.confidence, args.source, {
+      signal = await publishTradeSignal(bus, symbol, action.data, args.confidence, args.source, {
         price: args.price,
         stop_loss: args.stop_loss,
         take_profit: args.take_profit,
+        signal_id: args.signal_id,
       });
     } catch (err) {
       console.error(`quantum signal: ${(err as Error).message}`);
@@ -76,8 +87,8 @@ export async function runTrim(config: RedisConfig, options: { maxlen: number; to
   const topics = options.topic ? [options.topic] : REPORT_TOPICS;
   return withBus(config, async (bus) => {
     for (const topic of topics) {
-      const keepFrom = topic === TOPICS.execution ? await recoveryNeeds(bus) : null;
-      const result = await trimBehindConsumers(bus, topic, options.maxlen, { keepFrom });
+      // trade.execution.res: the same rule, and the fills state recovery needs stay (SPEC §7).
+      const result = topic === TOPICS.execution ? await trimExecution(bus, options.maxlen) : await trimBehindConsumers(bus, topic, options.maxlen);
       const why = result.keptBecause ? `; ${result.length - options.maxlen} more than --maxlen kept: ${result.keptBecause}` : '';
       console.log(`${topic}: removed ${result.removed}, ${result.length} left${why}`);
     }
@@ -85,35 +96,9 @@ export async function runTrim(config: RedisConfig, options: { maxlen: number; to
   });
 }
 
-/**
- * What of trade.execution.res state recovery needs (SPEC §7): the fills after the
- * monitor's snapshot; all of them when there is no snapshot (the monitor rebuilds from
- * the whole stream).
- */
-async function recoveryNeeds(bus: EventBus): Promise<{ id: string; why: string }> {
-  const text = await bus.getValue(snapshotKey('monitor'));
-  let watermark: unknown = null;
-  try {
-    watermark = text ? (JSON.parse(text) as { last_fill_id?: unknown }).last_fill_id : null;
-  } catch {
-    watermark = null;
-  }
-  if (typeof watermark !== 'string' || watermark === '0-0') {
-    return { id: '0-1', why: "the monitor has no readable snapshot: state recovery folds the whole stream" };
-  }
-  return { id: nextId(watermark), why: `state recovery needs the fills after the monitor's snapshot (${watermark})` };
-}
-
 export async function runCreateGroups(config: RedisConfig): Promise<number> {
-  const plan: Array<[string, string]> = [
-    [TOPICS.signal, GROUPS.risk],
-    [TOPICS.execution, GROUPS.risk],
-    [TOPICS.tick, GROUPS.risk],
-    [TOPICS.safe, GROUPS.execution],
-    [TOPICS.tick, GROUPS.execution],
-    [TOPICS.execution, GROUPS.monitor],
-    [TOPICS.tick, GROUPS.monitor],
-  ];
+  // The groups the loop expects on each topic (the ones trimming waits for).
+  const plan = Object.entries(EXPECTED_GROUPS).flatMap(([topic, groups]) => groups.map((group) => [topic, group] as const));
   return withBus(config, async (bus) => {
     for (const [topic, group] of plan) {
       await bus.ensureGroup(topic, group, '0');

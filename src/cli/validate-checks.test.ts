@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CORE_TOPICS } from '../bus/topics.js';
-import { evaluate, formatReport, type Observations, type ServiceObservation } from './validate-checks.js';
+import { evaluate, fillSample, formatReport, type Observations, type ServiceObservation } from './validate-checks.js';
 
 const up = (port: number): ServiceObservation => ({
   port,
@@ -71,5 +71,28 @@ describe('validate checks', () => {
     expect(evaluate(obs, CORE_TOPICS).every((r) => r.passed)).toBe(true);
     obs.approvalRate = 0.5;
     expect(evaluate(obs, CORE_TOPICS).every((r) => r.passed)).toBe(true);
+  });
+});
+
+describe('fill-rate sample', () => {
+  const now = 1_000_000;
+  const grace = 5000;
+  it('counts a filled approval at any age, and an unfilled one only once it is older than the grace', () => {
+    const approvals = [
+      { signal_id: 'young-filled', approved_ts: now - 10 },
+      { signal_id: 'old-filled', approved_ts: now - 60_000 },
+      { signal_id: 'young-unfilled', approved_ts: now - 10 },
+      { signal_id: 'old-unfilled', approved_ts: now - grace - 1 },
+    ];
+    const filled = new Set(['young-filled', 'old-filled']);
+    expect(fillSample(approvals, filled, now, grace)).toEqual({ approved: 3, filled: 2 });
+  });
+
+  it('right after a burst that filled at once: every approval counts, 100 % (not "no approved orders")', () => {
+    const approvals = Array.from({ length: 5 }, (_, i) => ({ signal_id: `s${i}`, approved_ts: now - 100 }));
+    const sample = fillSample(approvals, new Set(approvals.map((a) => a.signal_id)), now, grace);
+    expect(sample).toEqual({ approved: 5, filled: 5 });
+    const checks = evaluate({ ...healthy(), fill: sample }, CORE_TOPICS);
+    expect(checks.find((c) => c.name === 'fill rate >= 95%')).toMatchObject({ passed: true });
   });
 });

@@ -34,10 +34,34 @@ export interface Observations {
   signals: Array<{ action: string; confidence: number; source: string }>;
   /** Signal-to-fill milliseconds of the most recent fills. */
   fillLatenciesMs: number[];
-  /** Of the sampled approvals old enough to have filled, how many did. */
+  /** Of the sampled approvals that are filled or old enough to have filled, how many did. */
   fill: { approved: number; filled: number } | null;
   /** Consumer groups far behind on a core topic (the stream grows meanwhile): warnings, not checks. */
   warnings?: string[];
+}
+
+/**
+ * The fill-rate sample: an approval with a fill always counts (filled); one without a
+ * fill counts (unfilled) only once it is older than the grace, since a younger one may
+ * still be in flight. So a burst that filled at once measures 100 %, not "nothing yet".
+ */
+export function fillSample(
+  approvals: ReadonlyArray<{ signal_id: string; approved_ts: number }>,
+  filledIds: ReadonlySet<string>,
+  now: number,
+  graceMs: number,
+): { approved: number; filled: number } {
+  let approved = 0;
+  let filled = 0;
+  for (const a of approvals) {
+    if (filledIds.has(a.signal_id)) {
+      approved += 1;
+      filled += 1;
+    } else if (a.approved_ts <= now - graceMs) {
+      approved += 1;
+    }
+  }
+  return { approved, filled };
 }
 
 export interface CheckResult {

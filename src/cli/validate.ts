@@ -5,12 +5,13 @@ import { connect } from 'node:net';
 import { promisify } from 'node:util';
 import { createBus } from '../bus/factory.js';
 import type { EventBus, StreamEntry } from '../bus/bus.js';
-import { CORE_TOPICS, TOPICS } from '../bus/topics.js';
+import { ALL_TOPICS, CORE_TOPICS, TOPICS } from '../bus/topics.js';
 import { backlogWarnings, type GroupBacklog } from '../bus/trim.js';
 import type { Config } from '../platform/config.js';
 import {
   SERVICE_LABELS,
   evaluate,
+  fillSample,
   formatReport,
   type Observations,
   type ServiceKey,
@@ -19,7 +20,7 @@ import {
 
 const run = promisify(execFile);
 const SAMPLE = 1000;
-/** Approvals younger than this may still be in flight and are not counted for the fill rate. */
+/** An approval younger than this with no fill may still be in flight: not counted as unfilled yet. */
 const FILL_GRACE_MS = 5000;
 
 export interface ValidateOptions {
@@ -90,9 +91,10 @@ function payloads(entries: StreamEntry[]): Array<Record<string, unknown>> {
 async function observeBus(bus: EventBus, now: number, maxlen: number): Promise<Partial<Observations>> {
   const topicLengths: Record<string, number> = {};
   const backlogs: GroupBacklog[] = [];
-  for (const topic of CORE_TOPICS) {
+  // Lengths of the core topics (checked); backlogs of every topic (warnings: ticks, exit levels, the journal's group too).
+  for (const topic of ALL_TOPICS) {
     const info = await bus.info(topic);
-    topicLengths[topic] = info.length;
+    if (CORE_TOPICS.includes(topic)) topicLengths[topic] = info.length;
     for (const g of info.groups) backlogs.push({ topic, group: g.name, lag: g.lag, pending: g.pending });
   }
   const warnings = backlogWarnings(backlogs, maxlen);
@@ -111,10 +113,11 @@ async function observeBus(bus: EventBus, now: number, maxlen: number): Promise<P
     .filter((ms) => Number.isFinite(ms) && ms >= 0);
 
   const filledIds = new Set(filled.map((r) => String(r.signal_id)));
-  const approvals = payloads(await bus.readLatest(TOPICS.safe, SAMPLE)).filter(
-    (a) => Number(a.approved_ts) <= now - FILL_GRACE_MS,
-  );
-  const fill = { approved: approvals.length, filled: approvals.filter((a) => filledIds.has(String(a.signal_id))).length };
+  const approvals = payloads(await bus.readLatest(TOPICS.safe, SAMPLE)).map((a) => ({
+    signal_id: String(a.signal_id),
+    approved_ts: Number(a.approved_ts),
+  }));
+  const fill = fillSample(approvals, filledIds, now, FILL_GRACE_MS);
 
   return { topicLengths, signals, fillLatenciesMs, fill, warnings };
 }

@@ -152,7 +152,15 @@ function hex6(value: number): string {
 // Fills
 
 /** Why a paper order was rejected; `reject_reason` is `CODE: human text`. */
-export const FILL_REJECT_CODES = ['UNKNOWN_SYMBOL', 'NO_PRICE', 'BAD_QUANTITY', 'MIN_NOTIONAL'] as const;
+export const FILL_REJECT_CODES = [
+  'UNKNOWN_SYMBOL',
+  'NO_PRICE',
+  'BAD_QUANTITY',
+  'MIN_NOTIONAL',
+  'EXPIRED',
+  'PRICE_DEVIATION',
+  'NOT_REDUCING',
+] as const;
 export type FillRejectCode = (typeof FILL_REJECT_CODES)[number];
 
 /** The code of a `reject_reason` ("NO_PRICE: ..." → "NO_PRICE"), or undefined. */
@@ -171,19 +179,28 @@ export interface PaperFillParams {
   instrument: InstrumentSpec | undefined;
   seed: number | string;
   models: FillModels;
-  /** Epoch ms, becomes the result's `ts`. */
+  /** Epoch ms, becomes the result's `ts`; an order past its `expires_ts` is not filled. */
   now: number;
+  /**
+   * `execution.max_price_deviation_pct` as a fraction: a fill further than this from the
+   * approval's reference_price is REJECTED PRICE_DEVIATION. Undefined: no check.
+   */
+  maxPriceDeviation?: Fixed;
 }
 
 /**
  * Fills one approved order on paper. Never throws for a bad order; checks, in order:
  *
+ * - EXPIRED: `now` is past the order's `expires_ts` (risk stopped counting it in flight).
  * - UNKNOWN_SYMBOL: no instrument spec.
  * - NO_PRICE: no mark, a non-positive mark, or a mark so small a SELL rounds to 0.
  * - BAD_QUANTITY: quantity not a positive finite number, or 0 once rounded down to
  *   the step size (a quantity off the step is rounded down, not rejected).
  * - MIN_NOTIONAL: fill notional below the instrument's min notional, unless the order
  *   is reduce_only (a close must never be trapped by a minimum).
+ * - PRICE_DEVIATION (checked before MIN_NOTIONAL): with `maxPriceDeviation`, a fill price
+ *   further than that fraction from the order's `reference_price`.
+ * (NOT_REDUCING is the execution service's own check against its fold of positions.)
  *
  * FILLED: `quantity` is the filled (step-rounded) quantity; `reference_price` the mark;
  * `fill_price` mark × (1 ± s) rounded to the tick against the trader; `slippage_pct`
@@ -200,6 +217,13 @@ export interface PaperFillParams {
  */
 export function paperFill(params: PaperFillParams): ExecutionResult {
   const { order, mark, instrument } = params;
+  const expires = order.expires_ts;
+  if (expires !== undefined && params.now > expires) {
+    return rejected(
+      params,
+      `EXPIRED: the approval expired at ${new Date(expires).toISOString()} (${params.now - expires} ms ago); risk no longer counts it in flight`,
+    );
+  }
   if (instrument === undefined) {
     return rejected(params, `UNKNOWN_SYMBOL: ${order.symbol} is not a configured instrument`);
   }
@@ -246,6 +270,20 @@ export function paperFill(params: PaperFillParams): ExecutionResult {
     }
   }
 
+  // The price risk sized with is the approval's reference_price: a fill far from it (the
+  // mark moved, or a bad tick reached one side only) must not happen at any size.
+  if (params.maxPriceDeviation !== undefined && order.reference_price > 0) {
+    const reference = fx(order.reference_price);
+    const deviation = div(fillPrice > reference ? fillPrice - reference : reference - fillPrice, reference);
+    if (deviation > params.maxPriceDeviation) {
+      return rejected(
+        params,
+        `PRICE_DEVIATION: fill price ${toDecimalString(fillPrice)} is ${toDecimalString(deviation * 100n)}% from the approval's reference price ` +
+          `${toDecimalString(reference)} (max ${toDecimalString(params.maxPriceDeviation * 100n)}%, execution.max_price_deviation_pct)`,
+      );
+    }
+  }
+
   // Tick and step have few decimals, so this product is exact in practice; if not it
   // rounds at the 18th decimal.
   const notional = mul(fillPrice, quantity);
@@ -280,10 +318,21 @@ export function paperFill(params: PaperFillParams): ExecutionResult {
     ts: params.now,
     reduce_only: order.reduce_only,
     origin: order.origin,
+    exit_reason: order.exit_reason,
   };
 }
 
-function rejected(params: PaperFillParams, reason: string): ExecutionResult {
+/** True once `now` is past the order's `expires_ts` (never for an order without one). */
+export function isExpired(order: RiskApprovedSignal, now: number): boolean {
+  return order.expires_ts !== undefined && now > order.expires_ts;
+}
+
+/** A REJECTED result for `order` with `reason` ("CODE: text"), as paperFill words its own. */
+export function paperReject(params: Pick<PaperFillParams, 'order' | 'mark' | 'seed' | 'now'>, reason: string): ExecutionResult {
+  return rejected(params, reason);
+}
+
+function rejected(params: Pick<PaperFillParams, 'order' | 'mark' | 'seed' | 'now'>, reason: string): ExecutionResult {
   const { order, mark } = params;
   const q = order.quantity;
   return {
@@ -305,6 +354,7 @@ function rejected(params: PaperFillParams, reason: string): ExecutionResult {
     ts: params.now,
     reduce_only: order.reduce_only,
     origin: order.origin,
+    exit_reason: order.exit_reason,
   };
 }
 

@@ -84,10 +84,12 @@ interface Case {
   price?: Fixed | undefined;
   limits?: Partial<RiskLimits>;
   now?: number;
+  maxSlippagePct?: number;
 }
 
 function run(c: Case = {}): Decision {
-  const sig = signal(c.signal);
+  // A signal made a second before the decision (max_signal_age_ms is on by default).
+  const sig = signal({ ts: (c.now ?? NOW) - 1_000, ...c.signal });
   const decision = decide({
     signal: sig,
     account: account(c.account),
@@ -95,6 +97,7 @@ function run(c: Case = {}): Decision {
     price: 'price' in c ? c.price : fx(50_000),
     limits: c.limits ? { ...DEFAULT_LIMITS, ...c.limits } : DEFAULT_LIMITS,
     now: c.now ?? NOW,
+    maxSlippagePct: c.maxSlippagePct,
   });
   // Every published message must be valid on the wire.
   if (decision.kind === 'approve') RiskApprovedSignal.parse(decision.message);
@@ -120,8 +123,8 @@ function reasons(c: Case = {}): string[] {
   return d.kind === 'reject' ? d.message.reasons : [];
 }
 
-function check(checks: CheckEntry[], rule: string): CheckEntry {
-  const entry = checks.find((e) => e.rule === rule);
+function check(checks: CheckEntry[] | undefined, rule: string): CheckEntry {
+  const entry = checks?.find((e) => e.rule === rule);
   if (!entry) throw new Error(`no check ${rule} in ${JSON.stringify(checks)}`);
   return entry;
 }
@@ -308,14 +311,30 @@ describe('step 5: entry rules at their boundaries', () => {
     expect(approved({ signal: { action: 'CLOSE' }, account: { positions: { BTCUSDT: 0.01 } }, limits: { max_daily_entries: 0 } }).intent).toBe('CLOSE');
   });
 
+  it.each([
+    ['exactly max_signal_age_ms old', 60_000, []],
+    ['1 ms older', 60_001, ['STALE_SIGNAL']],
+    ['stamped 60 s in the future', -60_000, []],
+    ['stamped more than 60 s in the future', -60_001, ['STALE_SIGNAL']],
+  ] as const)('signal age: %s → %j', (_name, age, expected) => {
+    expect(reasons({ signal: { ts: NOW - age } })).toEqual(expected);
+    expect(reasons({ signal: { ts: NOW - age }, limits: { max_signal_age_ms: 0 } })).toEqual([]); // 0 = off
+  });
+
+  it('a stale CLOSE still closes (it only lowers risk)', () => {
+    const close = approved({ signal: { action: 'CLOSE', ts: NOW - 3_600_000 }, account: { positions: { BTCUSDT: 0.01 } } });
+    expect(close).toMatchObject({ intent: 'CLOSE', reduce_only: true });
+  });
+
   it('collects every failing reason, in rule order', () => {
     const r = rejected({
-      signal: { confidence: 0.5 },
+      signal: { confidence: 0.5, ts: NOW - 60_001 },
       account: { halted: true, drawdown: 0.2, lastLossClosedAt: NOW - MINUTE, entries: { [today]: 20 }, exposure: 4_995 },
     });
-    expect(r.reasons).toEqual(['LOW_CONFIDENCE', 'CIRCUIT_BREAKER', 'COOLDOWN', 'DAILY_LIMIT', 'NEGATIVE_EDGE', 'EXPOSURE_LIMIT']);
+    expect(r.reasons).toEqual(['STALE_SIGNAL', 'LOW_CONFIDENCE', 'CIRCUIT_BREAKER', 'COOLDOWN', 'DAILY_LIMIT', 'NEGATIVE_EDGE', 'EXPOSURE_LIMIT']);
     expect(r.sizing).not.toBeNull();
     expect(r.checks.map((c) => c.rule)).toEqual([
+      CHECK_RULES.signalAge,
       CHECK_RULES.confidence,
       CHECK_RULES.circuitBreaker,
       CHECK_RULES.cooldown,
@@ -326,6 +345,7 @@ describe('step 5: entry rules at their boundaries', () => {
       CHECK_RULES.minNotional,
     ]);
     expect(r.checks.filter((c) => !c.passed).map((c) => c.rule)).toEqual([
+      CHECK_RULES.signalAge,
       CHECK_RULES.confidence,
       CHECK_RULES.circuitBreaker,
       CHECK_RULES.cooldown,
@@ -390,6 +410,19 @@ describe('step 6: sizing', () => {
     const nine = approved({ signal: { confidence: 0.55 }, account: { roundTrips: rt(9) }, limits });
     expect(nine.sizing).toMatchObject({ b: 1, b_source: 'default' });
     expect(nine).toMatchObject({ kelly_optimal: 0.1, kelly_applied: 0.025, notional_usd: 250 });
+  });
+
+  it.each([
+    ['10 round trips, 0 wins → b = 0 from them → NEGATIVE_EDGE', 10, ['NEGATIVE_EDGE']],
+    ['9 round trips, 0 wins → default b = 1 → approved', 9, []],
+  ] as const)('%s', (_name, count, expected) => {
+    const lossesOnly = { count, sumWins: 0, wins: 0, sumLosses: 10 * count, losses: count };
+    const d = run({ signal: { confidence: 0.8 }, account: { roundTrips: lossesOnly } });
+    expect(d.kind === 'reject' ? d.message.reasons : []).toEqual(expected);
+    if (count === 10 && d.kind === 'reject') {
+      expect(d.message.sizing).toMatchObject({ b: 0, b_source: 'round_trips' });
+      expect(check(d.message.checks, CHECK_RULES.edge).passed).toBe(false);
+    }
   });
 
   it('b from take-profit / stop-loss distances; risk from the stop distance', () => {
@@ -463,14 +496,36 @@ describe('step 5–6: position and exposure room', () => {
     expect(reasons({ account: { exposure: 4_750 }, limits: { min_order_notional_usd: 300 } })).toEqual(['EXPOSURE_LIMIT']);
   });
 
-  it('a Kelly target too small for one minimum order is rejected POSITION_LIMIT, explained in min_notional', () => {
+  it('a Kelly target too small for one minimum order is rejected BELOW_MIN_ORDER, explained in min_notional', () => {
     // One step of 1 BTC at 50 000 is far above the 750 USDT target, with every room open.
     const whole: InstrumentSpec = { ...BTC, stepSize: fx(1) };
     const r = rejected({ instrument: whole });
-    expect(r.reasons).toEqual(['POSITION_LIMIT']);
+    expect(r.reasons).toEqual(['BELOW_MIN_ORDER']);
     expect(check(r.checks, CHECK_RULES.minNotional).note).toMatch(/Kelly target 750 USDT/);
+    expect(check(r.checks, CHECK_RULES.position).passed).toBe(true);
     // Same with a tiny edge: p=0.5001 → applied 0.000050 → 0.5 USDT.
-    expect(reasons({ signal: { confidence: 0.5001 }, limits: { min_confidence: 0.5 } })).toEqual(['POSITION_LIMIT']);
+    expect(reasons({ signal: { confidence: 0.5001 }, limits: { min_confidence: 0.5 } })).toEqual(['BELOW_MIN_ORDER']);
+  });
+
+  // p = 0.75, b = 1: Kelly 0.5 × 0.1 = 0.05 of equity; at 50 000 and step 0.00001 the
+  // order is the target rounded down to 0.5 USDT steps; the minimum order is 10 USDT.
+  it.each([
+    ['target exactly one minimum order', 200, []],
+    ['target just below one minimum order', 199.99, ['BELOW_MIN_ORDER']],
+    ['target far below, rooms still open', 150, ['BELOW_MIN_ORDER']],
+    ['target below, and the symbol room too: the room is the reason', 50, ['POSITION_LIMIT']],
+  ] as const)('Kelly target at the minimum: %s (equity %s) → %j', (_name, equity, expected) => {
+    expect(reasons({ signal: { confidence: 0.75 }, account: { equity, peakEquity: equity }, limits: { kelly_fraction: 0.1 } })).toEqual(expected);
+  });
+
+  // Exposure room of exactly 10 USDT: 0.0002 BTC at 50 000. A BUY fills at or above the
+  // mark; a SELL as low as 50 000 × (1 − s) rounded down, below the minimum once s > 0.
+  it.each([
+    ['BUY', 0.001, []],
+    ['SELL', 0, []],
+    ['SELL', 0.001, ['EXPOSURE_LIMIT']],
+  ] as const)('the minimum is checked at the worst fill: %s with max slippage %s → %j', (action, maxSlippagePct, expected) => {
+    expect(reasons({ signal: { action }, account: { exposure: 4_990 }, maxSlippagePct })).toEqual(expected);
   });
 
   it('checks show the value seen and the limit as numbers (exposure 0.47 vs 0.5)', () => {

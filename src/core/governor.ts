@@ -8,10 +8,12 @@
  * boundaries are exact: confidence 0.65 vs min 0.65 passes, drawdown 0.15 vs max 0.15
  * trips the breaker. Times are integer epoch milliseconds.
  */
-import { SCALE, ZERO, abs, fx, max, mul, toDecimalString, toNumber, type Fixed } from './fixed.js';
+import { ONE, SCALE, ZERO, abs, floorToStep, fx, max, mul, toDecimalString, toNumber, type Fixed } from './fixed.js';
+import { NO_EXIT_DEFAULTS, hasExitInputs, resolveEntryLevels, type ExitDefaults } from './exits.js';
 import type { InstrumentSpec } from './instruments.js';
 import type {
   CheckEntry,
+  ExitReason,
   OrderSide,
   Origin,
   ReasonCode,
@@ -74,6 +76,18 @@ export interface RiskLimits {
   readonly max_daily_entries: number;
   readonly min_order_notional_usd: number;
   readonly default_stop_pct: number;
+  /**
+   * The expiry horizon of an approval (`risk.inflight_timeout_ms`): approvals carry
+   * `expires_ts` = decision time + this, after which execution never fills them.
+   * Undefined: approvals carry no expiry.
+   */
+  readonly inflight_timeout_ms?: number;
+  /**
+   * `risk.max_signal_age_ms`: an entry signal older than this (now − ts), or stamped more
+   * than this in the future, is rejected STALE_SIGNAL; 0 or undefined = off. Closes are
+   * exempt: a close that waited out an outage still closes (it only lowers risk).
+   */
+  readonly max_signal_age_ms?: number;
 }
 
 export interface DecideInput {
@@ -87,6 +101,13 @@ export interface DecideInput {
   limits: RiskLimits;
   /** Epoch ms of the decision. */
   now: number;
+  /** Exit-level defaults (config `exits`); none when omitted. */
+  exits?: ExitDefaults;
+  /**
+   * `execution.max_slippage_pct`: entries are checked against the minimum order at the
+   * worst fill execution can give them (default 0).
+   */
+  maxSlippagePct?: number;
 }
 
 export type Decision =
@@ -100,6 +121,7 @@ export const CHECK_RULES = {
   price: 'price',
   openPosition: 'open_position',
   reduceOnlyClose: 'reduce_only_close',
+  signalAge: 'signal_age',
   confidence: 'confidence',
   circuitBreaker: 'circuit_breaker',
   cooldown: 'cooldown',
@@ -223,6 +245,8 @@ function reject(signal: TradeSignal, now: number, reasons: ReasonCode[], checks:
       price: signal.price,
       stop_loss: signal.stop_loss,
       take_profit: signal.take_profit,
+      trailing_stop_pct: signal.trailing_stop_pct,
+      max_hold_ms: signal.max_hold_ms,
       metadata: signal.metadata,
       signal_ts: signal.ts,
       reasons,
@@ -232,8 +256,17 @@ function reject(signal: TradeSignal, now: number, reasons: ReasonCode[], checks:
   };
 }
 
+let lastSlippage: { pct: number; fixed: Fixed } = { pct: 0, fixed: ZERO };
+
+/** The slippage fraction in exact decimals (one config value: converted once). */
+function maxSlippageOf(pct: number | undefined): Fixed {
+  const value = pct ?? 0;
+  if (value !== lastSlippage.pct) lastSlippage = { pct: value, fixed: fx(value) };
+  return lastSlippage.fixed;
+}
+
 /** Decides one signal (SPEC §4, steps 1–8). Never throws for a business outcome. */
-export function decide({ signal, account, instrument, price, limits, now }: DecideInput): Decision {
+export function decide({ signal, account, instrument, price, limits, now, exits, maxSlippagePct }: DecideInput): Decision {
   // 1. HOLD: skipped, not a rejection.
   if (signal.action === 'HOLD') return { kind: 'skip', reason: 'HOLD' };
 
@@ -258,19 +291,26 @@ export function decide({ signal, account, instrument, price, limits, now }: Deci
         { rule: CHECK_RULES.openPosition, passed: false, value: 0, limit: null, note: `CLOSE requested but ${signal.symbol} is flat (in-flight orders included)` },
       ], null);
     }
-    return approveClose(signal, net, price, now);
+    return approveClose(signal, net, price, now, expiryOf(limits, now));
   }
 
-  return decideEntry(signal, account, instrument, price, compile(limits), limits, net, now);
+  return decideEntry(signal, account, instrument, price, compile(limits), limits, net, now, maxSlippageOf(maxSlippagePct), exits ?? NO_EXIT_DEFAULTS);
+}
+
+/** When an approval made at `now` expires, or undefined when approvals do not expire. */
+function expiryOf(limits: RiskLimits, now: number): number | undefined {
+  return limits.inflight_timeout_ms === undefined ? undefined : now + limits.inflight_timeout_ms;
 }
 
 // 4. A close is reduce-only and always approved: no risk gate may trap a trader in a position.
-function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number): Decision {
+function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number, expiresTs: number | undefined): Decision {
   const quantity = abs(net);
   const long = net > ZERO;
   const side: OrderSide = long ? 'SELL' : 'BUY';
   const origin: Origin =
     signal.source === 'manual_close' ? 'manual_close' : signal.source === 'protective_exit' ? 'protective_exit' : 'signal';
+  // A protective close gets its own reason (stop_loss, ...) from the risk service that fires it.
+  const exitReason: ExitReason = origin === 'manual_close' ? 'manual' : 'signal';
   const why = signal.action === 'CLOSE' ? 'CLOSE requested' : `${signal.action} signal against a ${long ? 'LONG' : 'SHORT'} position`;
   const quantityNumber = num(quantity);
   return {
@@ -286,6 +326,8 @@ function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number
       price: signal.price,
       stop_loss: signal.stop_loss,
       take_profit: signal.take_profit,
+      trailing_stop_pct: signal.trailing_stop_pct,
+      max_hold_ms: signal.max_hold_ms,
       metadata: signal.metadata,
       intent: 'CLOSE',
       side,
@@ -297,7 +339,9 @@ function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number
       risk_amount_usd: 0,
       reduce_only: true,
       approved_ts: now,
+      expires_ts: expiresTs,
       origin,
+      exit_reason: exitReason,
       checks: [
         {
           rule: CHECK_RULES.reduceOnlyClose,
@@ -313,6 +357,24 @@ function approveClose(signal: TradeSignal, net: Fixed, price: Fixed, now: number
 }
 
 // 5–8. An entry (OPEN / INCREASE) must pass every rule; all failures are collected.
+// Each rule group below adds its reason codes and its checks, in the order of CHECK_RULES.
+
+/** What the entry rules share: the signal, the account and the limits. */
+interface EntryContext {
+  signal: TradeSignal;
+  account: AccountView;
+  instrument: InstrumentSpec;
+  price: Fixed;
+  L: CompiledLimits;
+  limits: RiskLimits;
+  net: Fixed;
+  now: number;
+  /** The largest adverse slippage a fill may get (execution.max_slippage_pct). */
+  maxSlippage: Fixed;
+  reasons: ReasonCode[];
+  checks: CheckEntry[];
+}
+
 function decideEntry(
   signal: TradeSignal,
   account: AccountView,
@@ -322,54 +384,102 @@ function decideEntry(
   limits: RiskLimits,
   net: Fixed,
   now: number,
+  maxSlippage: Fixed,
+  exitDefaults: ExitDefaults,
 ): Decision {
-  const reasons: ReasonCode[] = [];
-  const checks: CheckEntry[] = [];
-  const side = signal.action as OrderSide; // BUY or SELL here: HOLD and CLOSE are handled above
+  const ctx: EntryContext = { signal, account, instrument, price, L, limits, net, now, maxSlippage, reasons: [], checks: [] };
+  checkSignalAge(ctx);
+  const p = checkConfidence(ctx);
+  checkCircuitBreaker(ctx);
+  checkCooldown(ctx);
+  checkDailyEntries(ctx);
+  const edge = checkEdge(ctx, p);
+  const size = checkSize(ctx, edge);
+  checkExitLevels(ctx, exitDefaults);
+  const sizing = sizingRecord(ctx, edge, size);
+  if (ctx.reasons.length > 0) return reject(signal, now, ctx.reasons, ctx.checks, sizing);
+  return approveEntry(ctx, edge, size, sizing);
+}
 
-  // Confidence: exactly the minimum passes.
+/** Signal age: a signal exactly max_signal_age_ms old passes; off when the limit is 0. */
+function checkSignalAge({ signal, limits, now, reasons, checks }: EntryContext): void {
+  const maxAge = limits.max_signal_age_ms ?? 0;
+  if (maxAge <= 0) return;
+  const age = now - signal.ts;
+  const ok = age <= maxAge && -age <= maxAge;
+  if (!ok) reasons.push('STALE_SIGNAL');
+  const entry: CheckEntry = { rule: CHECK_RULES.signalAge, passed: ok, value: age, limit: maxAge };
+  if (!ok) {
+    entry.note =
+      age > maxAge
+        ? `signal is ${age} ms old (risk.max_signal_age_ms ${maxAge}): it waited too long to be traded`
+        : `signal is stamped ${-age} ms in the future (more than risk.max_signal_age_ms ${maxAge})`;
+  }
+  checks.push(entry);
+}
+
+/** Confidence: exactly the minimum passes. Returns p in exact decimals. */
+function checkConfidence({ signal, L, limits, reasons, checks }: EntryContext): Fixed {
   const p = fxNumber(signal.confidence);
-  const confidenceOk = p >= L.minConfidence;
-  if (!confidenceOk) reasons.push('LOW_CONFIDENCE');
-  checks.push({ rule: CHECK_RULES.confidence, passed: confidenceOk, value: signal.confidence, limit: limits.min_confidence });
+  const ok = p >= L.minConfidence;
+  if (!ok) reasons.push('LOW_CONFIDENCE');
+  checks.push({ rule: CHECK_RULES.confidence, passed: ok, value: signal.confidence, limit: limits.min_confidence });
+  return p;
+}
 
-  // Circuit breaker: halted, or drawdown at or beyond the maximum.
-  const breakerOk = !account.halted && account.drawdown < L.maxDrawdownPct;
-  if (!breakerOk) reasons.push('CIRCUIT_BREAKER');
-  const breaker: CheckEntry = { rule: CHECK_RULES.circuitBreaker, passed: breakerOk, value: approx(account.drawdown), limit: limits.max_drawdown_pct };
-  if (!breakerOk) {
+/** Circuit breaker: halted, or drawdown at or beyond the maximum. */
+function checkCircuitBreaker({ account, L, limits, reasons, checks }: EntryContext): void {
+  const ok = !account.halted && account.drawdown < L.maxDrawdownPct;
+  if (!ok) reasons.push('CIRCUIT_BREAKER');
+  const breaker: CheckEntry = { rule: CHECK_RULES.circuitBreaker, passed: ok, value: approx(account.drawdown), limit: limits.max_drawdown_pct };
+  if (!ok) {
     breaker.note = `${account.halted ? 'trading HALTED (leave with POST /resume)' : 'drawdown reached the maximum'}; equity ${usd(account.equity)}, peak ${usd(account.peakEquity)}`;
   }
   checks.push(breaker);
+}
 
-  // Cooldown after a losing round trip: exactly at its end it passes.
+/** Cooldown after a losing round trip (timed by its closing fill): exactly at its end it passes. */
+function checkCooldown({ account, L, limits, now, reasons, checks }: EntryContext): void {
   const lastLoss = account.lastLossClosedAt;
-  const cooldownOk = lastLoss === null || now - lastLoss >= L.cooldownMs;
-  if (!cooldownOk) reasons.push('COOLDOWN');
+  const ok = lastLoss === null || now - lastLoss >= L.cooldownMs;
+  if (!ok) reasons.push('COOLDOWN');
   const cooldown: CheckEntry = {
     rule: CHECK_RULES.cooldown,
-    passed: cooldownOk,
+    passed: ok,
     value: lastLoss === null ? null : (now - lastLoss) / MS_PER_MINUTE,
     limit: limits.cooldown_minutes,
   };
   cooldown.note =
     lastLoss === null
       ? 'no losing round trip'
-      : cooldownOk
+      : ok
         ? 'minutes since the last losing round trip'
         : `minutes since the last losing round trip; cooling down until ${new Date(lastLoss + L.cooldownMs).toISOString()}`;
   checks.push(cooldown);
+}
 
-  // Daily entries (UTC day of `now`): the max-th entry passes, the next one fails.
+/** Daily entries (UTC day of `now`): the max-th entry passes, the next one fails. */
+function checkDailyEntries({ account, L, limits, now, reasons, checks }: EntryContext): void {
   const day = utcDay(now);
   const entriesToday = account.entriesOnDay(day);
-  const dailyOk = entriesToday < L.maxDailyEntries;
-  if (!dailyOk) reasons.push('DAILY_LIMIT');
-  const daily: CheckEntry = { rule: CHECK_RULES.dailyEntries, passed: dailyOk, value: entriesToday, limit: limits.max_daily_entries };
-  if (!dailyOk) daily.note = `entries already approved on UTC day ${new Date(day * MS_PER_DAY).toISOString().slice(0, 10)}; the count restarts at 00:00 UTC`;
+  const ok = entriesToday < L.maxDailyEntries;
+  if (!ok) reasons.push('DAILY_LIMIT');
+  const daily: CheckEntry = { rule: CHECK_RULES.dailyEntries, passed: ok, value: entriesToday, limit: limits.max_daily_entries };
+  if (!ok) daily.note = `entries already approved on UTC day ${new Date(day * MS_PER_DAY).toISOString().slice(0, 10)}; the count restarts at 00:00 UTC`;
   checks.push(daily);
+}
 
-  // Edge: Kelly with p = confidence and b from round trips / take-profit & stop-loss / 1.
+interface Edge {
+  ok: boolean;
+  payoff: ReturnType<typeof payoffRatio>;
+  optimal: Fixed;
+  applied: Fixed;
+  stopLoss: Fixed | undefined;
+}
+
+/** Edge: Kelly with p = confidence and b from round trips / take-profit & stop-loss / 1. */
+function checkEdge({ signal, account, price, L, reasons, checks }: EntryContext, p: Fixed): Edge {
+  const side = signal.action as OrderSide;
   const stopLoss = signal.stop_loss === undefined ? undefined : fxNumber(signal.stop_loss);
   const payoff = payoffRatio({
     roundTrips: account.roundTrips,
@@ -379,19 +489,39 @@ function decideEntry(
     stopLoss,
   });
   const optimal = kellyOptimal(p, payoff.b);
-  const edgeOk = optimal > ZERO;
-  if (!edgeOk) reasons.push('NEGATIVE_EDGE');
+  const ok = optimal > ZERO;
+  if (!ok) reasons.push('NEGATIVE_EDGE');
   const applied = kellyApplied(optimal, L.kellyFraction, L.maxPositionPct);
-  const bNumber = approx(payoff.b);
-  const optimalNumber = approx(optimal);
-  const edge: CheckEntry = { rule: CHECK_RULES.edge, passed: edgeOk, value: optimalNumber, limit: 0 };
-  if (!edgeOk || payoff.warning !== undefined) {
+  const edge: CheckEntry = { rule: CHECK_RULES.edge, passed: ok, value: approx(optimal), limit: 0 };
+  if (!ok || payoff.warning !== undefined) {
     // On success the sizing record carries p and b; explain them here when it matters.
-    edge.note = `kelly_optimal = p − (1 − p)/b with p=${signal.confidence}, b=${bNumber} (${payoff.source})${payoff.warning ? `; ${payoff.warning}` : ''}`;
+    edge.note = `kelly_optimal = p − (1 − p)/b with p=${signal.confidence}, b=${approx(payoff.b)} (${payoff.source})${payoff.warning ? `; ${payoff.warning}` : ''}`;
   }
   checks.push(edge);
+  return { ok, payoff, optimal, applied, stopLoss };
+}
 
-  // Rooms: per symbol and in total, each must leave at least one minimum order.
+interface Size {
+  order: OrderSize;
+  target: Fixed;
+  symbolRoom: Fixed;
+  exposureRoom: Fixed;
+}
+
+/**
+ * The lowest notional a fill of `quantity` can have: BUY fills at or above the mark; a
+ * SELL fills as low as mark × (1 − max slippage) rounded down to the tick. An order whose
+ * worst case is below the minimum would be rejected MIN_NOTIONAL by execution.
+ */
+function worstNotional(quantity: Fixed, ctx: EntryContext): Fixed {
+  if (ctx.signal.action !== 'SELL') return mul(quantity, ctx.price);
+  const lowest = floorToStep(mul(ctx.price, ONE - ctx.maxSlippage), ctx.instrument.tickSize);
+  return mul(quantity, lowest);
+}
+
+/** Rooms: per symbol and in total, each must leave at least one minimum order (at the worst fill). */
+function checkSize(ctx: EntryContext, edge: Edge): Size {
+  const { signal, account, instrument, price, L, limits, net, reasons, checks } = ctx;
   const equity = account.equity;
   const symbolNotional = mul(abs(net), price);
   const symbolRoom = mul(L.maxPositionPct, equity) - symbolNotional;
@@ -399,20 +529,21 @@ function decideEntry(
   const minNotional = max(instrument.minNotional, L.minOrderNotional);
   const step = instrument.stepSize;
 
-  const kellyTarget = mul(applied, equity);
+  const kellyTarget = mul(edge.applied, equity);
   let target = kellyTarget;
   if (symbolRoom < target) target = symbolRoom;
   if (exposureRoom < target) target = exposureRoom;
   if (target < ZERO) target = ZERO;
   const order = sizeOrder(target, price, step);
-  const fits = (o: OrderSize): boolean => o.quantity > ZERO && o.notional >= minNotional;
+  const fits = (o: OrderSize): boolean => o.quantity > ZERO && worstNotional(o.quantity, ctx) >= minNotional;
   const orderOk = fits(order);
 
   let positionOk = symbolRoom >= minNotional;
   let exposureOk = exposureRoom >= minNotional;
+  let belowMinOrder = false;
   let minNote: string | undefined;
   if (!orderOk) {
-    if (!edgeOk) {
+    if (!edge.ok) {
       minNote = 'nothing to size: no positive edge';
     } else if (fits(sizeOrder(kellyTarget, price, step))) {
       // The Kelly target alone would make a valid order: the binding room(s) made it too small.
@@ -420,13 +551,15 @@ function decideEntry(
       if (!fits(sizeOrder(exposureRoom, price, step))) exposureOk = false;
       minNote = `capped by the ${!positionOk && !exposureOk ? 'symbol and exposure rooms' : !positionOk ? 'symbol room' : 'exposure room'} below one minimum order`;
     } else {
-      // The Kelly target itself (or one step at this price) is below the minimum order.
-      positionOk = false;
-      minNote = `Kelly target ${usd(kellyTarget)} rounds to ${toDecimalString(sizeOrder(kellyTarget, price, step).quantity)} at step ${toDecimalString(step)}: below one minimum order`;
+      // The Kelly target itself (or one step at this price) is below the minimum order;
+      // when a room is already too small, that room is the reason given.
+      belowMinOrder = positionOk && exposureOk;
+      minNote = `Kelly target ${usd(kellyTarget)} rounds to ${toDecimalString(sizeOrder(kellyTarget, price, step).quantity)} at step ${toDecimalString(step)}: below one minimum order at the worst fill`;
     }
   }
   if (!positionOk) reasons.push('POSITION_LIMIT');
   if (!exposureOk) reasons.push('EXPOSURE_LIMIT');
+  if (belowMinOrder) reasons.push('BELOW_MIN_ORDER');
 
   // Values are fractions of equity (display only: the decisions above are exact).
   const equityPositive = equity > ZERO;
@@ -450,31 +583,43 @@ function decideEntry(
     exposure.note = `exposure ${usd(account.exposure)} of equity ${usd(equity)}; room ${usd(exposureRoom)}, min order ${usd(minNotional)}`;
   }
   checks.push(exposure);
-  const minCheck: CheckEntry = { rule: CHECK_RULES.minNotional, passed: orderOk, value: num(order.notional), limit: num(minNotional) };
+  const minCheck: CheckEntry = { rule: CHECK_RULES.minNotional, passed: orderOk, value: num(worstNotional(order.quantity, ctx)), limit: num(minNotional) };
   if (minNote !== undefined) minCheck.note = minNote;
   checks.push(minCheck);
+  return { order, target, symbolRoom, exposureRoom };
+}
 
-  const stop = stopDistance(price, stopLoss, L.defaultStopPct);
-  const priceNumber = num(price);
-  const appliedNumber = approx(applied);
-  const sizing: SizingRecord = {
+/**
+ * Exit levels (core/exits.ts): a wrong-side level is a failed entry here and is not
+ * armed, but adds no reason code: the entry is decided by the rules above alone.
+ */
+function checkExitLevels({ signal, price, now, checks }: EntryContext, exitDefaults: ExitDefaults): void {
+  if (!hasExitInputs(signal, exitDefaults)) return;
+  const side = signal.action as OrderSide; // BUY or SELL here: HOLD and CLOSE are handled before
+  for (const check of resolveEntryLevels({ signal, side, price, defaults: exitDefaults, now }).checks) checks.push(check);
+}
+
+function sizingRecord({ signal, account, price, L, limits, instrument }: EntryContext, edge: Edge, size: Size): SizingRecord {
+  return {
     p: signal.confidence,
-    b: bNumber,
-    b_source: payoff.source,
+    b: approx(edge.payoff.b),
+    b_source: edge.payoff.source,
     kelly_fraction: limits.kelly_fraction,
-    kelly_optimal: optimalNumber,
-    kelly_applied: appliedNumber,
-    equity_usd: approx(equity),
-    symbol_room_usd: approx(symbolRoom),
-    exposure_room_usd: approx(exposureRoom),
-    target_notional_usd: approx(target),
-    reference_price: priceNumber,
-    step_size: num(step),
-    stop_distance_pct: approx(stop),
+    kelly_optimal: approx(edge.optimal),
+    kelly_applied: approx(edge.applied),
+    equity_usd: approx(account.equity),
+    symbol_room_usd: approx(size.symbolRoom),
+    exposure_room_usd: approx(size.exposureRoom),
+    target_notional_usd: approx(size.target),
+    reference_price: num(price),
+    step_size: num(instrument.stepSize),
+    stop_distance_pct: approx(stopDistance(price, edge.stopLoss, L.defaultStopPct)),
   };
+}
 
-  if (reasons.length > 0) return reject(signal, now, reasons, checks, sizing);
-
+function approveEntry({ signal, price, L, limits, net, now, checks }: EntryContext, edge: Edge, size: Size, sizing: SizingRecord): Decision {
+  const { order } = size;
+  const stop = stopDistance(price, edge.stopLoss, L.defaultStopPct);
   return {
     kind: 'approve',
     message: {
@@ -488,17 +633,20 @@ function decideEntry(
       price: signal.price,
       stop_loss: signal.stop_loss,
       take_profit: signal.take_profit,
+      trailing_stop_pct: signal.trailing_stop_pct,
+      max_hold_ms: signal.max_hold_ms,
       metadata: signal.metadata,
       intent: net === ZERO ? 'OPEN' : 'INCREASE',
-      side,
+      side: signal.action as OrderSide,
       quantity: num(order.quantity),
       notional_usd: num(order.notional),
-      reference_price: priceNumber,
-      kelly_optimal: optimalNumber,
-      kelly_applied: appliedNumber,
+      reference_price: sizing.reference_price,
+      kelly_optimal: sizing.kelly_optimal,
+      kelly_applied: sizing.kelly_applied,
       risk_amount_usd: approx(mul(order.notional, stop)),
       reduce_only: false,
       approved_ts: now,
+      expires_ts: expiryOf(limits, now),
       origin: 'signal',
       checks,
       sizing,

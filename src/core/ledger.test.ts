@@ -67,6 +67,7 @@ describe('Ledger: simple round trips', () => {
       fees,
       net,
       win: net > 0n,
+      exitReason: null,
     });
     expect(dec(ledger.balance())).toBe(dec(fx(10_000) + fx(gross) - fees));
     expect(ledger.equity()).toBe(ledger.balance());
@@ -262,6 +263,7 @@ describe('Ledger: flips through zero', () => {
       fees: fx('0.172'),
       net: fx('9.828'),
       win: true,
+      exitReason: null,
     });
     expect(ledger.balance()).toBe(fx(10_000) + fx(20) - fx('0.256'));
   });
@@ -623,5 +625,17 @@ describe('Ledger: exactness over a million fills', () => {
     // the same sums in binary floats do not land on the exact result
     expect(floatBalance).not.toBe(10014.88);
     console.info(`1,000,000 fills: ${elapsed.toFixed(0)} ms (float balance ${floatBalance})`);
+  });
+});
+
+describe('Ledger: exit reasons', () => {
+  it('records the exit_reason of the fill that closed a round trip, and keeps it through a snapshot', () => {
+    const ledger = new Ledger(fx(10_000));
+    ledger.applyFill({ order_id: 'PAPER-000000000001', symbol: 'BTCUSDT', side: 'BUY', quantity: fx(1), price: fx(100), fee: ZERO, ts: 1 });
+    const effect = ledger.applyFill({
+      order_id: 'PAPER-000000000002', symbol: 'BTCUSDT', side: 'SELL', quantity: fx(1), price: fx(90), fee: ZERO, ts: 2, exitReason: 'stop_loss',
+    });
+    expect(effect.closedRoundTrip?.exitReason).toBe('stop_loss');
+    expect(Ledger.fromSnapshot(JSON.parse(JSON.stringify(ledger.toSnapshot()))).roundTripStats().last?.exitReason).toBe('stop_loss');
   });
 });

@@ -35,6 +35,7 @@ import {
   type PositionSide,
   type PositionView,
   describeIssues,
+  ExitReason,
 } from './messages.js';
 
 /** One filled order as the ledger needs it (the fields of a FILLED ExecutionResult). */
@@ -50,6 +51,8 @@ export interface LedgerFill {
   fee: Fixed;
   /** Epoch ms of the fill. */
   ts: number;
+  /** Why the order was placed, when it was a close (recorded on the round trip it closes). */
+  exitReason?: ExitReason;
 }
 
 /** The ledger's view of a FILLED ExecutionResult, in exact decimals. */
@@ -62,6 +65,7 @@ export function ledgerFillOf(result: ExecutionResult): LedgerFill {
     price: fx(result.fill_price),
     fee: fx(result.fee_usd),
     ts: result.ts,
+    exitReason: result.exit_reason,
   };
 }
 
@@ -104,6 +108,8 @@ export interface RoundTrip {
   readonly net: Fixed;
   /** net > 0. */
   readonly win: boolean;
+  /** The exit_reason of the fill that closed it; null when that fill carried none. */
+  readonly exitReason: ExitReason | null;
 }
 
 /** Bounded aggregates of the closed round trips (for win rate, payoff ratio, cooldown). */
@@ -251,6 +257,7 @@ const RoundTripSnapshot = z.object({
   fees: decimal,
   net: decimal,
   win: z.boolean(),
+  exit_reason: ExitReason.nullable().default(null),
 });
 
 const PositionSnapshot = z.object({
@@ -304,6 +311,7 @@ function roundTripToJson(t: RoundTrip): z.infer<typeof RoundTripSnapshot> {
     fees: str(t.fees),
     net: str(t.net),
     win: t.win,
+    exit_reason: t.exitReason,
   };
 }
 
@@ -320,6 +328,7 @@ function roundTripFromJson(t: z.infer<typeof RoundTripSnapshot>): RoundTrip {
     fees: fx(t.fees),
     net: fx(t.net),
     win: t.win,
+    exitReason: t.exit_reason,
   };
 }
 
@@ -409,7 +418,7 @@ export class Ledger {
       rec.closeNotional += closeNotional;
       rec.closeAvg = div(rec.closeNotional, rec.closeQty);
       if (rec.qty === 0n) {
-        closed = this.recordRoundTrip(rec, dir > 0n ? 'SHORT' : 'LONG', ts);
+        closed = this.recordRoundTrip(rec, dir > 0n ? 'SHORT' : 'LONG', ts, fill.exitReason ?? null);
         this.openCount -= 1;
         if (closeQty < q) {
           rec = newRecord(symbol, dir * (q - closeQty), price, fee - closeFee, ts, mark);
@@ -709,7 +718,7 @@ export class Ledger {
   }
 
   /** Records the round trip of a record that just went flat. */
-  private recordRoundTrip(rec: PositionRecord, side: 'LONG' | 'SHORT', closedTs: number): RoundTrip {
+  private recordRoundTrip(rec: PositionRecord, side: 'LONG' | 'SHORT', closedTs: number, exitReason: ExitReason | null): RoundTrip {
     const net = rec.realizedGross - rec.fees;
     const trip: RoundTrip = {
       symbol: rec.symbol,
@@ -723,6 +732,7 @@ export class Ledger {
       fees: rec.fees,
       net,
       win: net > 0n,
+      exitReason,
     };
     const s = this.stats;
     s.count += 1;

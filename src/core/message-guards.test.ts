@@ -57,19 +57,25 @@ function samples(): { name: string; schema: z.ZodType; values: unknown[] }[] {
     approve(signal()),
     approve(signal({ action: 'SELL', stop_loss: 66_000, take_profit: 60_000, price: 65_000, metadata: { model: 'xgb', v: 3, live: false, note: null } })),
     approve(signal({ action: 'CLOSE', source: 'manual_close' }), { BTCUSDT: 0.01 }),
+    approve(signal({ stop_loss: 70_000, take_profit: 70_000, trailing_stop_pct: 0.02, max_hold_ms: 60_000 })),
   ];
   const rejections = [approve(signal({ confidence: 0.5 })), approve(signal({ symbol: 'DOGEUSDT' })), approve(signal({ action: 'CLOSE' }))];
   const order = approvals[0] as z.output<typeof RiskApprovedSignal>;
   const results = [
     json(paperFill({ order, mark: fx(65_000), instrument: instruments.get('BTCUSDT'), seed: 42, models, now: NOW })),
     json(paperFill({ order, mark: undefined, instrument: instruments.get('BTCUSDT'), seed: 42, models, now: NOW })),
+    json(paperFill({ order: { ...order, exit_reason: 'trailing_stop', reduce_only: true }, mark: fx(64_000), instrument: instruments.get('BTCUSDT'), seed: 42, models, now: NOW })),
   ];
   const signals = [
     { symbol: 'BTCUSDT', action: 'BUY', confidence: 0.85, source: 'xgb' },
     json(signal({ price: 1, stop_loss: 0.5, take_profit: 2, metadata: { a: 1, b: 'x', c: true, d: null } })),
     { symbol: 'ETHUSDT', action: 'HOLD', confidence: 0, source: 's', signal_id: 'x', ts: 0, schema_version: 2 },
+    { symbol: 'ETHUSDT', action: 'BUY', confidence: 0.9, source: 's', trailing_stop_pct: 0.015, max_hold_ms: 3_600_000 },
   ];
-  const ticks = [{ schema_version: 1, symbol: 'BTCUSDT', price: 65_000.5, ts: NOW, source: 'simulator' }];
+  const ticks = [
+    { schema_version: 1, symbol: 'BTCUSDT', price: 65_000.5, ts: NOW, source: 'simulator' },
+    { schema_version: 1, symbol: 'BTCUSDT', price: 65_000.5, ts: NOW, source: 'feed', bid: 65_000, ask: 65_001, bid_size: 1.5, ask_size: 0.2, exchange_ts: NOW - 3 },
+  ];
   return [
     { name: 'TradeSignalInput', schema: TradeSignalInput as z.ZodType, values: signals },
     { name: 'RiskApprovedSignal', schema: RiskApprovedSignal as z.ZodType, values: approvals },

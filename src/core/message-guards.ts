@@ -12,6 +12,7 @@
  */
 import type { z } from 'zod';
 import {
+  METADATA_LIMITS,
   ExecutionResult,
   ORDER_ID_PATTERN,
   PriceTick,
@@ -53,20 +54,29 @@ const INTENTS = ['OPEN', 'INCREASE', 'CLOSE'] as const;
 const ORIGINS = ['signal', 'manual_close', 'protective_exit'] as const;
 const REASONS = [
   'UNKNOWN_SYMBOL', 'NO_PRICE', 'NO_POSITION', 'LOW_CONFIDENCE', 'CIRCUIT_BREAKER',
-  'COOLDOWN', 'DAILY_LIMIT', 'NEGATIVE_EDGE', 'POSITION_LIMIT', 'EXPOSURE_LIMIT',
+  'COOLDOWN', 'DAILY_LIMIT', 'NEGATIVE_EDGE', 'POSITION_LIMIT', 'EXPOSURE_LIMIT', 'STALE_SIGNAL', 'BELOW_MIN_ORDER',
 ] as const;
 const B_SOURCES = ['round_trips', 'take_profit_stop_loss', 'default'] as const;
 const TICK_SOURCES = ['simulator', 'manual', 'feed'] as const;
+const EXIT_REASONS = ['signal', 'manual', 'stop_loss', 'take_profit', 'trailing_stop', 'time_limit'] as const;
+const positiveInt = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) > 0;
+const openFraction = (v: unknown): boolean => isFinite(v) && v > 0 && v < 1;
 const STATUSES = ['FILLED', 'REJECTED'] as const;
 
-/** Flat key → scalar map; `__proto__` is left to zod (it drops it from its output). */
+/** Flat key → scalar map within METADATA_LIMITS; `__proto__` is left to zod (it drops it from its output). */
 function metadata(v: unknown): boolean {
   if (!isObject(v)) return false;
-  for (const key in v) if (key === '__proto__' || !scalar(v[key])) return false;
-  return true;
+  let keys = 0;
+  for (const key in v) {
+    const value = v[key];
+    if (key === '__proto__' || !scalar(value) || key.length > METADATA_LIMITS.maxKeyLength) return false;
+    if (typeof value === 'string' && value.length > METADATA_LIMITS.maxStringLength) return false;
+    keys += 1;
+  }
+  return keys <= METADATA_LIMITS.maxKeys && (keys === 0 || JSON.stringify(v).length <= METADATA_LIMITS.maxJsonLength);
 }
 
-const SIGNAL_KEYS = ['schema_version', 'signal_id', 'symbol', 'action', 'confidence', 'source', 'ts', 'price', 'stop_loss', 'take_profit', 'metadata'];
+const SIGNAL_KEYS = ['schema_version', 'signal_id', 'symbol', 'action', 'confidence', 'source', 'ts', 'price', 'stop_loss', 'take_profit', 'trailing_stop_pct', 'max_hold_ms', 'metadata'];
 
 /** The signal fields; `required` says whether id, version and ts must be present. */
 function signalFields(v: Json, required: boolean): boolean {
@@ -81,6 +91,8 @@ function signalFields(v: Json, required: boolean): boolean {
     optional(v.price, positive) &&
     optional(v.stop_loss, positive) &&
     optional(v.take_profit, positive) &&
+    optional(v.trailing_stop_pct, openFraction) &&
+    optional(v.max_hold_ms, positiveInt) &&
     optional(v.metadata, metadata)
   );
 }
@@ -129,7 +141,7 @@ function sizing(v: unknown): boolean {
 
 const APPROVAL_KEYS = new Set([
   ...SIGNAL_KEYS, 'intent', 'side', 'quantity', 'notional_usd', 'reference_price', 'kelly_optimal', 'kelly_applied',
-  'risk_amount_usd', 'reduce_only', 'approved_ts', 'origin', 'checks', 'sizing',
+  'risk_amount_usd', 'reduce_only', 'approved_ts', 'expires_ts', 'origin', 'exit_reason', 'checks', 'sizing',
 ]);
 
 export const isRiskApprovedSignal: Guard = (v) =>
@@ -146,9 +158,11 @@ export const isRiskApprovedSignal: Guard = (v) =>
   nonNegative(v.risk_amount_usd) &&
   typeof v.reduce_only === 'boolean' &&
   epochMs(v.approved_ts) &&
+  optional(v.expires_ts, epochMs) &&
   oneOf(v.origin, ORIGINS) &&
-  checks(v.checks) &&
-  sizing(v.sizing);
+  optional(v.exit_reason, (x) => oneOf(x, EXIT_REASONS)) &&
+  (v.checks === undefined || checks(v.checks)) &&
+  (v.sizing === undefined || sizing(v.sizing));
 
 const REJECTION_KEYS = new Set([...SIGNAL_KEYS, 'signal_ts', 'reasons', 'checks', 'sizing']);
 
@@ -163,7 +177,7 @@ export const isRiskRejection: Guard = (v) =>
 
 const RESULT_KEYS = new Set([
   'schema_version', 'order_id', 'signal_id', 'symbol', 'side', 'quantity', 'reference_price', 'fill_price', 'slippage_pct',
-  'fee_usd', 'fee_rate', 'notional_usd', 'status', 'reject_reason', 'signal_ts', 'ts', 'reduce_only', 'origin',
+  'fee_usd', 'fee_rate', 'notional_usd', 'status', 'reject_reason', 'signal_ts', 'ts', 'reduce_only', 'origin', 'exit_reason',
 ]);
 
 export const isExecutionResult: Guard = (v) =>
@@ -187,12 +201,25 @@ export const isExecutionResult: Guard = (v) =>
   epochMs(v.signal_ts) &&
   epochMs(v.ts) &&
   typeof v.reduce_only === 'boolean' &&
-  oneOf(v.origin, ORIGINS);
+  oneOf(v.origin, ORIGINS) &&
+  optional(v.exit_reason, (x) => oneOf(x, EXIT_REASONS)) &&
+  (v.status !== 'FILLED' || ((v.quantity as number) > 0 && (v.fill_price as number) > 0 && (v.notional_usd as number) > 0));
 
-const TICK_KEYS = new Set(['schema_version', 'symbol', 'price', 'ts', 'source']);
+const TICK_KEYS = new Set(['schema_version', 'symbol', 'price', 'ts', 'source', 'bid', 'ask', 'bid_size', 'ask_size', 'exchange_ts']);
 
 export const isPriceTick: Guard = (v) =>
-  isObject(v) && onlyKeys(v, TICK_KEYS) && schemaVersion(v.schema_version) && symbol(v.symbol) && positive(v.price) && epochMs(v.ts) && oneOf(v.source, TICK_SOURCES);
+  isObject(v) &&
+  onlyKeys(v, TICK_KEYS) &&
+  schemaVersion(v.schema_version) &&
+  symbol(v.symbol) &&
+  positive(v.price) &&
+  epochMs(v.ts) &&
+  oneOf(v.source, TICK_SOURCES) &&
+  optional(v.bid, positive) &&
+  optional(v.ask, positive) &&
+  optional(v.bid_size, positive) &&
+  optional(v.ask_size, positive) &&
+  optional(v.exchange_ts, epochMs);
 
 const GUARDS = new Map<z.ZodType, Guard>([
   [TradeSignalInput, isTradeSignalInput],

@@ -30,6 +30,15 @@ export const PositionSide = z.enum(['LONG', 'SHORT', 'FLAT']);
 export type PositionSide = z.infer<typeof PositionSide>;
 export const TickSource = z.enum(['simulator', 'manual', 'feed']);
 export type TickSource = z.infer<typeof TickSource>;
+/**
+ * Why a position was closed: an opposite or CLOSE signal, a manual close (POST /close),
+ * or one of the protective exits the risk service enforces (docs/exits.md).
+ */
+export const ExitReason = z.enum(['signal', 'manual', 'stop_loss', 'take_profit', 'trailing_stop', 'time_limit']);
+export type ExitReason = z.infer<typeof ExitReason>;
+/** The exit reasons of protective exits (origin protective_exit). */
+export const ProtectiveExitReason = z.enum(['stop_loss', 'take_profit', 'trailing_stop', 'time_limit']);
+export type ProtectiveExitReason = z.infer<typeof ProtectiveExitReason>;
 
 export const ReasonCode = z.enum([
   'UNKNOWN_SYMBOL',
@@ -42,11 +51,29 @@ export const ReasonCode = z.enum([
   'NEGATIVE_EDGE',
   'POSITION_LIMIT',
   'EXPOSURE_LIMIT',
+  'STALE_SIGNAL',
+  'BELOW_MIN_ORDER',
 ]);
 export type ReasonCode = z.infer<typeof ReasonCode>;
 
-/** Flat key → scalar map carried along unchanged. */
-const metadata = z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]));
+/** Limits of a signal's `metadata`: it is copied into approvals, rejections and risk snapshots. */
+export const METADATA_LIMITS = { maxKeys: 32, maxKeyLength: 64, maxStringLength: 256, maxJsonLength: 4096 } as const;
+
+/** Flat key → scalar map carried along unchanged, within METADATA_LIMITS. */
+const metadata = z
+  .record(
+    z.string().max(METADATA_LIMITS.maxKeyLength, { error: `metadata keys must be at most ${METADATA_LIMITS.maxKeyLength} characters` }),
+    z.union([
+      z.string().max(METADATA_LIMITS.maxStringLength, { error: `metadata strings must be at most ${METADATA_LIMITS.maxStringLength} characters` }),
+      z.number(),
+      z.boolean(),
+      z.null(),
+    ]),
+  )
+  .refine((m) => Object.keys(m).length <= METADATA_LIMITS.maxKeys, { error: `metadata may hold at most ${METADATA_LIMITS.maxKeys} keys` })
+  .refine((m) => JSON.stringify(m).length <= METADATA_LIMITS.maxJsonLength, {
+    error: `metadata must be at most ${METADATA_LIMITS.maxJsonLength} characters as JSON`,
+  });
 
 const signalFields = {
   schema_version: schemaVersion,
@@ -59,6 +86,10 @@ const signalFields = {
   price: positive.optional(),
   stop_loss: positive.optional(),
   take_profit: positive.optional(),
+  /** The stop trails the best price since entry by this fraction (0.02 = 2%). */
+  trailing_stop_pct: z.number().positive().lt(1).optional(),
+  /** Close the position this long after the entry (milliseconds). */
+  max_hold_ms: z.number().int().positive().optional(),
   metadata: metadata.optional(),
 };
 
@@ -115,9 +146,15 @@ export const RiskApprovedSignal = z.object({
   risk_amount_usd: nonNegative,
   reduce_only: z.boolean(),
   approved_ts: epochMs,
+  /** Execution never fills this order after this instant (epoch ms); absent: no expiry. */
+  expires_ts: epochMs.optional(),
   origin: Origin,
-  checks: z.array(CheckEntry),
-  sizing: SizingRecord.nullable(),
+  /** Set on every close (intent CLOSE): why the position is being closed. */
+  exit_reason: ExitReason.optional(),
+  // The decision record: the risk service always writes it, but it is for people, not
+  // for execution, so SPEC §2 leaves it optional on the wire.
+  checks: z.array(CheckEntry).optional(),
+  sizing: SizingRecord.nullable().optional(),
 });
 export type RiskApprovedSignal = z.infer<typeof RiskApprovedSignal>;
 
@@ -156,6 +193,14 @@ export const ExecutionResult = z.object({
   ts: epochMs,
   reduce_only: z.boolean(),
   origin: Origin,
+  /** Copied from the approved order: set on every close. */
+  exit_reason: ExitReason.optional(),
+}).superRefine((r, ctx) => {
+  // A fill the ledger could not apply must never pass as FILLED.
+  if (r.status !== 'FILLED') return;
+  for (const key of ['quantity', 'fill_price', 'notional_usd'] as const) {
+    if (!(r[key] > 0)) ctx.addIssue({ code: 'custom', path: [key], message: `must be positive when status is FILLED` });
+  }
 });
 export type ExecutionResult = z.infer<typeof ExecutionResult>;
 
@@ -187,6 +232,13 @@ const positionFields = {
   cause: PositionCause,
   order_id: z.string().optional(),
   ts: epochMs,
+  /** The position's armed exit levels (from trade.exit.levels), each omitted when not armed. */
+  stop_loss: positive.optional(),
+  take_profit: positive.optional(),
+  /** The trailing stop's current price level. */
+  trailing_stop: positive.optional(),
+  /** When the time limit closes the position (epoch ms). */
+  expires_ts: epochMs.optional(),
 };
 
 /** A position's state without the portfolio (the elements of GET /positions). */
@@ -202,8 +254,44 @@ export const PriceTick = z.object({
   price: positive,
   ts: epochMs,
   source: TickSource,
+  /** Best bid / ask when the source quotes them (a long exits at the bid, a short at the ask). */
+  bid: positive.optional(),
+  ask: positive.optional(),
+  bid_size: positive.optional(),
+  ask_size: positive.optional(),
+  /** The exchange's own time of the quote (epoch ms). */
+  exchange_ts: epochMs.optional(),
 });
 export type PriceTick = z.infer<typeof PriceTick>;
+
+/**
+ * trade.exit.levels: the risk service's armed exit levels of one symbol's position,
+ * published whenever they change (armed by an entry, set by POST /positions/{symbol}/exits,
+ * the trailing stop moved, a protective close fired, or cleared when the position is flat).
+ * Prices are null when that level is not armed. The monitor folds these into /positions.
+ */
+export const ExitLevelsCause = z.enum(['armed', 'updated', 'trailed', 'triggered', 'cleared']);
+export type ExitLevelsCause = z.infer<typeof ExitLevelsCause>;
+
+export const ExitLevels = z.object({
+  schema_version: schemaVersion,
+  symbol,
+  /** The signal_id of the entry that armed these levels (null once cleared). */
+  entry_signal_id: z.string().min(1).nullable(),
+  stop_loss: positive.nullable(),
+  take_profit: positive.nullable(),
+  /** The trailing stop's price level now, and the fraction it trails the best price by. */
+  trailing_stop: positive.nullable(),
+  trailing_stop_pct: z.number().positive().lt(1).nullable(),
+  /** The best exit-side price since the levels were armed (the trail's high-water mark). */
+  high_water_mark: positive.nullable(),
+  expires_ts: epochMs.nullable(),
+  cause: ExitLevelsCause,
+  /** With cause `triggered`: which level fired. */
+  exit_reason: ProtectiveExitReason.optional(),
+  ts: epochMs,
+});
+export type ExitLevels = z.infer<typeof ExitLevels>;
 
 /** The schema of each topic's payload, keyed by the topic's base name. */
 export const TOPIC_SCHEMAS = {
@@ -213,6 +301,7 @@ export const TOPIC_SCHEMAS = {
   'trade.execution.res': ExecutionResult,
   'trade.position.update': PositionUpdate,
   'market.tick': PriceTick,
+  'trade.exit.levels': ExitLevels,
 } as const;
 
 /** Every named schema, for the JSON Schema export and the OpenAPI components. */
@@ -226,6 +315,7 @@ export const NAMED_SCHEMAS = {
   PositionView,
   PortfolioSummary,
   PriceTick,
+  ExitLevels,
   CheckEntry,
   SizingRecord,
 } as const;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from './random.js';
-import { RecentSet } from './recent-set.js';
+import { DuplicateGuard, RecentSet, TimedSet } from './recent-set.js';
 
 /** The definition: a Set in insertion order, the oldest key dropped beyond capacity. */
 class ReferenceSet {
@@ -53,5 +53,41 @@ describe('RecentSet', () => {
 
   it('refuses a non-positive capacity', () => {
     expect(() => new RecentSet(0)).toThrow(RangeError);
+  });
+});
+
+describe('TimedSet and DuplicateGuard', () => {
+  it('keeps a key until its time, then forgets it', () => {
+    const set = new TimedSet();
+    set.add('a', 100);
+    set.add('b', 200);
+    set.evict(100);
+    expect(set.has('a')).toBe(false);
+    expect(set.has('b')).toBe(true);
+    set.evict(199);
+    expect(set.has('b')).toBe(true);
+    set.evict(200);
+    expect(set.size).toBe(0);
+  });
+
+  it('extends a key added again with a later time', () => {
+    const set = new TimedSet();
+    set.add('a', 100);
+    set.add('a', 300);
+    set.evict(150);
+    expect(set.has('a')).toBe(true);
+    set.evict(300);
+    expect(set.has('a')).toBe(false);
+  });
+
+  it('keeps every key within the time window, far beyond the count window', () => {
+    const guard = new DuplicateGuard(10);
+    guard.add('old', 1_000);
+    for (let i = 0; i < 10_000; i++) guard.add(`other-${i}`, 1_000);
+    guard.evict(999);
+    expect(guard.has('old')).toBe(true);
+    guard.evict(1_000);
+    expect(guard.has('old')).toBe(false);
+    expect(guard.has('other-9999')).toBe(true); // still in the count window
   });
 });

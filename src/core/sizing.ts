@@ -21,7 +21,7 @@ export interface RoundTripStats {
 }
 
 export interface Payoff {
-  /** b: average win / average loss, always > 0. */
+  /** b: average win / average loss, >= 0 (0: the account's round trips have no wins). */
   b: Fixed;
   source: PayoffSource;
   /** Set when take-profit / stop-loss were used but sit on the unexpected side of the price. */
@@ -38,12 +38,15 @@ export interface PayoffInput {
 
 /**
  * b, in order of preference: the account's average win / average loss once it has at
- * least MIN_ROUND_TRIPS_FOR_PAYOFF round trips with both wins and losses; else the
+ * least MIN_ROUND_TRIPS_FOR_PAYOFF round trips with losses (b = 0 when none of them won:
+ * the account's record says a win pays nothing, so the edge is negative); else the
  * signal's |take_profit − price| / |price − stop_loss| when both are given and both
- * distances are positive; else 1.
+ * distances are positive; else 1. With round trips but no loss at all b would be
+ * infinite, and the signal's or the default b is used instead (the cautious choice).
  */
 export function payoffRatio({ roundTrips: rt, side, price, takeProfit, stopLoss }: PayoffInput): Payoff {
-  if (rt.count >= MIN_ROUND_TRIPS_FOR_PAYOFF && rt.wins > 0 && rt.losses > 0 && rt.sumWins > ZERO && rt.sumLosses > ZERO) {
+  if (rt.count >= MIN_ROUND_TRIPS_FOR_PAYOFF && rt.losses > 0 && rt.sumLosses > ZERO) {
+    if (rt.wins === 0 || rt.sumWins <= ZERO) return { b: ZERO, source: 'round_trips' };
     // (sumWins / wins) / (sumLosses / losses), with a single rounding.
     return { b: div(rt.sumWins * BigInt(rt.losses), rt.sumLosses * BigInt(rt.wins)), source: 'round_trips' };
   }
@@ -60,8 +63,12 @@ export function payoffRatio({ roundTrips: rt, side, price, takeProfit, stopLoss 
   return { b: ONE, source: 'default' };
 }
 
-/** kelly_optimal = p − (1 − p) / b, for b > 0. */
+/**
+ * kelly_optimal = p − (1 − p) / b, for b > 0. For b = 0 (a win pays nothing) the formula
+ * goes to −∞ (0 at p = 1): reported as −1, which no sizing can turn into a stake.
+ */
 export function kellyOptimal(p: Fixed, b: Fixed): Fixed {
+  if (b <= ZERO) return p >= ONE ? ZERO : -ONE;
   return p - div(ONE - p, b);
 }
 

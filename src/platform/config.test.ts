@@ -40,7 +40,15 @@ describe('loadConfig', () => {
       min_order_notional_usd: 10,
       default_stop_pct: 0.02,
     });
-    expect(config.execution).toEqual({ fee_rate: 0.0004, max_slippage_pct: 0.001, price_interval_ms: 5000, price_step_pct: 0.001 });
+    expect(config.execution).toEqual({
+      fee_rate: 0.0004,
+      max_slippage_pct: 0.001,
+      price_interval_ms: 5000,
+      price_step_pct: 0.001,
+      max_price_deviation_pct: 0.05,
+    });
+    expect(config.risk.max_signal_age_ms).toBe(60_000);
+    expect(config.market).toMatchObject({ max_clock_skew_ms: 5000, max_tick_jump_pct: 0.2 });
     expect(config.monitor.mark_interval_ms).toBe(30_000);
     expect(config.instruments.map((i) => i.symbol)).toEqual(DEFAULT_INSTRUMENTS.map((i) => i.symbol));
   });
@@ -98,6 +106,15 @@ describe('loadConfig', () => {
     [{ redis_url: 'http://x' }, 'redis_url: must be a redis:// or rediss:// URL'],
     [{ instruments: [{ symbol: 'btc', tick_size: 0.01, step_size: 0.001, min_notional_usd: 10, start_price: 1 }] }, 'instruments.0.symbol'],
     [{ execution: { price_interval_ms: -1 } }, 'execution.price_interval_ms'],
+    // Degenerate values that would refuse or halt everything (issue #11).
+    [{ risk: { kelly_fraction: 0 } }, 'risk.kelly_fraction: must be above 0'],
+    [{ risk: { max_drawdown_pct: 0 } }, 'risk.max_drawdown_pct: must be above 0'],
+    [{ risk: { max_position_pct: 0 } }, 'risk.max_position_pct: must be above 0'],
+    [{ ports: { risk: 9000, monitor: 9000 } }, 'ports.monitor: port 9000 is also ports.risk'],
+    [{ instruments: [{ symbol: 'BTCUSDT', tick_size: 5, step_size: 0.001, min_notional_usd: 10, start_price: 1 }] }, 'instruments.0.tick_size: tick_size must not exceed start_price'],
+    [{ execution: { price_step_pct: 0.3 } }, 'execution.price_step_pct: must be below market.max_tick_jump_pct'],
+    [{ market: { max_tick_jump_pct: 0 } }, 'market.max_tick_jump_pct'],
+    [{ execution: { max_price_deviation_pct: 0 } }, 'execution.max_price_deviation_pct'],
   ])('rejects %j naming the key', (file, expected) => {
     const problems = problemsOf(() => loadConfig({ env: {}, cwd: folderWith(file) }));
     expect(problems.join('\n')).toContain(expected);
@@ -128,5 +145,14 @@ describe('loadConfig', () => {
   it('rejects duplicate instrument symbols', () => {
     const btc = DEFAULT_INSTRUMENTS[0];
     expect(() => defaultConfig({ instruments: [btc, btc] })).toThrow(/symbols must be unique/);
+  });
+});
+
+describe('exits config', () => {
+  it('is off by default and names a bad key', () => {
+    expect(defaultConfig().exits).toEqual({ stop_loss_pct: 0, take_profit_pct: 0, trailing_stop_pct: 0, max_hold_minutes: 0 });
+    const problems = problemsOf(() => loadConfig({ env: {}, cwd: folderWith({ exits: { trailing_stop_pct: 1.5, stop_lose_pct: 0.1 } }) }));
+    expect(problems.join('\n')).toMatch(/exits\.trailing_stop_pct/);
+    expect(problems.join('\n')).toMatch(/exits\.stop_lose_pct: unknown key/);
   });
 });

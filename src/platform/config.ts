@@ -11,6 +11,8 @@ import { SYMBOL_PATTERN } from '../core/messages.js';
 const pct = z.number().min(0).max(1);
 const port = z.number().int().min(0).max(65535);
 const positive = z.number().positive().finite();
+/** A fraction that must leave something to work with: 0 would make the rule degenerate. */
+const positivePct = z.number().gt(0, { error: 'must be above 0 (0 would refuse or halt everything)' }).max(1);
 
 export const InstrumentConfig = z.strictObject({
   symbol: z.string().regex(SYMBOL_PATTERN, { error: 'must be 2-20 upper-case letters or digits' }),
@@ -18,7 +20,7 @@ export const InstrumentConfig = z.strictObject({
   step_size: positive,
   min_notional_usd: z.number().nonnegative().finite(),
   start_price: positive,
-});
+}).refine((i) => i.tick_size <= i.start_price, { error: 'tick_size must not exceed start_price', path: ['tick_size'] });
 export type InstrumentConfig = z.infer<typeof InstrumentConfig>;
 
 export const DEFAULT_INSTRUMENTS: InstrumentConfig[] = [
@@ -51,7 +53,18 @@ export const ConfigSchema = z.strictObject({
       monitor: port.default(8004),
       dashboard: port.default(8000),
     })
-    .prefault({}),
+    .prefault({})
+    .superRefine((ports, ctx) => {
+      // Port 0 asks the system for a free port, so only fixed ports must differ.
+      const seen = new Map<number, string>();
+      for (const [name, value] of Object.entries(ports)) {
+        const other = seen.get(value);
+        if (value !== 0 && other !== undefined) {
+          ctx.addIssue({ code: 'custom', path: [name], message: `port ${value} is also ports.${other}; each service needs its own port` });
+        }
+        seen.set(value, name);
+      }
+    }),
   account: z.strictObject({ initial_balance_usd: positive.default(10_000) }).prefault({}),
   instruments: z
     .array(InstrumentConfig)
@@ -61,16 +74,23 @@ export const ConfigSchema = z.strictObject({
   risk: z
     .strictObject({
       min_confidence: pct.default(0.65),
-      max_position_pct: pct.default(0.1),
+      max_position_pct: positivePct.default(0.1),
       max_exposure_pct: pct.default(0.5),
-      max_drawdown_pct: pct.default(0.15),
-      kelly_fraction: pct.default(0.25),
+      max_drawdown_pct: positivePct.default(0.15),
+      kelly_fraction: positivePct.default(0.25),
       cooldown_minutes: z.number().nonnegative().finite().default(60),
       max_daily_entries: z.number().int().nonnegative().default(20),
       min_order_notional_usd: z.number().nonnegative().finite().default(10),
       default_stop_pct: z.number().positive().max(1).default(0.02),
-      /** An approved order with no fill after this long stops counting as in flight (logged). */
+      /**
+       * The expiry horizon of an approval: risk stamps `expires_ts` = approval time + this,
+       * execution never fills after it, and risk counts the order in flight until then
+       * (plus market.max_clock_skew_ms), so an unfilled approval never stops counting while
+       * it can still fill.
+       */
       inflight_timeout_ms: z.number().int().positive().default(30_000),
+      /** A signal older than this (by its `ts`) is rejected STALE_SIGNAL; 0 = off. */
+      max_signal_age_ms: z.number().int().nonnegative().default(60_000),
     })
     .prefault({}),
   execution: z
@@ -79,6 +99,25 @@ export const ConfigSchema = z.strictObject({
       max_slippage_pct: z.number().min(0).max(0.1).default(0.001),
       price_interval_ms: z.number().int().nonnegative().default(5000),
       price_step_pct: z.number().min(0).max(0.5).default(0.001),
+      /** An order whose fill price is further than this from its reference_price is REJECTED PRICE_DEVIATION. */
+      max_price_deviation_pct: positivePct.default(0.05),
+    })
+    .prefault({}),
+  market: z
+    .strictObject({
+      /** A tick whose ts is further than this ahead of the service's clock is refused (dead-lettered). */
+      max_clock_skew_ms: z.number().int().nonnegative().default(5000),
+      /** A non-manual tick moving more than this from the last accepted price needs the next tick to confirm it. */
+      max_tick_jump_pct: positivePct.default(0.2),
+    })
+    .prefault({}),
+  /** Exit-level defaults for entries whose signal carries none (docs/exits.md); 0 = off. */
+  exits: z
+    .strictObject({
+      stop_loss_pct: z.number().min(0).lt(1).default(0),
+      take_profit_pct: z.number().min(0).finite().default(0),
+      trailing_stop_pct: z.number().min(0).lt(1).default(0),
+      max_hold_minutes: z.number().min(0).finite().default(0),
     })
     .prefault({}),
   monitor: z
@@ -98,11 +137,34 @@ export const ConfigSchema = z.strictObject({
       ttl_ms: z.number().int().min(1000).max(600_000).default(10_000),
     })
     .prefault({}),
+  /** The trade journal (docs/journal.md). */
+  journal: z
+    .strictObject({
+      /** sqlite:PATH or postgres://…; unset: `quantum up` uses sqlite:./quantum-journal.sqlite. */
+      url: z
+        .string()
+        .regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, { error: 'must be sqlite:PATH or a postgres:// URL' })
+        .optional(),
+      /** PostgreSQL schema holding the tables: one per account (stream_prefix). */
+      schema: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]{0,62}$/, { error: 'must be a lower-case SQL name (letters, digits, _; at most 63)' })
+        .default('quantum'),
+    })
+    .prefault({}),
   demo: z
     .strictObject({
       signals_per_second: z.number().positive().max(100_000).default(2),
     })
     .prefault({}),
+}).superRefine((config, ctx) => {
+  if (config.execution.price_step_pct >= config.market.max_tick_jump_pct) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['execution', 'price_step_pct'],
+      message: `must be below market.max_tick_jump_pct (${config.market.max_tick_jump_pct}): every service would refuse the simulator's own ticks`,
+    });
+  }
 });
 
 export type Config = Readonly<z.infer<typeof ConfigSchema>>;
@@ -119,6 +181,8 @@ const ENV_KEYS: ReadonlyArray<{ env: string; path: string[]; kind: 'string' | 'i
   { env: 'QT_EXECUTION_PORT', path: ['ports', 'execution'], kind: 'int' },
   { env: 'QT_MONITOR_PORT', path: ['ports', 'monitor'], kind: 'int' },
   { env: 'QT_DASHBOARD_PORT', path: ['ports', 'dashboard'], kind: 'int' },
+  { env: 'QT_JOURNAL_URL', path: ['journal', 'url'], kind: 'string' },
+  { env: 'QT_JOURNAL_SCHEMA', path: ['journal', 'schema'], kind: 'string' },
 ];
 
 export class ConfigError extends Error {

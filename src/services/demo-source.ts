@@ -21,6 +21,7 @@ export class DemoSource {
   private subscription?: Subscription;
   private timer?: NodeJS.Timeout;
   private emitted = 0;
+  private runId = '';
 
   constructor(
     private readonly deps: { bus: EventBus; config: Config; clock: Clock; logger: Logger },
@@ -33,6 +34,10 @@ export class DemoSource {
 
   start(): void {
     const { bus, config } = this.deps;
+    // Signal ids from the seed, the start time and the count, never random: the same
+    // emissions at the same times give the same ids, hence the same fills (execution's
+    // randomness is keyed by signal_id); a later run on the same Redis gets new ids.
+    this.runId = `demo-${config.seed}-${this.deps.clock.now()}`;
     const decodeTick = decoderFor(PriceTick);
     this.subscription = bus.subscribe({
       topics: [TOPICS.tick],
@@ -59,6 +64,7 @@ export class DemoSource {
         stop_loss: signal.stop_loss,
         take_profit: signal.take_profit,
         metadata: signal.metadata,
+        signal_id: `${this.runId}-${this.emitted}`,
       }, this.deps.clock);
     } catch (err) {
       this.deps.logger.warn({ err }, 'demo source could not publish');

@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { redisUrl, waitFor } from './redis.js';
 import { freePorts } from './ports.js';
@@ -157,6 +157,8 @@ export function deploymentEnv(deployment: Deployment, extra: Record<string, stri
   Object.assign(env, {
     QT_STREAM_PREFIX: deployment.prefix,
     QT_CONFIG: deployment.configPath,
+    // `quantum up` writes its trade journal: next to the config, never into the repository.
+    QT_JOURNAL_URL: `sqlite:${join(dirname(deployment.configPath), 'quantum-journal.sqlite')}`,
     QT_RISK_PORT: String(deployment.ports.risk),
     QT_EXECUTION_PORT: String(deployment.ports.execution),
     QT_MONITOR_PORT: String(deployment.ports.monitor),
@@ -440,4 +442,20 @@ export async function startServices(deployment: Deployment, extraEnv: Record<str
     throw error;
   }
   return services;
+}
+
+// -------------------------------------------------------------------------------------
+// The trade journal as a process of its own
+
+/** Printed by `quantum journal` once it has migrated its database and is consuming. */
+export const JOURNAL_READY = /quantum journal: writing to .+/;
+
+/**
+ * Starts `quantum journal` with `env` (a deployment's environment plus QT_JOURNAL_URL /
+ * QT_JOURNAL_SCHEMA) and waits until it says it is writing. It has no HTTP port.
+ */
+export async function startJournal(env: NodeJS.ProcessEnv, label = 'journal'): Promise<QuantumProcess> {
+  const proc = spawnQuantum(['journal'], env, label);
+  await proc.waitForOutput(JOURNAL_READY, 45_000);
+  return proc;
 }

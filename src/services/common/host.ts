@@ -13,7 +13,7 @@ import { decodeSignal, decoderFor, type Fields } from '../../bus/codec.js';
 import { StreamNames, TOPICS, type ServiceName } from '../../bus/topics.js';
 import { backlogWarnings } from '../../bus/trim.js';
 import type { Clock } from '../../core/clock.js';
-import { ExecutionResult, PriceTick, RiskApprovedSignal, RiskRejection } from '../../core/messages.js';
+import { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, RiskRejection } from '../../core/messages.js';
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/logger.js';
 import type { ServiceMetrics } from '../../platform/metrics.js';
@@ -39,6 +39,7 @@ const DECODERS: Record<string, (fields: Fields, id: string) => unknown> = {
   [TOPICS.rejected]: decoderFor(RiskRejection),
   [TOPICS.execution]: decoderFor(ExecutionResult),
   [TOPICS.tick]: decoderFor(PriceTick),
+  [TOPICS.exitLevels]: decoderFor(ExitLevels),
 };
 
 export function decodeTopic(topic: string, fields: Fields, id: string): unknown {
@@ -294,6 +295,23 @@ export class ServiceHost {
       const result = fn();
       await this.deps.bus.setValue(snapshotKey(this.options.service), this.snapshotJson());
       return result;
+    };
+    return this.subscription ? this.subscription.exclusive(run) : run();
+  }
+
+  /**
+   * Runs `fn` between batches, publishes the messages it returns, then saves the snapshot:
+   * for outputs made off the bus (a timer, an HTTP call). Published first: a crash in
+   * between re-makes them from the older snapshot, so they must be idempotent downstream
+   * (deterministic ids). Nothing to publish: nothing saved. Returns how many were published.
+   */
+  async emit(fn: () => Outbound[]): Promise<number> {
+    const run = async () => {
+      const out = fn();
+      if (out.length === 0) return 0; // nothing changed that needs saving
+      await this.deps.bus.publishMany(out);
+      await this.deps.bus.setValue(snapshotKey(this.options.service), this.snapshotJson());
+      return out.length;
     };
     return this.subscription ? this.subscription.exclusive(run) : run();
   }

@@ -10,7 +10,9 @@
 import { compareIds, type EventBus, type StreamEntry } from '../../bus/bus.js';
 import { decoderFor } from '../../bus/codec.js';
 import { ALL_TOPICS, TOPICS, dlqTopic, type ServiceName } from '../../bus/topics.js';
+import { BusWatch, type BusStatus } from '../../core/bus-watch.js';
 import type { Clock } from '../../core/clock.js';
+import { entryState, type EntryState } from '../../core/entry-state.js';
 import { ExecutionResult, PositionUpdate, RiskApprovedSignal, RiskRejection } from '../../core/messages.js';
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/logger.js';
@@ -80,7 +82,8 @@ export interface StreamHealth {
 
 export interface HealthPicture {
   services: ServiceHealth[];
-  bus: { kind: string; connected: boolean };
+  /** The bus as the dashboard probes it, with when it went down and when it came back. */
+  bus: { kind: string } & BusStatus;
   streams: StreamHealth[];
   dlq: Array<{ topic: string; length: number }>;
   /** The dashboard's own tail of the bus. */
@@ -98,6 +101,8 @@ export interface HealthPicture {
 
 export interface RiskFigures {
   trading_state: string;
+  /** What blocks entries (ACTIVE, COOLDOWN, DAILY_LIMIT, HALTED), with until when and why. */
+  entry_state: EntryState;
   halted_at: number | null;
   halt_reason: string | null;
   approval_rate: number | null;
@@ -183,6 +188,7 @@ export class DashboardHub {
   private risk: RiskFigures | null = null;
   private execution: ExecutionFigures | null = null;
   private health: HealthPicture;
+  private readonly busWatch = new BusWatch();
   private readonly listeners = new Set<Listener>();
   private readonly lastSent = new Map<string, string>();
 
@@ -213,7 +219,7 @@ export class DashboardHub {
         checked_at: null,
         since: null,
       })),
-      bus: { kind: deps.bus.kind, connected: true },
+      bus: { kind: deps.bus.kind, ...this.busWatch.status },
       streams: [],
       dlq: [],
       feed: { ok: true, error: null, last_poll_at: null, jumps: 0, invalid_entries: 0 },
@@ -523,6 +529,13 @@ export class DashboardHub {
     this.emit({ event: 'stats', data: { risk: this.risk, execution: this.execution } });
   }
 
+  private noteBus(connected: boolean, now: number): void {
+    const change = this.busWatch.observe(connected, now);
+    if (change === 'down') this.deps.logger.warn('dashboard: the bus is unreachable');
+    if (change === 'up') this.deps.logger.info('dashboard: the bus is back');
+    this.health.bus = { kind: this.deps.bus.kind, ...this.busWatch.status };
+  }
+
   private riskFigures(b: Record<string, unknown>): RiskFigures {
     const state = typeof b.trading_state === 'string' ? b.trading_state : 'UNKNOWN';
     const haltedAt = numOr(b.halted_at, null);
@@ -543,8 +556,21 @@ export class DashboardHub {
           rejected_by_reason: (isRecord(b.counts.rejected_by_reason) ? b.counts.rejected_by_reason : {}) as Record<string, number>,
         }
       : null;
+    const entriesToday = numOr(b.entries_today, null);
+    const maxDaily = numOr(b.max_daily_entries, null);
+    const cooldownUntil = numOr(b.cooldown_until, null);
     return {
       trading_state: state,
+      entry_state: entryState(
+        {
+          trading_state: state,
+          halt_reason: haltReason,
+          cooldown_until: cooldownUntil,
+          entries_today: entriesToday ?? 0,
+          max_daily_entries: maxDaily ?? Number.POSITIVE_INFINITY,
+        },
+        this.deps.clock.now(),
+      ),
       halted_at: haltedAt,
       halt_reason: haltReason,
       approval_rate: numOr(b.approval_rate, null),
@@ -599,7 +625,7 @@ export class DashboardHub {
 
     try {
       const connected = await bus.ping().catch(() => false);
-      this.health.bus = { kind: bus.kind, connected };
+      this.noteBus(connected, now);
       if (connected) {
         const streams: StreamHealth[] = [];
         for (const topic of ALL_TOPICS) {
@@ -617,7 +643,7 @@ export class DashboardHub {
         this.health.dlq = dlq;
       }
     } catch (err) {
-      this.health.bus = { kind: bus.kind, connected: false };
+      this.noteBus(false, now);
       this.deps.logger.debug({ err }, 'dashboard: stream info failed');
     }
     this.health.checked_at = now;

@@ -6,6 +6,8 @@ import {
   applyPosition,
   figuresFromMonitor,
   figuresFromUpdate,
+  fillOf,
+  positionRowOf,
   prependBounded,
   type EquityPoint,
   type PositionRow,
@@ -92,5 +94,22 @@ describe('prependBounded', () => {
   it('puts the newest first and keeps the limit', () => {
     expect(prependBounded([3, 2, 1], [5, 4], 4)).toEqual([5, 4, 3, 2]);
     expect(prependBounded([1], [9, 8, 7], 2)).toEqual([9, 8]);
+  });
+});
+
+describe('exit levels and exit reasons', () => {
+  it('a position row keeps its armed levels; a closing fill keeps its exit_reason', () => {
+    const row = positionRowOf({
+      schema_version: 1, symbol: 'SOLUSDT', side: 'LONG', quantity: 1, avg_entry_price: 150, mark_price: 151,
+      unrealized_pnl_usd: 1, realized_pnl_usd: 0, fees_usd: 0, cause: 'mark', ts: 1, stop_loss: 140, trailing_stop: 145.5, expires_ts: 99,
+    });
+    expect(row).toMatchObject({ stop_loss: 140, trailing_stop: 145.5, expires_ts: 99 });
+    expect(row).not.toHaveProperty('take_profit');
+    const fill = fillOf({
+      schema_version: 1, order_id: 'PAPER-000000000001', signal_id: 'exit-stop_loss-0-s', symbol: 'SOLUSDT', side: 'SELL', quantity: 1,
+      reference_price: 139, fill_price: 138.9, slippage_pct: 0.0007, fee_usd: 0.05, fee_rate: 0.0004, notional_usd: 138.9,
+      status: 'FILLED', signal_ts: 1, ts: 2, reduce_only: true, origin: 'protective_exit', exit_reason: 'stop_loss',
+    });
+    expect(fill.exit_reason).toBe('stop_loss');
   });
 });

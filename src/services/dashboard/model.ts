@@ -78,6 +78,8 @@ export interface FillSummary {
   slippage_pct: number;
   reject_reason?: string;
   origin: string;
+  /** Why a close closed (stop_loss, take_profit, trailing_stop, time_limit, signal, manual). */
+  exit_reason?: string;
   ts: number;
   /** Signal creation to fill, milliseconds. */
   latency_ms: number;
@@ -157,6 +159,11 @@ export function positionRowOf(update: PositionUpdate | PositionView): PositionRo
     cause,
     ts,
     ...(update.order_id === undefined ? {} : { order_id: update.order_id }),
+    // The armed exit levels (the monitor adds them from trade.exit.levels).
+    ...(update.stop_loss === undefined ? {} : { stop_loss: update.stop_loss }),
+    ...(update.take_profit === undefined ? {} : { take_profit: update.take_profit }),
+    ...(update.trailing_stop === undefined ? {} : { trailing_stop: update.trailing_stop }),
+    ...(update.expires_ts === undefined ? {} : { expires_ts: update.expires_ts }),
   };
 }
 
@@ -255,8 +262,8 @@ export function approvalRecord(id: string, message: RiskApprovedSignal): Decisio
     quantity: message.quantity,
     notional_usd: message.notional_usd,
     origin: message.origin,
-    checks: message.checks,
-    sizing: message.sizing,
+    checks: message.checks ?? [],
+    sizing: message.sizing ?? null,
     kelly_optimal: message.kelly_optimal,
     kelly_applied: message.kelly_applied,
     risk_amount_usd: message.risk_amount_usd,
@@ -301,6 +308,7 @@ export function fillOf(result: ExecutionResult): FillSummary {
     slippage_pct: result.slippage_pct,
     ...(result.reject_reason === undefined ? {} : { reject_reason: result.reject_reason }),
     origin: result.origin,
+    ...(result.exit_reason === undefined ? {} : { exit_reason: result.exit_reason }),
     ts: result.ts,
     latency_ms: Math.max(0, result.ts - result.signal_ts),
   };

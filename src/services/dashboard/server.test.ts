@@ -13,7 +13,7 @@ import { defaultConfig, type Config } from '../../platform/config.js';
 import { systemClock } from '../../platform/clock.js';
 import { silentLogger } from '../../platform/logger.js';
 import { freePort } from '../../../test/helpers/ports.js';
-import { cleanupPrefix, redisUrl, uniquePrefix, waitFor } from '../../../test/helpers/redis.js';
+import { cleanupPrefix, redisUrl, startPrivateRedis, uniquePrefix, waitFor } from '../../../test/helpers/redis.js';
 import { startLoop, type Loop } from '../loop.js';
 import { buildDashboardApp, startDashboard, type DashboardState } from './server.js';
 import type { Upstream } from './upstream.js';
@@ -347,10 +347,58 @@ describe('on Redis', () => {
     const state = hub.state();
     expect(state.fills.map((f) => f.symbol)).toEqual(['ETHUSDT', 'BTCUSDT']);
     expect(state.positions.map((p) => p.symbol)).toEqual(['BTCUSDT', 'ETHUSDT']);
-    expect(state.health.bus).toEqual({ kind: 'redis', connected: true });
+    expect(state.health.bus).toEqual({ kind: 'redis', connected: true, down_since: null, back_at: null, last_outage_ms: null });
     for (const topic of [TOPICS.position, TOPICS.safe, TOPICS.rejected, TOPICS.execution]) {
       expect((await h.bus.info(topic)).groups.map((g) => g.name)).not.toContain('dashboard');
     }
     expect((await h.bus.info(TOPICS.position)).groups).toEqual([]);
   });
+});
+
+describe('the trading state that blocks entries', () => {
+  it('says COOLDOWN until the end of the cooldown after a losing round trip, and DAILY_LIMIT once the entries are used up', async () => {
+    const h = await startHarness();
+    const { hub } = await build(h);
+    await hub.refresh();
+    expect(hub.state().risk?.entry_state).toEqual({ state: 'ACTIVE', until: null, reason: null });
+
+    // A round trip at an unchanged price loses its fees: the cooldown starts.
+    await publishTradeSignal(h.bus, 'BTCUSDT', 'BUY', 0.8, 'test');
+    await until(() => h.loop.monitor.service.positions().length === 1, 'the entry');
+    await publishTradeSignal(h.bus, 'BTCUSDT', 'CLOSE', 0.8, 'test');
+    await until(() => h.loop.risk.service.stats().closed_trades === 1, 'the close, seen by risk');
+    await hub.refresh();
+    const cooldown = hub.state().risk!.entry_state;
+    expect(cooldown.state).toBe('COOLDOWN');
+    expect(cooldown.until).toBe(h.loop.risk.service.stats().cooldown_until);
+
+    const other = await startHarness({ risk: { max_daily_entries: 1, cooldown_minutes: 0 } });
+    await publishTradeSignal(other.bus, 'ETHUSDT', 'BUY', 0.8, 'test');
+    await until(() => other.loop.monitor.service.positions().length === 1, 'the only entry of the day');
+    const { hub: otherHub } = await build(other);
+    await otherHub.refresh();
+    expect(otherHub.state().risk?.entry_state).toMatchObject({ state: 'DAILY_LIMIT', reason: null });
+  });
+
+  it('says when the bus went down and when it came back (a private Redis stopped and started)', async () => {
+    const redis = await startPrivateRedis({ appendonly: false });
+    cleanups.push(() => redis.destroy());
+    const bus = await createBus({ redisUrl: redis.url, onError: () => undefined });
+    const h = await startHarness({}, bus);
+    const { hub } = await build(h);
+    await hub.checkHealth();
+    expect(hub.state().health.bus).toMatchObject({ connected: true, down_since: null, back_at: null });
+    await redis.stop();
+    await until(async () => {
+      await hub.checkHealth();
+      return !hub.state().health.bus.connected;
+    }, 'the dashboard to see the bus down');
+    expect(hub.state().health.bus.down_since).toEqual(expect.any(Number));
+    await redis.start();
+    await until(async () => {
+      await hub.checkHealth();
+      return hub.state().health.bus.connected;
+    }, 'the dashboard to see the bus back', 30_000);
+    expect(hub.state().health.bus).toMatchObject({ connected: true, down_since: null, back_at: expect.any(Number) });
+  }, 60_000);
 });

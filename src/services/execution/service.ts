@@ -6,9 +6,10 @@
 import type { Delivery, Outbound } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
-import type { ExecutionResult, PriceTick, RiskApprovedSignal } from '../../core/messages.js';
+import { ExecutionResult as ExecutionResultSchema, type ExecutionResult, type PriceTick, type RiskApprovedSignal } from '../../core/messages.js';
 import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
+import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
 import { EXECUTION_SNAPSHOT_VERSION, ExecutionState } from './state.js';
 
 /** How far back trade.execution.res is read at start to rebuild the duplicate guard. */
@@ -27,6 +28,8 @@ export class ExecutionService {
       instruments: instrumentTable(config.instruments),
       seed: config.seed,
       ...config.execution,
+      tickGate: tickGateFor(config),
+      expiryGraceMs: config.market.max_clock_skew_ms,
     });
     this.metrics = createServiceMetrics('execution');
     this.host = new ServiceHost(deps, {
@@ -45,10 +48,29 @@ export class ExecutionService {
   async start(): Promise<void> {
     const { bus, clock, config, logger } = this.deps;
     this.startedAt = clock.now();
-    await this.host.start();
+    const { restored } = await this.host.start();
+    // A snapshot from before `positions` was restored: only the fold is missing (rebuild() folds it otherwise).
+    if (restored && !this.state.knowsPositions) {
+      const results = await this.foldPositions();
+      logger.info({ results, positions: this.state.netPositions() }, 'net positions folded from trade.execution.res');
+    }
     for (const entry of await bus.readLatest(TOPICS.execution, GUARD_REBUILD_ENTRIES)) {
       const signalId = payloadString(entry.fields.payload, 'signal_id');
       if (signalId) this.state.rememberFilled(signalId);
+    }
+    // And every order that could still be filled (its approval not yet expired), whatever
+    // the count: an approval expires at most inflight_timeout_ms after it was made, and was
+    // filled no earlier, so a result older than that (plus the clock grace) is safe to forget.
+    const horizon = config.risk.inflight_timeout_ms + config.market.max_clock_skew_ms;
+    const since = Math.max(0, this.startedAt - horizon);
+    for (let after = `${since}-0`; ; ) {
+      const page = await bus.readAfter(TOPICS.execution, after, 10_000);
+      for (const entry of page) {
+        const signalId = payloadString(entry.fields.payload, 'signal_id');
+        if (signalId) this.state.rememberFilled(signalId, Number(entry.id.split('-')[0]) + horizon);
+      }
+      if (page.length < 10_000) break;
+      after = page[page.length - 1]!.id;
     }
     // Every price at start-up, so every service has a mark before the first order.
     await bus.publishMany(this.state.currentTicks(clock.now()).map(tickOut));
@@ -61,18 +83,51 @@ export class ExecutionService {
   }
 
   /**
-   * Without a usable snapshot: the latest prices from market.tick (the fill guard comes
-   * from trade.execution.res as always). Statistics restart; the simulator's step count
-   * too, so later simulated prices differ from an uninterrupted run.
+   * Without a usable snapshot: the latest prices from market.tick (through the tick gate;
+   * what it refused was dead-lettered and is skipped) and the fold of positions from
+   * trade.execution.res (the fill guard comes from it as always). Statistics restart; the
+   * simulator's step count too, so later simulated prices differ from an uninterrupted run.
    */
   private async rebuild(): Promise<Record<string, number>> {
-    const folded = await this.host.replayDelivered([TOPICS.tick], ({ message }) => this.state.onTick(message as PriceTick));
-    return { [`entries of ${TOPICS.tick}`]: folded.get(TOPICS.tick) ?? 0 };
+    const now = this.deps.clock.now();
+    const folded = await this.host.replayDelivered([TOPICS.tick], ({ message }) => refuseIfRefused(this.state.onTick(message as PriceTick, now)));
+    const results = await this.foldPositions();
+    return {
+      [`entries of ${TOPICS.tick}`]: folded.get(TOPICS.tick) ?? 0,
+      [`results of ${TOPICS.execution}`]: results,
+      'open positions': Object.keys(this.state.netPositions()).length,
+    };
+  }
+
+  /** This service's own fold of positions, from every result in trade.execution.res; returns how many. */
+  private async foldPositions(): Promise<number> {
+    const results = await this.readAllResults();
+    this.state.refoldPositions(results);
+    return results.length;
+  }
+
+  /** Every valid result in trade.execution.res, oldest first (it is never trimmed ahead of a snapshot). */
+  private async readAllResults(): Promise<ExecutionResult[]> {
+    const results: ExecutionResult[] = [];
+    let after = '0';
+    for (;;) {
+      const page = await this.deps.bus.readAfter(TOPICS.execution, after, 10_000);
+      for (const entry of page) {
+        try {
+          const parsed = ExecutionResultSchema.safeParse(JSON.parse(entry.fields.payload ?? ''));
+          if (parsed.success) results.push(parsed.data);
+        } catch {
+          // not a result: it was dead-lettered when it was read
+        }
+      }
+      if (page.length < 10_000) return results;
+      after = page[page.length - 1]!.id;
+    }
   }
 
   private handle(delivery: Delivery<unknown>): Outbound[] | void {
     if (delivery.topic === TOPICS.tick) {
-      this.state.onTick(delivery.message as PriceTick);
+      refuseIfRefused(this.state.onTick(delivery.message as PriceTick, this.deps.clock.now()));
       return;
     }
     const order = delivery.message as RiskApprovedSignal;

@@ -3,13 +3,14 @@
  * price source), the fill guard (each signal_id fills once) and the statistics.
  */
 import { z } from 'zod';
-import { ZERO, fx, toNumber, type Fixed } from '../../core/fixed.js';
-import { createFillModels, paperFill, rejectCodeOf, type FillModels } from '../../core/fills.js';
+import { ZERO, abs, fx, toDecimalString, toNumber, type Fixed } from '../../core/fixed.js';
+import { createFillModels, isExpired, paperFill, paperReject, rejectCodeOf, type FillModels } from '../../core/fills.js';
 import type { InstrumentTable } from '../../core/instruments.js';
 import { MarketSimulator, priceTick, type SetPriceResult } from '../../core/market.js';
 import type { ExecutionResult, PriceTick, RiskApprovedSignal, TickSource } from '../../core/messages.js';
 import { keyedRandom } from '../../core/random.js';
-import { RecentSet } from '../../core/recent-set.js';
+import { DuplicateGuard } from '../../core/recent-set.js';
+import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 
 export interface ExecutionStateOptions {
   instruments: InstrumentTable;
@@ -17,8 +18,17 @@ export interface ExecutionStateOptions {
   fee_rate: number;
   max_slippage_pct: number;
   price_step_pct: number;
-  /** How many filled signal ids are remembered to drop duplicates. */
+  /** `execution.max_price_deviation_pct`: the furthest a fill may be from the approval's reference_price. */
+  max_price_deviation_pct: number;
+  /** The market-data rules every service applies (services/common/ticks.ts builds it from config). */
+  tickGate: TickGate;
+  /** How many filled signal ids are always remembered to drop duplicates (the count window). */
   filledCapacity?: number;
+  /**
+   * An order with `expires_ts` is also remembered until then plus this (market.max_clock_skew_ms):
+   * after that a copy can only be rejected EXPIRED, never filled twice.
+   */
+  expiryGraceMs?: number;
 }
 
 export const DEFAULT_FILLED_CAPACITY = 200_000;
@@ -52,6 +62,14 @@ export const ExecutionSnapshot = z.object({
   version: z.literal(EXECUTION_SNAPSHOT_VERSION),
   prices: z.record(z.string(), z.string()),
   price_ts: z.record(z.string(), z.number()),
+  /** The tick gate's state (null in an older snapshot: seeded from prices and price_ts). */
+  tick_gate: TickGateSnapshot.nullable().default(null),
+  /**
+   * Net quantity per symbol from this service's own fills (decimal strings; null in an
+   * older snapshot: rebuilt from trade.execution.res), so a reduce-only order never
+   * increases or flips a position.
+   */
+  positions: z.record(z.string(), z.string()).nullable().default(null),
   step_no: z.number().int().nonnegative(),
   stats: z.object({
     orders: z.number(),
@@ -72,33 +90,46 @@ export class ExecutionState {
   private simulator: MarketSimulator;
   /** When each symbol's price was last set; older ticks arriving late are ignored. */
   private readonly priceTs = new Map<string, number>();
-  private readonly filled: RecentSet;
+  private readonly filled: DuplicateGuard;
   private readonly models: FillModels;
   private stats: Stats = emptyStats();
   private stepNo = 0;
+  /** Signed net quantity per symbol, folded from this service's FILLED results. */
+  private readonly positions = new Map<string, Fixed>();
+  /** False after restoring a snapshot that predates `positions`: the service refolds them. */
+  private positionsKnown = true;
+  private readonly maxPriceDeviation: Fixed;
 
   constructor(private readonly options: ExecutionStateOptions) {
     this.simulator = new MarketSimulator(options.instruments, { stepPct: options.price_step_pct });
-    this.filled = new RecentSet(options.filledCapacity ?? DEFAULT_FILLED_CAPACITY);
+    this.filled = new DuplicateGuard(options.filledCapacity ?? DEFAULT_FILLED_CAPACITY);
     this.models = createFillModels(options);
+    this.maxPriceDeviation = fx(options.max_price_deviation_pct);
   }
 
   onOrder(order: RiskApprovedSignal, now: number): OrderOutcome {
+    this.filled.evict(now);
     if (this.filled.has(order.signal_id)) {
       this.stats.duplicates += 1;
       return { kind: 'duplicate' };
     }
-    const result = paperFill({
-      order,
-      mark: this.simulator.price(order.symbol),
-      instrument: this.options.instruments.get(order.symbol),
-      seed: this.options.seed,
-      models: this.models,
-      now,
-    });
-    this.filled.add(order.signal_id);
+    // An expired order is rejected EXPIRED by paperFill whatever the position.
+    const reducing = order.reduce_only && !isExpired(order, now) ? this.reduceOnly(order, now) : { order };
+    const result =
+      reducing.rejection ??
+      paperFill({
+        order: reducing.order,
+        mark: this.simulator.price(order.symbol),
+        instrument: this.options.instruments.get(order.symbol),
+        seed: this.options.seed,
+        models: this.models,
+        now,
+        maxPriceDeviation: this.maxPriceDeviation,
+      });
+    this.filled.add(order.signal_id, order.expires_ts === undefined ? undefined : order.expires_ts + (this.options.expiryGraceMs ?? 0));
     this.stats.orders += 1;
     if (result.status === 'FILLED') {
+      this.applyOwnFill(result);
       this.stats.fills += 1;
       this.stats.volume += fx(result.notional_usd);
       this.stats.fees += fx(result.fee_usd);
@@ -111,36 +142,99 @@ export class ExecutionState {
     return { kind: 'result', result };
   }
 
-  /** Remembers a fill found in trade.execution.res at start-up (duplicates guard). */
-  rememberFilled(signalId: string): void {
-    this.filled.add(signalId);
+  /**
+   * A reduce-only order against this service's own fold of positions: clipped to the
+   * position when larger, REJECTED NOT_REDUCING when flat or on the side that would
+   * increase it. So no sequence of approvals (two CLOSEs, one expired in risk's eyes)
+   * takes a position past zero.
+   */
+  private reduceOnly(order: RiskApprovedSignal, now: number): { order: RiskApprovedSignal; rejection?: ExecutionResult } {
+    const net = this.positions.get(order.symbol) ?? ZERO;
+    const reduces = (net > ZERO && order.side === 'SELL') || (net < ZERO && order.side === 'BUY');
+    if (!reduces) {
+      const held = net === ZERO ? 'flat' : `${net > ZERO ? 'LONG' : 'SHORT'} ${toDecimalString(abs(net))}`;
+      const reason = `NOT_REDUCING: reduce-only ${order.side} of ${order.symbol} but the position is ${held}`;
+      return { order, rejection: paperReject({ order, mark: this.simulator.price(order.symbol), seed: this.options.seed, now }, reason) };
+    }
+    const quantity = fx(order.quantity);
+    return quantity > abs(net) ? { order: { ...order, quantity: toNumber(abs(net)) } } : { order };
   }
 
-  /** A tick from the bus; the latest tick per symbol wins. Returns true when applied. */
-  onTick(tick: PriceTick): boolean {
-    const last = this.priceTs.get(tick.symbol);
-    if (last !== undefined && tick.ts <= last) return false;
-    const result = this.simulator.setPrice(tick.symbol, tick.price);
-    if (!result.ok) return false;
-    this.priceTs.set(tick.symbol, tick.ts);
-    return true;
+  private applyOwnFill(result: ExecutionResult): void {
+    const quantity = fx(result.quantity);
+    const net = (this.positions.get(result.symbol) ?? ZERO) + (result.side === 'BUY' ? quantity : -quantity);
+    if (net === ZERO) this.positions.delete(result.symbol);
+    else this.positions.set(result.symbol, net);
+  }
+
+  /** True unless a snapshot without positions was restored (see `refoldPositions`). */
+  get knowsPositions(): boolean {
+    return this.positionsKnown;
+  }
+
+  /** Rebuilds the fold of positions from every result in trade.execution.res, oldest first. */
+  refoldPositions(results: Iterable<ExecutionResult>): void {
+    this.positions.clear();
+    for (const result of results) if (result.status === 'FILLED') this.applyOwnFill(result);
+    this.positionsKnown = true;
+  }
+
+  /** Net quantity per symbol from this service's fills (for /stats and tests). */
+  netPositions(): Record<string, number> {
+    return Object.fromEntries([...this.positions].map(([s, q]) => [s, toNumber(q)]));
+  }
+
+  /** Remembers a fill found in trade.execution.res at start-up (duplicates guard). */
+  rememberFilled(signalId: string, until?: number): void {
+    this.filled.add(signalId, until);
+  }
+
+  /**
+   * A tick from the bus, through the tick gate (the same rules risk and the monitor apply,
+   * so all three mark at the same price); an accepted tick sets the simulator's price.
+   */
+  onTick(tick: PriceTick, now: number): TickVerdict {
+    const verdict = this.options.tickGate.offer(tick, now);
+    if (verdict.kind !== 'accept') return verdict;
+    this.simulator.setPrice(tick.symbol, verdict.price);
+    this.priceTs.set(tick.symbol, verdict.ts);
+    return verdict;
   }
 
   /** Sets a price by hand (POST /prices); returns the tick to publish, or the error. */
   setPrice(symbol: string, price: number, now: number, source: TickSource = 'manual'): SetPriceResult & { tick?: PriceTick } {
+    const previous = this.simulator.price(symbol);
     const result = this.simulator.setPrice(symbol, price);
     if (!result.ok) return result;
-    this.priceTs.set(symbol, now);
-    return { ...result, tick: priceTick(symbol, result.price, now, source) };
+    const tick = priceTick(symbol, result.price, this.options.tickGate.stampFor(symbol, now), source);
+    const verdict = this.options.tickGate.offer(tick, now);
+    if (verdict.kind !== 'accept') {
+      if (previous !== undefined) this.simulator.setPrice(symbol, previous);
+      return { ok: false, code: 'BAD_PRICE', message: verdict.kind === 'refuse' ? verdict.reason : `BAD_PRICE: a newer tick of ${symbol} exists` };
+    }
+    this.priceTs.set(symbol, tick.ts);
+    return { ...result, tick };
   }
 
-  /** One random-walk step of every price; returns the ticks to publish. */
+  /**
+   * One random-walk step of every price; returns the ticks to publish. Each goes through
+   * the gate first (config keeps price_step_pct below the jump limit, so it passes); one the
+   * gate would not take is undone, so the simulator never holds a price the others refuse.
+   */
   step(now: number): PriceTick[] {
     const rng = keyedRandom(this.options.seed, `market:${this.stepNo++}`);
-    return this.simulator.step(rng).map((change) => {
-      this.priceTs.set(change.symbol, now);
-      return priceTick(change.symbol, change.price, now, 'simulator');
-    });
+    const ticks: PriceTick[] = [];
+    const before = this.simulator.prices();
+    for (const change of this.simulator.step(rng)) {
+      const tick = priceTick(change.symbol, change.price, this.options.tickGate.stampFor(change.symbol, now), 'simulator');
+      if (this.options.tickGate.offer(tick, now).kind !== 'accept') {
+        this.simulator.setPrice(change.symbol, before.get(change.symbol)!);
+        continue;
+      }
+      this.priceTs.set(change.symbol, tick.ts);
+      ticks.push(tick);
+    }
+    return ticks;
   }
 
   /**
@@ -150,9 +244,12 @@ export class ExecutionState {
    * from the monitor that arrived while this service was down and is still pending here.
    */
   currentTicks(now: number): PriceTick[] {
-    return [...this.simulator.prices()].map(([symbol, price]) =>
-      priceTick(symbol, price, this.priceTs.get(symbol) ?? now, 'simulator'),
-    );
+    return [...this.simulator.prices()].map(([symbol, price]) => {
+      const tick = priceTick(symbol, price, this.priceTs.get(symbol) ?? now, 'simulator');
+      // The gate takes what the simulator holds (a start price the first time), as every service will.
+      if (this.options.tickGate.ts(symbol) === undefined) this.options.tickGate.offer(tick, now);
+      return tick;
+    });
   }
 
   prices(): Record<string, number> {
@@ -192,6 +289,8 @@ export class ExecutionState {
       version: EXECUTION_SNAPSHOT_VERSION,
       prices: Object.fromEntries([...this.simulator.prices()].map(([sym, p]) => [sym, p.toString()])),
       price_ts: Object.fromEntries(this.priceTs),
+      tick_gate: this.options.tickGate.toSnapshot(),
+      positions: Object.fromEntries([...this.positions].map(([s, q]) => [s, q.toString()])),
       step_no: this.stepNo,
       stats: {
         orders: s.orders,
@@ -214,6 +313,19 @@ export class ExecutionState {
     });
     this.priceTs.clear();
     for (const [s, t] of Object.entries(snap.price_ts)) this.priceTs.set(s, t);
+    const gate = this.options.tickGate;
+    if (snap.tick_gate !== null) {
+      gate.restore(snap.tick_gate);
+    } else {
+      gate.restore({});
+      for (const [s, p] of this.simulator.prices()) {
+        const ts = this.priceTs.get(s);
+        if (ts !== undefined) gate.seed(s, p, ts);
+      }
+    }
+    this.positions.clear();
+    for (const [s, q] of Object.entries(snap.positions ?? {})) this.positions.set(s, BigInt(q));
+    this.positionsKnown = snap.positions !== null;
     this.stepNo = snap.step_no;
     const st = snap.stats;
     this.stats = {

@@ -5,14 +5,16 @@
  * `mark_interval_ms`, and closes positions by hand through the risk gate.
  */
 import { randomUUID } from 'node:crypto';
-import type { Delivery, Outbound } from '../../bus/bus.js';
+import { RefusedEntry, type Delivery, type Outbound } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { toNumber } from '../../core/fixed.js';
-import { instrumentTable } from '../../core/instruments.js';
-import { MarketSimulator, priceTick, type SetPriceResult } from '../../core/market.js';
-import type { ExecutionResult, PriceTick, RiskRejection, TradeSignal } from '../../core/messages.js';
+import { instrumentTable, type InstrumentTable } from '../../core/instruments.js';
+import { priceTick, type SetPriceResult } from '../../core/market.js';
+import { checkTickPrice } from '../../core/tick-rules.js';
+import type { ExecutionResult, ExitLevels, PriceTick, RiskRejection, TradeSignal } from '../../core/messages.js';
 import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
+import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
 import { MONITOR_SNAPSHOT_VERSION, MonitorState, type FillOutcome } from './state.js';
 
 /** How far back trade.execution.res is read at start to rebuild the duplicate guard. */
@@ -35,19 +37,24 @@ export class MonitorService {
   readonly host: ServiceHost;
   private markTimer?: NodeJS.Timeout;
   private marking = false;
-  /** The execution service's price rules (tick rounding, checks), for manual prices set here. */
-  private readonly priceRules: MarketSimulator;
   private startedAt = 0;
   private readonly waiters = new Map<string, Waiter>();
+  private readonly instruments: InstrumentTable;
 
   constructor(private readonly deps: ServiceDeps) {
-    this.state = new MonitorState(deps.config.account.initial_balance_usd);
-    this.priceRules = new MarketSimulator(instrumentTable(deps.config.instruments));
+    this.instruments = instrumentTable(deps.config.instruments);
+    const { config } = deps;
+    this.state = new MonitorState(
+      config.account.initial_balance_usd,
+      undefined,
+      tickGateFor(config),
+      config.risk.inflight_timeout_ms + config.market.max_clock_skew_ms,
+    );
     this.metrics = createServiceMetrics('monitor');
     this.host = new ServiceHost(deps, {
       service: 'monitor',
       group: GROUPS.monitor,
-      topics: [TOPICS.tick, TOPICS.execution],
+      topics: [TOPICS.tick, TOPICS.execution, TOPICS.exitLevels],
       handle: (d) => this.handle(d),
       snapshot: () => this.state.toSnapshot(),
       restore: (s) => this.state.restore(s),
@@ -65,6 +72,17 @@ export class MonitorService {
       const orderId = payloadString(entry.fields.payload, 'order_id');
       if (orderId) this.state.rememberApplied(orderId, entry.id);
     }
+    // And every result within the time window, whatever the count (see MonitorState).
+    const windowMs = config.risk.inflight_timeout_ms + config.market.max_clock_skew_ms;
+    for (let after = `${Math.max(0, this.startedAt - windowMs)}-0`; ; ) {
+      const page = await bus.readAfter(TOPICS.execution, after, 10_000);
+      for (const entry of page) {
+        const orderId = payloadString(entry.fields.payload, 'order_id');
+        if (orderId) this.state.rememberApplied(orderId, entry.id, Number(entry.id.split('-')[0]) + windowMs);
+      }
+      if (page.length < 10_000) break;
+      after = page[page.length - 1]!.id;
+    }
     this.host.consume();
     if (config.monitor.mark_interval_ms > 0) {
       this.markTimer = setInterval(() => void this.publishMarks(), config.monitor.mark_interval_ms);
@@ -73,16 +91,27 @@ export class MonitorService {
     logger.info({ open_positions: this.state.openPositionCount() }, 'position monitor started');
   }
 
-  /** Without a usable snapshot: the books from every fill and tick the group was handed. */
+  /**
+   * Without a usable snapshot: the books from every fill and tick the group was handed
+   * (through the tick gate and the ledger checks: what they refused was dead-lettered and
+   * is skipped), and each position's latest armed exit levels from trade.exit.levels.
+   */
   private async rebuild(): Promise<Record<string, number>> {
     const now = this.deps.clock.now();
-    const folded = await this.host.replayDelivered([TOPICS.tick, TOPICS.execution], ({ topic, id, message }) => {
-      if (topic === TOPICS.tick) this.state.onTick(message as PriceTick);
-      else this.state.onExecution(message as ExecutionResult, id, now);
+    const folded = await this.host.replayDelivered([TOPICS.tick, TOPICS.execution, TOPICS.exitLevels], ({ topic, id, message }) => {
+      if (topic === TOPICS.tick) {
+        refuseIfRefused(this.state.onTick(message as PriceTick, now));
+      } else if (topic === TOPICS.exitLevels) {
+        this.state.onExitLevels(message as ExitLevels);
+      } else {
+        const outcome = this.state.onExecution(message as ExecutionResult, id, now);
+        if (outcome.kind === 'refused') throw new RefusedEntry(outcome.reason);
+      }
     });
     return {
       [`entries of ${TOPICS.execution}`]: folded.get(TOPICS.execution) ?? 0,
       [`entries of ${TOPICS.tick}`]: folded.get(TOPICS.tick) ?? 0,
+      [`entries of ${TOPICS.exitLevels}`]: folded.get(TOPICS.exitLevels) ?? 0,
       'open positions': this.state.openPositionCount(),
     };
   }
@@ -91,14 +120,23 @@ export class MonitorService {
     const now = this.deps.clock.now();
     if (delivery.topic === TOPICS.tick) {
       const tick = delivery.message as PriceTick;
-      const changed = this.state.onTick(tick);
-      if (changed && this.deps.config.monitor.publish_on_tick && this.state.hasOpenPosition(tick.symbol)) {
+      const verdict = this.state.onTick(tick, now);
+      refuseIfRefused(verdict);
+      if (verdict.kind === 'accept' && this.deps.config.monitor.publish_on_tick && this.state.hasOpenPosition(tick.symbol)) {
         return [{ topic: TOPICS.position, payload: this.state.update(tick.symbol, 'mark', now) }];
       }
       return;
     }
+    if (delivery.topic === TOPICS.exitLevels) {
+      // Shown on the position at once (dashboards read trade.position.update).
+      const levels = delivery.message as ExitLevels;
+      this.state.onExitLevels(levels);
+      if (!this.state.hasOpenPosition(levels.symbol)) return;
+      return [{ topic: TOPICS.position, payload: this.state.update(levels.symbol, 'mark', now) }];
+    }
     const result = delivery.message as ExecutionResult;
     const outcome = this.state.onExecution(result, delivery.id, now);
+    if (outcome.kind === 'refused') throw new RefusedEntry(outcome.reason);
     this.waiters.get(result.signal_id)?.resolve({ result, outcome });
     if (outcome.kind === 'duplicate') {
       this.metrics.outcomes.inc({ outcome: 'duplicate' });
@@ -204,9 +242,10 @@ export class MonitorService {
    * does, so every service marks at the same price.
    */
   async publishPrice(symbol: string, price: number): Promise<{ ok: true; tick: PriceTick } | Extract<SetPriceResult, { ok: false }>> {
-    const result = this.priceRules.setPrice(symbol, price);
-    if (!result.ok) return result;
-    const tick = priceTick(symbol, result.price, this.deps.clock.now(), 'manual');
+    const result = checkTickPrice(this.instruments, symbol, price);
+    if (!result.ok) return { ok: false, code: result.code, message: result.reason };
+    const now = this.deps.clock.now();
+    const tick = priceTick(symbol, result.price, this.state.tickGate.stampFor(symbol, now), 'manual');
     await this.deps.bus.publish(TOPICS.tick, tick);
     return { ok: true, tick };
   }

@@ -48,6 +48,18 @@ describe('MonitorState', () => {
     expect(state.portfolio()).toMatchObject({ balance_usd: 10_009.596, closed_trades: 1, win_rate: 1 });
   });
 
+  it('refuses a fill the ledger cannot apply without moving the watermark (a retry is not a duplicate)', () => {
+    const state = new MonitorState(10_000);
+    // 1e-300 is a positive number, so it passes the schema, but 0 at 18 decimals.
+    const bad = fill('BUY', 0.01, 1e-300, 0);
+    const outcome = state.onExecution(bad, '5-0', 10);
+    expect(outcome.kind).toBe('refused');
+    expect(outcome.kind === 'refused' && outcome.reason).toMatch(/^LEDGER: fill price must be positive/);
+    expect(state.statistics().last_fill_id).toBe('0-0');
+    expect(state.portfolio().balance_usd).toBe(10_000);
+    expect(state.onExecution(fill('BUY', 0.01, 50_000, 0), '6-0', 20).kind).toBe('applied');
+  });
+
   it('counts REJECTED results without touching the books', () => {
     const state = new MonitorState(10_000);
     expect(state.onExecution(fill('BUY', 0.01, 0, 0, { status: 'REJECTED', reject_reason: 'NO_PRICE: x' }), '1-0', 10).kind).toBe('rejected');
@@ -58,8 +70,8 @@ describe('MonitorState', () => {
   it('marks to the latest tick and ignores late ones', () => {
     const state = new MonitorState(10_000);
     state.onExecution(fill('BUY', 0.01, 50_000, 0), '1-0', 10);
-    expect(state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 51_000, ts: 10, source: 'manual' })).toBe(true);
-    expect(state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 49_000, ts: 9, source: 'manual' })).toBe(false);
+    expect(state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 51_000, ts: 10, source: 'manual' }, 10).kind).toBe('accept');
+    expect(state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 49_000, ts: 9, source: 'manual' }, 10).kind).toBe('stale');
     expect(state.portfolio().unrealized_pnl_usd).toBe(10);
     expect(state.markUpdates(11)).toEqual([expect.objectContaining({ cause: 'mark', mark_price: 51_000, unrealized_pnl_usd: 10 })]);
   });

@@ -7,8 +7,18 @@ import { z } from 'zod';
 import { compareIds } from '../../bus/bus.js';
 import { fx, toNumber } from '../../core/fixed.js';
 import { Ledger, LedgerSnapshot, ledgerFillOf, type FillEffect } from '../../core/ledger.js';
-import type { ExecutionResult, PositionCause, PositionUpdate, PositionView, PriceTick } from '../../core/messages.js';
-import { RecentSet } from '../../core/recent-set.js';
+import {
+  ExitLevels,
+  type ExecutionResult,
+  type PositionCause,
+  type PositionUpdate,
+  type PositionView,
+  type PriceTick,
+} from '../../core/messages.js';
+import { instrumentTable } from '../../core/instruments.js';
+import { DuplicateGuard } from '../../core/recent-set.js';
+import { DEFAULT_TICK_RULES, TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
+import { DEFAULT_INSTRUMENTS } from '../../platform/config.js';
 
 export const DEFAULT_APPLIED_CAPACITY = 200_000;
 
@@ -21,6 +31,10 @@ export const MonitorSnapshot = z.object({
   /** Id of the last trade.execution.res entry applied: entries at or before it are done. */
   last_fill_id: z.string(),
   price_ts: z.record(z.string(), z.number()),
+  /** The risk service's latest armed exit levels per symbol (trade.exit.levels). */
+  exit_levels: z.record(z.string(), ExitLevels).default({}),
+  /** The tick gate's state (null in an older snapshot: seeded from the marks and price_ts). */
+  tick_gate: TickGateSnapshot.nullable().default(null),
   counters: z.object({
     fills_applied: z.number(),
     rejected_results: z.number(),
@@ -33,21 +47,31 @@ export type MonitorSnapshot = z.infer<typeof MonitorSnapshot>;
 export type FillOutcome =
   | { kind: 'applied'; effect: FillEffect; update: PositionUpdate }
   | { kind: 'duplicate' }
-  | { kind: 'rejected' };
+  | { kind: 'rejected' }
+  /** The ledger cannot apply it (e.g. a price below 1e-18): nothing changed; dead-letter it. */
+  | { kind: 'refused'; reason: string };
 
 export class MonitorState {
   private ledger: Ledger;
-  private readonly applied: RecentSet;
+  private readonly applied: DuplicateGuard;
   private lastFillId = '0-0';
   private readonly priceTs = new Map<string, number>();
+  private readonly exitLevels = new Map<string, ExitLevels>();
   private counters = { fills_applied: 0, rejected_results: 0, duplicates: 0, ticks: 0 };
 
   constructor(
     private readonly initialBalance: number,
     appliedCapacity = DEFAULT_APPLIED_CAPACITY,
+    /** The market-data rules every service applies (services/common/ticks.ts builds it from config). */
+    readonly tickGate: TickGate = new TickGate(instrumentTable(DEFAULT_INSTRUMENTS), DEFAULT_TICK_RULES),
+    /**
+     * Order ids are also kept this long after their result (risk.inflight_timeout_ms +
+     * market.max_clock_skew_ms): execution cannot fill a copy of an order after that.
+     */
+    private readonly appliedWindowMs = 0,
   ) {
     this.ledger = new Ledger(fx(initialBalance));
-    this.applied = new RecentSet(appliedCapacity);
+    this.applied = new DuplicateGuard(appliedCapacity);
   }
 
   /**
@@ -58,35 +82,55 @@ export class MonitorState {
    * latest update per symbol would then ignore it (e.g. never see a position close).
    */
   onExecution(result: ExecutionResult, entryId: string, now: number): FillOutcome {
+    this.applied.evict(now);
     if (compareIds(entryId, this.lastFillId) <= 0 || this.applied.has(result.order_id)) {
       this.counters.duplicates += 1;
       return { kind: 'duplicate' };
     }
+    let effect: FillEffect | null = null;
+    if (result.status === 'FILLED') {
+      try {
+        effect = this.ledger.applyFill(ledgerFillOf(result));
+      } catch (error) {
+        // The ledger validates before it changes anything; the watermark stays put.
+        return { kind: 'refused', reason: `LEDGER: ${(error as Error).message}` };
+      }
+    }
+    // Only now is the result done: a retry of a result that failed above is not a duplicate.
     this.lastFillId = entryId;
-    this.applied.add(result.order_id);
-    if (result.status !== 'FILLED') {
+    this.applied.add(result.order_id, this.appliedWindowMs > 0 ? result.ts + this.appliedWindowMs : undefined);
+    if (effect === null) {
       this.counters.rejected_results += 1;
       return { kind: 'rejected' };
     }
-    const effect = this.ledger.applyFill(ledgerFillOf(result));
     this.counters.fills_applied += 1;
     const cause: PositionCause = effect.closedRoundTrip && !effect.opened ? 'close' : 'fill';
     return { kind: 'applied', effect, update: this.update(result.symbol, cause, now, result.order_id) };
   }
 
   /** Remembers an order applied before the last snapshot (rebuilding the guard at start-up). */
-  rememberApplied(orderId: string, entryId: string): void {
-    if (compareIds(entryId, this.lastFillId) <= 0) this.applied.add(orderId);
+  rememberApplied(orderId: string, entryId: string, until?: number): void {
+    if (compareIds(entryId, this.lastFillId) <= 0) this.applied.add(orderId, until);
   }
 
-  /** Latest tick per symbol wins. Returns true when the mark changed. */
-  onTick(tick: PriceTick): boolean {
-    const last = this.priceTs.get(tick.symbol);
-    if (last !== undefined && tick.ts < last) return false;
-    this.priceTs.set(tick.symbol, tick.ts);
-    this.ledger.setMark(tick.symbol, fx(tick.price));
+  /** Through the tick gate (the rules risk and execution apply); an accepted tick sets the mark. */
+  onTick(tick: PriceTick, now: number): TickVerdict {
+    const verdict = this.tickGate.offer(tick, now);
+    if (verdict.kind !== 'accept') return verdict;
+    this.priceTs.set(tick.symbol, verdict.ts);
+    this.ledger.setMark(tick.symbol, verdict.price);
     this.counters.ticks += 1;
-    return true;
+    return verdict;
+  }
+
+  /**
+   * The risk service's armed levels of a symbol (it owns them: entries arm them, the trail
+   * moves them, POST /positions/{symbol}/exits changes them). One producer writes the
+   * stream in order, so the latest entry wins (no clock comparison across services).
+   */
+  onExitLevels(levels: ExitLevels): void {
+    if (levels.cause === 'cleared') this.exitLevels.delete(levels.symbol);
+    else this.exitLevels.set(levels.symbol, levels);
   }
 
   hasOpenPosition(symbol: string): boolean {
@@ -95,17 +139,29 @@ export class MonitorState {
   }
 
   update(symbol: string, cause: PositionCause, ts: number, orderId?: string): PositionUpdate {
-    return { ...this.ledger.positionView(symbol, cause, ts, orderId), portfolio: this.ledger.summary() };
+    return { ...this.withLevels(this.ledger.positionView(symbol, cause, ts, orderId)), portfolio: this.ledger.summary() };
   }
 
   /** One mark-to-market update per open position. */
   markUpdates(ts: number): PositionUpdate[] {
     const portfolio = this.ledger.summary();
-    return this.ledger.openPositionViews(ts).map((view) => ({ ...view, cause: 'mark' as const, portfolio }));
+    return this.positions(ts).map((view) => ({ ...view, cause: 'mark' as const, portfolio }));
   }
 
   positions(ts: number): PositionView[] {
-    return this.ledger.openPositionViews(ts);
+    return this.ledger.openPositionViews(ts).map((view) => this.withLevels(view));
+  }
+
+  /** An open position's view with its armed exit levels (each omitted when not armed). */
+  private withLevels(view: PositionView): PositionView {
+    const levels = this.exitLevels.get(view.symbol);
+    if (levels === undefined || view.side === 'FLAT') return view;
+    const out: PositionView = { ...view };
+    if (levels.stop_loss !== null) out.stop_loss = levels.stop_loss;
+    if (levels.take_profit !== null) out.take_profit = levels.take_profit;
+    if (levels.trailing_stop !== null) out.trailing_stop = levels.trailing_stop;
+    if (levels.expires_ts !== null) out.expires_ts = levels.expires_ts;
+    return out;
   }
 
   portfolio() {
@@ -134,6 +190,8 @@ export class MonitorState {
       ledger: this.ledger.toSnapshot(),
       last_fill_id: this.lastFillId,
       price_ts: Object.fromEntries(this.priceTs),
+      exit_levels: Object.fromEntries(this.exitLevels),
+      tick_gate: this.tickGate.toSnapshot(),
       counters: { ...this.counters },
     };
   }
@@ -144,6 +202,14 @@ export class MonitorState {
     this.lastFillId = snap.last_fill_id;
     this.priceTs.clear();
     for (const [s, t] of Object.entries(snap.price_ts)) this.priceTs.set(s, t);
+    this.exitLevels.clear();
+    for (const [s, l] of Object.entries(snap.exit_levels)) this.exitLevels.set(s, l);
+    if (snap.tick_gate !== null) {
+      this.tickGate.restore(snap.tick_gate);
+    } else {
+      this.tickGate.restore({});
+      for (const [s, p] of this.ledger.marksView()) this.tickGate.seed(s, p, this.priceTs.get(s) ?? 0);
+    }
     this.counters = { ...snap.counters };
   }
 }

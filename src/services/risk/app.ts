@@ -1,7 +1,9 @@
 /** HTTP routes of the Risk Safety service (port 8003). Builds; never listens. */
 import type { FastifyInstance } from 'fastify';
-import { createHttpApp, type ServiceHttpOptions } from '../../platform/http.js';
-import { healthRoute } from '../common/routes.js';
+import { z } from 'zod';
+import type { LevelPatch } from '../../core/exits.js';
+import { HttpError, createHttpApp, jsonSchemaOf, type ServiceHttpOptions } from '../../platform/http.js';
+import { healthRoute, symbolParamsSchema } from '../common/routes.js';
 import type { RiskService } from './service.js';
 
 export async function buildRiskApp(service: RiskService, options: ServiceHttpOptions): Promise<FastifyInstance> {
@@ -44,5 +46,45 @@ export async function buildRiskApp(service: RiskService, options: ServiceHttpOpt
     async () => service.resume(),
   );
 
+  app.get(
+    '/positions/exits',
+    { schema: { description: 'The armed exit levels of every position: {"exits": [ExitLevels]}', tags: ['exits'] } },
+    async () => ({ exits: service.exitLevels() }),
+  );
+
+  app.post<{ Params: { symbol: string }; Body: LevelPatch }>(
+    '/positions/:symbol/exits',
+    {
+      schema: {
+        description:
+          'Sets (a value) or clears (null) exit levels of an open position; omitted keys stay as they are. A new trailing ' +
+          'stop starts from the exit-side price now, a new max_hold_ms counts from now. 400 naming the field for a level on ' +
+          'the wrong side of the price; 404 when the position is flat. Publishes the change to trade.exit.levels.',
+        tags: ['exits'],
+        params: symbolParamsSchema,
+        body: exitPatchSchema,
+      },
+    },
+    async (request) => {
+      const result = await service.setExitLevels(request.params.symbol, request.body);
+      if (!result.ok) {
+        if (result.status === 404) throw new HttpError(404, 'no_position', result.message);
+        throw new HttpError(400, 'bad_request', result.message);
+      }
+      return { symbol: request.params.symbol, exits: result.levels };
+    },
+  );
+
   return app;
 }
+
+const exitPatchSchema = jsonSchemaOf(
+  z
+    .object({
+      stop_loss: z.number().positive().nullable().optional().describe('stop price; null clears it'),
+      take_profit: z.number().positive().nullable().optional().describe('target price; null clears it'),
+      trailing_stop_pct: z.number().positive().lt(1).nullable().optional().describe('trail distance as a fraction; null clears it'),
+      max_hold_ms: z.number().int().positive().nullable().optional().describe('time limit from now, ms; null clears it'),
+    })
+    .strict(),
+);

@@ -3,12 +3,14 @@
  * market.tick (group `risk-safety`); the pure governor decides each signal once;
  * approvals go to trade.signal.safe, rejections to trade.signal.rejected.
  */
-import { compareIds, type Delivery, type Outbound, type StreamEntry } from '../../bus/bus.js';
+import { RefusedEntry, compareIds, type Delivery, type EventBus, type Outbound, type StreamEntry } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
-import type { ExecutionResult, PriceTick, RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
+import type { LevelPatch } from '../../core/exits.js';
+import type { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
 import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
 import { ServiceHost, decodeTopic, payloadString, type ServiceDeps } from '../common/host.js';
+import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
 import { RISK_SNAPSHOT_VERSION, RiskState } from './state.js';
 
 /** How far back the decision streams are read at start to rebuild the duplicate guard. */
@@ -21,6 +23,7 @@ export class RiskService {
   readonly host: ServiceHost;
   private sweepTimer?: NodeJS.Timeout;
   private startedAt = 0;
+  private checkingTimeLimits = false;
 
   constructor(private readonly deps: ServiceDeps) {
     const { config } = deps;
@@ -31,6 +34,9 @@ export class RiskService {
       execution: config.execution,
       seed: config.seed,
       inflightTimeoutMs: config.risk.inflight_timeout_ms,
+      expiryGraceMs: config.market.max_clock_skew_ms,
+      tickGate: tickGateFor(config),
+      exits: config.exits,
     });
     this.metrics = createServiceMetrics('risk');
     this.host = new ServiceHost(deps, {
@@ -52,11 +58,20 @@ export class RiskService {
     const { bus, logger } = this.deps;
     this.startedAt = this.deps.clock.now();
     await this.host.start();
+    // The duplicate guard, rebuilt whole: every decision within the time window (read by
+    // stream id, which is a time), and the newest ones for the count window.
+    const windowMs = this.deps.config.risk.max_signal_age_ms;
+    const since = windowMs > 0 ? `${Math.max(0, this.startedAt - 2 * windowMs)}-0` : null;
     for (const topic of [TOPICS.safe, TOPICS.rejected]) {
       for (const entry of await bus.readLatest(topic, GUARD_REBUILD_ENTRIES)) {
         const signalId = payloadString(entry.fields.payload, 'signal_id');
         if (signalId) this.state.rememberDecided(signalId);
       }
+      if (since === null) continue;
+      await forEachEntrySince(bus, topic, since, (entry) => {
+        const times = decisionTimes(topic, entry);
+        if (times) this.state.rememberDecided(times.signalId, times);
+      });
     }
     // A skipped HOLD publishes nothing, so its id is found in the input stream instead:
     // every HOLD at or before the snapshot's last signal entry was already handled.
@@ -67,30 +82,47 @@ export class RiskService {
         const holdId = heldSignalId(entry);
         if (holdId) this.state.rememberDecided(holdId);
       }
+      if (since !== null) {
+        await forEachEntrySince(bus, TOPICS.signal, since, (entry) => {
+          if (compareIds(entry.id, watermark) > 0) return false;
+          const holdId = heldSignalId(entry);
+          const at = Number(entry.id.split('-')[0]);
+          if (holdId) this.state.rememberDecided(holdId, { decidedAt: at, signalTs: at });
+          return true;
+        });
+      }
     }
     this.host.consume();
-    this.sweepTimer = setInterval(() => this.sweepInflight(), INFLIGHT_SWEEP_MS);
+    this.sweepTimer = setInterval(() => {
+      this.sweepInflight();
+      void this.checkTimeLimits();
+    }, INFLIGHT_SWEEP_MS);
     this.sweepTimer.unref();
     logger.info({ trading_state: this.state.state, inflight: this.state.inflightCount() }, 'risk safety service started');
   }
 
   /**
    * Without a usable snapshot: the confirmed books from every fill and tick the group was
-   * handed, then the day's entries and the orders still in flight from trade.signal.safe.
-   * Statistics restart; the peak equity is the highest seen while folding.
+   * handed (through the tick gate and the ledger checks, as when they were delivered: what
+   * they refused was dead-lettered and is skipped), then the day's entries and the orders
+   * still in flight from trade.signal.safe. Statistics restart; the peak equity is the
+   * highest seen while folding. Exit levels are not in the streams: none are armed.
    */
   private async rebuild(): Promise<Record<string, number>> {
+    const now = this.deps.clock.now();
     const resolved = new Set<string>();
     const folded = await this.host.replayDelivered([TOPICS.tick, TOPICS.execution], ({ topic, message }) => {
       if (topic === TOPICS.tick) {
-        this.state.onTick(message as PriceTick);
+        refuseIfRefused(this.state.onTick(message as PriceTick, now));
         return;
       }
       const result = message as ExecutionResult;
+      const refused = this.state.onExecution(result);
+      if (refused !== undefined) throw new RefusedEntry(refused);
       resolved.add(result.signal_id);
-      this.state.onExecution(result);
     });
-    const now = this.deps.clock.now();
+    // Folding fills disarms nothing armed (there is nothing): no level changes to publish.
+    this.state.drainExitLevels();
     const approvals = (await this.deps.bus.readLatest(TOPICS.safe, GUARD_REBUILD_ENTRIES)).reverse();
     for (const entry of approvals) {
       let order: RiskApprovedSignal;
@@ -99,8 +131,7 @@ export class RiskService {
       } catch {
         continue;
       }
-      const inFlight = !resolved.has(order.signal_id) && now - order.approved_ts < this.deps.config.risk.inflight_timeout_ms;
-      this.state.noteApproval(order, inFlight);
+      this.state.noteApproval(order, resolved.has(order.signal_id), now);
     }
     return {
       [`entries of ${TOPICS.execution}`]: folded.get(TOPICS.execution) ?? 0,
@@ -110,17 +141,76 @@ export class RiskService {
   }
 
   private handle(delivery: Delivery<unknown>): Outbound[] | void {
+    const out = this.handleEntry(delivery);
+    return withExitOutputs(out, this.state.drainExitLevels());
+  }
+
+  private handleEntry(delivery: Delivery<unknown>): Outbound[] | void {
     switch (delivery.topic) {
-      case TOPICS.tick:
-        this.state.onTick(delivery.message as PriceTick);
-        return;
+      case TOPICS.tick: {
+        const tick = delivery.message as PriceTick;
+        const now = this.deps.clock.now();
+        const verdict = this.state.onTick(tick, now);
+        refuseIfRefused(verdict);
+        // Only a tick the gate accepted moves a trail or fires an exit.
+        if (verdict.kind !== 'accept') return;
+        return this.protectiveCloses(this.state.checkExits(now, tick.symbol));
+      }
       case TOPICS.execution:
-        this.state.onExecution(delivery.message as ExecutionResult);
+      {
+        const refused = this.state.onExecution(delivery.message as ExecutionResult);
+        if (refused !== undefined) throw new RefusedEntry(refused);
         return;
+      }
       default:
         this.state.noteSignalEntry(delivery.id);
         return this.decide(delivery.message as TradeSignal);
     }
+  }
+
+  // -- protective exits (docs/exits.md) ----------------------------------------------
+
+  /** Logs each protective close (rare: one per position at most) and makes its outputs. */
+  private protectiveCloses(closes: RiskApprovedSignal[]): Outbound[] | void {
+    if (closes.length === 0) return;
+    for (const order of closes) {
+      this.metrics.outcomes.inc({ outcome: `protective_exit:${order.exit_reason}` });
+      this.deps.logger.warn(
+        { signal_id: order.signal_id, symbol: order.symbol, exit_reason: order.exit_reason, side: order.side, quantity: order.quantity },
+        'protective exit triggered: reduce-only close published',
+      );
+    }
+    return closes.map((payload) => ({ topic: TOPICS.safe, payload }));
+  }
+
+  /** On the sweep timer: time limits fire without a tick (checked with the injected clock). */
+  private async checkTimeLimits(): Promise<void> {
+    if (this.checkingTimeLimits || !this.state.exitsDueOnClock()) return;
+    this.checkingTimeLimits = true;
+    try {
+      await this.host.emit(() => {
+        const closes = this.protectiveCloses(this.state.checkExits(this.deps.clock.now())) ?? [];
+        return withExitOutputs(closes, this.state.drainExitLevels()) ?? [];
+      });
+    } catch (err) {
+      this.deps.logger.warn({ err }, 'checking exit time limits failed; retrying on the next sweep');
+    } finally {
+      this.checkingTimeLimits = false;
+    }
+  }
+
+  /** POST /positions/{symbol}/exits: sets or clears levels, publishes the change, persists it. */
+  async setExitLevels(symbol: string, patch: LevelPatch) {
+    let result!: ReturnType<RiskState['setExitLevels']>;
+    await this.host.emit(() => {
+      result = this.state.setExitLevels(symbol, patch, this.deps.clock.now());
+      return withExitOutputs([], this.state.drainExitLevels()) ?? [];
+    });
+    return result;
+  }
+
+  exitLevels(): ExitLevels[] {
+    return this.state.exitLevels(this.deps.clock.now());
   }
 
   private decide(signal: TradeSignal): Outbound[] | void {
@@ -155,7 +245,7 @@ export class RiskService {
     for (const order of expired) {
       this.deps.logger.warn(
         { signal_id: order.signal_id, symbol: order.symbol, approved_ts: order.approved_ts },
-        'approved order got no execution result in time; it no longer counts as in flight',
+        'approved order expired with no execution result; execution will not fill it, so it no longer counts as in flight',
       );
     }
   }
@@ -195,6 +285,12 @@ export class RiskService {
   }
 }
 
+/** A handler's outputs plus the exit-level changes it queued (published after them). */
+function withExitOutputs(out: Outbound[] | void, levels: readonly ExitLevels[]): Outbound[] | void {
+  if (levels.length === 0) return out;
+  return [...(out ?? []), ...levels.map((payload) => ({ topic: TOPICS.exitLevels, payload }))];
+}
+
 /**
  * The signal_id of a trade.signal.v5 entry holding a HOLD (as the codec would give it:
  * the producer's id, else `sig-<entry id>`); undefined for anything else.
@@ -209,4 +305,32 @@ function heldSignalId(entry: StreamEntry): string | undefined {
   if (typeof payload !== 'object' || payload === null || (payload as { action?: unknown }).action !== 'HOLD') return undefined;
   const id = (payload as { signal_id?: unknown }).signal_id;
   return typeof id === 'string' ? id : `sig-${entry.id}`;
+}
+
+/** Calls `visit` on every entry of `topic` after `since`, oldest first; stops when it returns false. */
+async function forEachEntrySince(bus: EventBus, topic: string, since: string, visit: (entry: StreamEntry) => boolean | void): Promise<void> {
+  const PAGE = 10_000;
+  let after = since;
+  for (;;) {
+    const page = await bus.readAfter(topic, after, PAGE);
+    for (const entry of page) if (visit(entry) === false) return;
+    if (page.length < PAGE) return;
+    after = page[page.length - 1]!.id;
+  }
+}
+
+/** The signal id and the decision and signal times of an approval or rejection entry. */
+function decisionTimes(topic: string, entry: StreamEntry): { signalId: string; decidedAt: number; signalTs: number } | undefined {
+  let payload: Record<string, unknown>;
+  try {
+    payload = JSON.parse(entry.fields.payload ?? '') as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const signalId = payload.signal_id;
+  const approval = topic === TOPICS.safe;
+  const decidedAt = approval ? payload.approved_ts : payload.ts;
+  const signalTs = approval ? payload.ts : payload.signal_ts;
+  if (typeof signalId !== 'string' || typeof decidedAt !== 'number' || typeof signalTs !== 'number') return undefined;
+  return { signalId, decidedAt, signalTs };
 }

@@ -4,6 +4,7 @@ import { fx } from '../../core/fixed.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
 import { defaultConfig } from '../../platform/config.js';
+import { tickGateFor } from '../common/ticks.js';
 import { RiskState } from './state.js';
 
 const config = defaultConfig();
@@ -18,6 +19,7 @@ function makeState(patch: Partial<typeof config.risk> = {}) {
     execution: config.execution,
     seed: 42,
     inflightTimeoutMs: 30_000,
+    tickGate: tickGateFor(config),
   });
 }
 
@@ -28,7 +30,7 @@ function signal(symbol: string, action: TradeSignal['action'], confidence: numbe
 }
 
 function priceAll(state: RiskState, ts = T0) {
-  for (const i of config.instruments) state.onTick({ schema_version: 1, symbol: i.symbol, price: i.start_price, ts, source: 'manual' });
+  for (const i of config.instruments) state.onTick({ schema_version: 1, symbol: i.symbol, price: i.start_price, ts, source: 'manual' }, ts);
 }
 
 /** What the execution service would publish for an approval. */
@@ -115,14 +117,14 @@ describe('RiskState', () => {
     if (buy.kind !== 'approve') throw new Error('expected approval');
     state.onExecution(fillOf(buy.message, 65_000));
     // A 20% fall on a ~100% position is well past 15% drawdown.
-    state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 52_000, ts: T0 + 10, source: 'manual' });
+    state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 52_000, ts: T0 + 10, source: 'manual' }, T0 + 10);
     expect(state.state).toBe('HALTED');
     const entry = state.onSignal(signal('ETHUSDT', 'BUY', 0.99), T0 + 20);
     expect(entry.kind === 'reject' && entry.message.reasons).toContain('CIRCUIT_BREAKER');
     const exit = state.onSignal(signal('BTCUSDT', 'SELL', 0.5), T0 + 20);
     expect(exit.kind === 'approve' && exit.message.intent).toBe('CLOSE');
     // Recovering prices does not re-arm; only resume does.
-    state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 65_000, ts: T0 + 30, source: 'manual' });
+    state.onTick({ schema_version: 1, symbol: 'BTCUSDT', price: 65_000, ts: T0 + 30, source: 'manual' }, T0 + 30);
     expect(state.state).toBe('HALTED');
     state.resume();
     expect(state.state).toBe('ACTIVE');
@@ -134,9 +136,63 @@ describe('RiskState', () => {
     priceAll(state);
     state.onSignal(signal('BTCUSDT', 'BUY', 0.9), T0);
     expect(state.stats(T0).exposure_usd).toBeGreaterThan(900);
-    expect(state.expireInflight(T0 + 29_999)).toHaveLength(0);
-    expect(state.expireInflight(T0 + 30_000)).toHaveLength(1);
+    // Execution may fill up to expires_ts (approval + inflight_timeout_ms) inclusive.
+    expect(state.expireInflight(T0 + 30_000)).toHaveLength(0);
+    expect(state.expireInflight(T0 + 30_001)).toHaveLength(1);
     expect(state.stats(T0).exposure_usd).toBe(0);
+  });
+
+  it('stamps approvals with expires_ts and keeps them in flight until then plus the clock grace', () => {
+    const state = new RiskState({
+      initialBalance: 10_000,
+      instruments,
+      limits: config.risk,
+      execution: config.execution,
+      seed: 42,
+      inflightTimeoutMs: 30_000,
+      expiryGraceMs: 5000,
+      tickGate: tickGateFor(config),
+    });
+    priceAll(state);
+    const decision = state.onSignal(signal('BTCUSDT', 'BUY', 0.9), T0);
+    if (decision.kind !== 'approve') throw new Error('expected approval');
+    expect(decision.message.expires_ts).toBe(T0 + 30_000);
+    expect(state.expireInflight(T0 + 35_000)).toHaveLength(0);
+    expect(state.expireInflight(T0 + 35_001)).toHaveLength(1);
+  });
+
+  it('times a losing round trip by its closing fill, before and after a restart (cooldown never flips)', () => {
+    const MIN = 60_000;
+    const a = makeState();
+    priceAll(a);
+    const open = a.onSignal(signal('BTCUSDT', 'BUY', 0.85), T0);
+    if (open.kind !== 'approve') throw new Error('expected approval');
+    a.onExecution(fillOf(open.message, 65_000, T0 + 5));
+    const close = a.onSignal(signal('BTCUSDT', 'CLOSE', 1, { ts: T0 + MIN }), T0 + MIN);
+    if (close.kind !== 'approve') throw new Error('expected approval');
+    // Execution fills the close (at a loss: the fees) 20 s after risk approved it.
+    a.onExecution(fillOf(close.message, 65_000, T0 + MIN + 20_000));
+    const b = makeState();
+    b.restore(JSON.parse(JSON.stringify(a.toSnapshot())));
+    // 60 minutes 10 s after the approval, 10 s before the cooldown from the fill ends.
+    const at = T0 + 61 * MIN + 10_000;
+    for (const state of [a, b]) {
+      const d = state.onSignal(signal('ETHUSDT', 'BUY', 0.85, { signal_id: 'same-entry', ts: at }), at);
+      expect(d.kind === 'reject' && d.message.reasons, JSON.stringify(d)).toEqual(['COOLDOWN']);
+    }
+  });
+
+  it('decides a signal once per id by time: after 200,000 other decisions an old signal is not decided again', () => {
+    const state = makeState();
+    priceAll(state);
+    const old = signal('BTCUSDT', 'BUY', 0.85);
+    expect(state.onSignal(old, T0).kind).toBe('approve');
+    // More decisions than the count window holds, within a minute (cheap rejections: no such instrument).
+    for (let i = 0; i < 200_001; i++) state.onSignal(signal('DOGEUSDT', 'BUY', 0.9, { ts: T0 + 1 }), T0 + 1 + Math.floor(i / 4000));
+    expect(state.onSignal(old, T0 + 59_000)).toEqual({ kind: 'duplicate' });
+    // Past the window the id is forgotten, and the copy is too old to trade.
+    const late = state.onSignal(old, T0 + 60_001);
+    expect(late.kind === 'reject' && late.message.reasons).toContain('STALE_SIGNAL');
   });
 
   it('restores from a snapshot to the same decisions', () => {

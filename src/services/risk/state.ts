@@ -27,27 +27,44 @@ import {
   type RiskLimits,
   type TradingState,
 } from '../../core/governor.js';
+import { NO_EXIT_DEFAULTS, applyLevelPatch, directionOf, resolveEntryLevels, type Direction, type ExitDefaults, type LevelPatch } from '../../core/exits.js';
 import type { InstrumentTable } from '../../core/instruments.js';
-import { Ledger, LedgerSnapshot, ledgerFillOf } from '../../core/ledger.js';
+import { Ledger, LedgerSnapshot, ledgerFillOf, type FillEffect } from '../../core/ledger.js';
 import {
   RiskApprovedSignal as ApprovalSchema,
   type ExecutionResult,
+  type ExitLevels,
   type PriceTick,
   type ReasonCode,
   type RiskApprovedSignal,
   type TradeSignal,
 } from '../../core/messages.js';
-import { RecentSet } from '../../core/recent-set.js';
+import { DuplicateGuard } from '../../core/recent-set.js';
+import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
+import { EMPTY_EXIT_BOOK, ExitBook, ExitBookSnapshot } from './exit-book.js';
 
 export interface RiskStateOptions {
   initialBalance: number;
   instruments: InstrumentTable;
   limits: RiskLimits;
-  execution: { fee_rate: number; max_slippage_pct: number };
+  execution: { fee_rate: number; max_slippage_pct: number; max_price_deviation_pct?: number };
   seed: number;
+  /** Approvals without `expires_ts` (from an older build) stop counting this long after approval. */
   inflightTimeoutMs: number;
-  /** How many decided signal ids are remembered to drop duplicates. */
+  /**
+   * Kept in flight this much past `expires_ts` (market.max_clock_skew_ms): execution's
+   * clock may run behind ours, and an order it may still fill must still count.
+   */
+  expiryGraceMs?: number;
+  /** The market-data rules (services/common/ticks.ts builds it from config). */
+  tickGate: TickGate;
+  /**
+   * How many decided signal ids are always remembered (the count window); ids are also
+   * kept by time, see `decidedUntil`.
+   */
   decidedCapacity?: number;
+  /** Exit-level defaults (config `exits`); none when omitted. */
+  exits?: ExitDefaults;
 }
 
 interface InFlight {
@@ -96,6 +113,8 @@ export const RiskSnapshot = z.object({
   inflight: z.array(ApprovalSchema),
   prices: z.record(z.string(), z.string()),
   price_ts: z.record(z.string(), z.number()),
+  /** The tick gate's state (null in an older snapshot: seeded from prices and price_ts). */
+  tick_gate: TickGateSnapshot.nullable().default(null),
   entries_by_day: z.record(z.string(), z.number()),
   trading_state: z.enum(['ACTIVE', 'HALTED']),
   halted_at: z.number().nullable(),
@@ -104,6 +123,8 @@ export const RiskSnapshot = z.object({
   peak_equity: z.string().nullable().default(null),
   /** The newest trade.signal.v5 entry this snapshot covers (null: none yet, or an older snapshot). */
   last_signal_entry_id: z.string().nullable().default(null),
+  /** Protective exits: armed levels, trail marks, the in-flight close per position (exit-book.ts). */
+  exits: ExitBookSnapshot.default(EMPTY_EXIT_BOOK),
   counters: z.object({
     received: z.number(),
     skipped: z.number(),
@@ -119,6 +140,20 @@ export const RiskSnapshot = z.object({
 export type RiskSnapshot = z.infer<typeof RiskSnapshot>;
 
 export const DEFAULT_DECIDED_CAPACITY = 200_000;
+
+/**
+ * Until when a decided signal id is kept (undefined when risk.max_signal_age_ms is 0).
+ * A copy of the signal arriving later than its ts + window is rejected STALE_SIGNAL
+ * (entries) anyway, so keeping the id until max(decided, ts) + window recognises every
+ * copy that could still be traded. The signal's ts counts at most one window ahead (a
+ * signal stamped further ahead is STALE_SIGNAL), so no id is kept past two windows:
+ * memory ≤ decisions per second × 2 × window.
+ */
+export function decidedUntil(decidedAt: number, signalTs: number, windowMs: number): number | undefined {
+  if (windowMs <= 0) return undefined;
+  const from = Math.min(Math.max(decidedAt, signalTs), decidedAt + windowMs);
+  return from + windowMs;
+}
 
 export class RiskState {
   private confirmed: Ledger;
@@ -140,49 +175,76 @@ export class RiskState {
    */
   private peak: Fixed;
   private counters: Counters = emptyCounters();
-  private readonly decided: RecentSet;
+  private readonly decided: DuplicateGuard;
   private readonly models: FillModels;
   private readonly maxDrawdown: Fixed;
+  private readonly exitBook = new ExitBook();
+  /** As execution checks it, so a projection is rejected exactly when the fill would be. */
+  private readonly maxPriceDeviation: Fixed | undefined;
 
   constructor(private readonly options: RiskStateOptions) {
     this.confirmed = new Ledger(fx(options.initialBalance));
     this.view = this.confirmed.clone();
     this.peak = this.view.equity();
-    this.decided = new RecentSet(options.decidedCapacity ?? DEFAULT_DECIDED_CAPACITY);
+    this.decided = new DuplicateGuard(options.decidedCapacity ?? DEFAULT_DECIDED_CAPACITY);
     this.models = createFillModels(options.execution);
     this.maxDrawdown = fx(options.limits.max_drawdown_pct);
+    const deviation = options.execution.max_price_deviation_pct;
+    this.maxPriceDeviation = deviation === undefined ? undefined : fx(deviation);
   }
 
   // -- inputs -------------------------------------------------------------------
 
-  /** Latest tick wins; an older tick arriving late changes nothing. */
-  onTick(tick: PriceTick): void {
-    const last = this.priceTs.get(tick.symbol);
-    if (last !== undefined && tick.ts < last) return;
-    const price = fx(tick.price);
+  /**
+   * Through the tick gate (core/tick-rules.ts), the same rules execution and the monitor
+   * apply: an accepted tick becomes the mark; a refused or stale one changes no price.
+   */
+  onTick(tick: PriceTick, now: number): TickVerdict {
+    const verdict = this.options.tickGate.offer(tick, now);
+    if (verdict.kind !== 'accept') return verdict;
+    const price = verdict.price;
     this.prices.set(tick.symbol, price);
     this.priceTs.set(tick.symbol, tick.ts);
+    this.exitBook.noteTick(tick);
     this.confirmed.setMark(tick.symbol, price);
     this.view.setMark(tick.symbol, price);
     this.updateTradingState(tick.ts);
+    return verdict;
   }
 
-  onExecution(result: ExecutionResult): void {
+  /**
+   * Applies one execution result. Returns the reason when the ledger cannot apply a fill
+   * (nothing changed then, the order stays in flight: the service dead-letters the entry).
+   */
+  onExecution(result: ExecutionResult): string | undefined {
     const pending = this.inflight.get(result.signal_id);
-    if (pending) this.inflight.delete(result.signal_id);
     if (result.status !== 'FILLED') {
+      if (pending) this.inflight.delete(result.signal_id);
       this.counters.fill_rejections_seen += 1;
       if (pending?.projection?.status === 'FILLED') this.viewStale = true;
-      return;
+      this.exitsAfterResult(result);
+      return undefined;
     }
+    let effect: FillEffect;
+    try {
+      effect = this.confirmed.applyFill(ledgerFillOf(result));
+    } catch (error) {
+      return `LEDGER: ${(error as Error).message}`;
+    }
+    if (pending) this.inflight.delete(result.signal_id);
     this.counters.fills_seen += 1;
-    this.confirmed.applyFill(ledgerFillOf(result));
-    if (!pending || !sameFill(pending.projection, result)) this.viewStale = true;
+    // The view's projection is stamped with the approval time; a round trip's close time
+    // (the cooldown clock) must be the real fill's, as a rebuilt view after a restart has it.
+    const closeTimeDiffers = effect.closedRoundTrip !== null && pending?.projection?.ts !== result.ts;
+    if (!pending || !sameFill(pending.projection, result) || closeTimeDiffers) this.viewStale = true;
     this.updateTradingState(result.ts);
+    this.exitsAfterResult(result);
+    return undefined;
   }
 
   /** Decides one signal, once per signal_id. */
   onSignal(signal: TradeSignal, now: number): SignalOutcome {
+    this.decided.evict(now);
     if (this.decided.has(signal.signal_id)) {
       this.counters.duplicates += 1;
       return { kind: 'duplicate' };
@@ -197,8 +259,10 @@ export class RiskState {
       price: this.prices.get(signal.symbol),
       limits: this.options.limits,
       now,
+      exits: this.options.exits,
+      maxSlippagePct: this.options.execution.max_slippage_pct,
     });
-    this.decided.add(signal.signal_id);
+    this.decided.add(signal.signal_id, decidedUntil(now, signal.ts, this.options.limits.max_signal_age_ms ?? 0));
     if (decision.kind === 'skip') {
       this.counters.skipped += 1;
     } else if (decision.kind === 'reject') {
@@ -213,6 +277,7 @@ export class RiskState {
         const day = utcDay(now);
         this.entriesByDay.set(day, (this.entriesByDay.get(day) ?? 0) + 1);
         for (const d of this.entriesByDay.keys()) if (d < day - 2) this.entriesByDay.delete(d);
+        this.armEntryLevels(signal, order, now);
       }
       this.addInflight(order, this.prices.get(order.symbol), now);
     }
@@ -221,23 +286,28 @@ export class RiskState {
 
   /**
    * Rebuilding without a snapshot: an approval found in trade.signal.safe counts towards
-   * its day's entries, and (when `inFlight`: no result yet, not timed out) is in flight
-   * again, projected at the mark it was approved at, as a restored snapshot would have it.
+   * its day's entries, and (when it has no result yet and execution could still fill it)
+   * is in flight again, projected at the mark it was approved at, as a restored snapshot
+   * would have it. Its exit levels are not re-armed: they are not in the streams.
    */
-  noteApproval(order: RiskApprovedSignal, inFlight: boolean): void {
+  noteApproval(order: RiskApprovedSignal, resolved: boolean, now: number): void {
     if (order.intent !== 'CLOSE') {
       const day = utcDay(order.approved_ts);
       this.entriesByDay.set(day, (this.entriesByDay.get(day) ?? 0) + 1);
     }
-    if (inFlight) {
+    if (!resolved && now <= this.fillableUntil(order)) {
       this.addInflight(order, fx(order.reference_price), order.approved_ts, false);
       this.viewStale = true;
     }
   }
 
-  /** Remembers a decision found in the output streams at start-up (duplicates guard). */
-  rememberDecided(signalId: string): void {
-    this.decided.add(signalId);
+  /**
+   * Remembers a decision found in the streams at start-up (duplicates guard); with its
+   * decision and signal times it is kept by time exactly as when it was decided.
+   */
+  rememberDecided(signalId: string, times?: { decidedAt: number; signalTs: number }): void {
+    const window = this.options.limits.max_signal_age_ms ?? 0;
+    this.decided.add(signalId, times === undefined ? undefined : decidedUntil(times.decidedAt, times.signalTs, window));
   }
 
   /**
@@ -254,13 +324,26 @@ export class RiskState {
     return this.lastSignalEntryId;
   }
 
-  /** Drops in-flight orders older than the timeout; returns the expired orders. */
+  /** The last moment execution may still fill `order`: its `expires_ts` plus the clock grace. */
+  private fillableUntil(order: RiskApprovedSignal): number {
+    const expires = order.expires_ts ?? order.approved_ts + this.options.inflightTimeoutMs;
+    return expires + (this.options.expiryGraceMs ?? 0);
+  }
+
+  /**
+   * Drops in-flight orders execution can no longer fill (past `expires_ts` plus the clock
+   * grace; execution rejects them EXPIRED); returns them. Until then an unfilled order
+   * counts in full, however long execution is away.
+   */
   expireInflight(now: number): RiskApprovedSignal[] {
     const expired: RiskApprovedSignal[] = [];
     for (const [id, entry] of this.inflight) {
-      if (now - entry.order.approved_ts < this.options.inflightTimeoutMs) continue;
+      const order = entry.order;
+      if (now <= this.fillableUntil(order)) continue;
       this.inflight.delete(id);
       expired.push(entry.order);
+      // Execution can only reject it EXPIRED now: a protective close is fired afresh.
+      if (order.origin === 'protective_exit') this.exitBook.onExpired(order.symbol, order.signal_id);
     }
     if (expired.length) {
       this.counters.inflight_expired += expired.length;
@@ -282,6 +365,137 @@ export class RiskState {
 
   resetStatistics(): void {
     this.counters = emptyCounters();
+    this.exitBook.resetStatistics();
+  }
+
+  // -- protective exits (docs/exits.md; the rules are in core/exits.ts) -------------
+
+  /**
+   * Checks the armed levels of `symbol` (or of every position, e.g. for time limits on a
+   * timer) and returns the reduce-only closes to publish, at most one per position in
+   * flight. A close passes whatever the trading state: it goes through the governor's
+   * close path, which no risk rule blocks. Its signal_id is derived from the entry and
+   * the trigger, so a re-fire after a restart is dropped by execution's guard.
+   */
+  checkExits(now: number, symbol?: string): RiskApprovedSignal[] {
+    const closes: RiskApprovedSignal[] = [];
+    for (const s of symbol === undefined ? this.exitBook.symbols() : [symbol]) {
+      const last = this.prices.get(s);
+      if (this.exitBook.get(s) === undefined || last === undefined) continue;
+      const direction = this.confirmedDirection(s);
+      if (direction === null) continue;
+      const fired = this.exitBook.evaluate(s, direction, last, now);
+      if (fired === null) continue;
+      this.refreshView();
+      // Another close in flight (a signal's or a manual one) already takes the position to flat.
+      const net = this.view.quantity(s);
+      if (net === ZERO || (net > ZERO) !== (direction === 'LONG')) continue;
+      const signal: TradeSignal = {
+        schema_version: 1,
+        signal_id: fired.signalId,
+        symbol: s,
+        action: 'CLOSE',
+        confidence: 1,
+        source: 'protective_exit',
+        ts: now,
+      };
+      const decision = decide({
+        signal,
+        account: this.accountView(),
+        instrument: this.options.instruments.get(s),
+        price: this.prices.get(s),
+        limits: this.options.limits,
+        now,
+      });
+      if (decision.kind !== 'approve') continue;
+      const order = decision.message;
+      order.exit_reason = fired.trigger.reason;
+      const { trigger } = fired;
+      (order.checks ??= []).push({
+        rule: 'protective_exit',
+        passed: true,
+        value: toNumber(trigger.price),
+        limit: trigger.level === null ? fired.levels.expiresTs : toNumber(trigger.level),
+        note:
+          trigger.level === null
+            ? `time limit reached at ${new Date(now).toISOString()}; a market close at the next price`
+            : `${trigger.reason}: exit-side price ${toNumber(trigger.price)} crossed ${toNumber(trigger.level)}; a market close at the next price, not at the level`,
+      });
+      this.exitBook.markClosing(fired, now);
+      this.addInflight(order, this.prices.get(s), now);
+      closes.push(order);
+    }
+    return closes;
+  }
+
+  /** The ExitLevels messages to publish (trade.exit.levels), queued since the last call. */
+  drainExitLevels(): readonly ExitLevels[] {
+    return this.exitBook.drain();
+  }
+
+  /**
+   * True when a check on the clock alone can fire something: a time limit is armed, or a
+   * protective close was refused by execution and waits to be fired again.
+   */
+  exitsDueOnClock(): boolean {
+    return this.exitBook.hasTimeLimit() || this.exitBook.hasRetry();
+  }
+
+  /**
+   * POST /positions/{symbol}/exits: sets (a value) or clears (null) levels of an open position,
+   * checked against the exit-side price now.
+   */
+  setExitLevels(
+    symbol: string,
+    patch: LevelPatch,
+    now: number,
+  ): { ok: true; levels: ExitLevels } | { ok: false; status: 400 | 404; field?: string; message: string } {
+    const direction = this.confirmedDirection(symbol);
+    if (direction === null) return { ok: false, status: 404, message: `no open position in ${symbol}` };
+    const last = this.prices.get(symbol);
+    if (last === undefined) return { ok: false, status: 404, message: `no price for ${symbol} yet` };
+    const price = this.exitBook.exitPrice(symbol, direction, last);
+    const current = this.exitBook.get(symbol) ?? {
+      // A position with no levels record (armed before exits existed): named after its opening.
+      entrySignalId: `position-${symbol}-${this.confirmed.position(symbol)?.openedTs ?? now}`,
+      direction,
+      stopLoss: null,
+      takeProfit: null,
+      trailingPct: null,
+      highWater: null,
+      expiresTs: null,
+    };
+    const result = applyLevelPatch({ ...current, direction }, patch, price, now);
+    if (!result.ok) return { ok: false, status: 400, field: result.field, message: result.message };
+    this.exitBook.arm(symbol, result.levels, now, 'updated');
+    return { ok: true, levels: this.exitBook.message(symbol, 'updated', now) };
+  }
+
+  /** Every position's armed levels. */
+  exitLevels(now: number): ExitLevels[] {
+    return this.exitBook.views(now);
+  }
+
+  private armEntryLevels(signal: TradeSignal, order: RiskApprovedSignal, now: number): void {
+    const price = this.prices.get(order.symbol);
+    if (price === undefined) return;
+    const { levels } = resolveEntryLevels({ signal, side: order.side, price, defaults: this.options.exits ?? NO_EXIT_DEFAULTS, now });
+    this.exitBook.arm(order.symbol, levels, now);
+  }
+
+  /** After an execution result: ends a protective close, counts exits, disarms a flat position. */
+  private exitsAfterResult(result: ExecutionResult): void {
+    const filled = result.status === 'FILLED';
+    this.exitBook.onResult(result.symbol, result.signal_id, filled, result.exit_reason);
+    if (!filled || this.confirmed.quantity(result.symbol) !== ZERO) return;
+    const levels = this.exitBook.get(result.symbol);
+    // Keep levels an entry still in flight armed (it reopens the position when it fills).
+    if (levels !== undefined && !this.inflight.has(levels.entrySignalId)) this.exitBook.clear(result.symbol, result.ts);
+  }
+
+  private confirmedDirection(symbol: string): Direction | null {
+    const q = this.confirmed.quantity(symbol);
+    return q === ZERO ? null : directionOf(q > ZERO ? 'BUY' : 'SELL');
   }
 
   // -- views ----------------------------------------------------------------------
@@ -329,6 +543,9 @@ export class RiskState {
       confirmed_balance_usd: toNumber(this.confirmed.balance()),
       counts: structuredClone(this.counters),
       approval_rate: this.approvalRate(),
+      /** Filled closes by exit_reason (signal, manual, stop_loss, take_profit, trailing_stop, time_limit). */
+      exits_by_reason: this.exitBook.exitCounts(),
+      protective_closes_in_flight: this.exitBook.closingCount(),
     };
   }
 
@@ -341,12 +558,14 @@ export class RiskState {
       inflight: [...this.inflight.values()].map((e) => inflightRecord(e.order)),
       prices: Object.fromEntries([...this.prices].map(([s, p]) => [s, p.toString()])),
       price_ts: Object.fromEntries(this.priceTs),
+      tick_gate: this.options.tickGate.toSnapshot(),
       entries_by_day: Object.fromEntries([...this.entriesByDay].map(([d, n]) => [String(d), n])),
       trading_state: this.tradingState,
       halted_at: this.haltedAt,
       halt_reason: this.haltReason,
       peak_equity: this.peak.toString(),
       last_signal_entry_id: this.lastSignalEntryId,
+      exits: this.exitBook.toSnapshot(),
       counters: structuredClone(this.counters) as RiskSnapshot['counters'],
     };
   }
@@ -373,12 +592,19 @@ export class RiskState {
     this.entriesByDay.clear();
     for (const [s, p] of Object.entries(snap.prices)) this.prices.set(s, BigInt(p));
     for (const [s, t] of Object.entries(snap.price_ts)) this.priceTs.set(s, t);
+    if (snap.tick_gate !== null) {
+      this.options.tickGate.restore(snap.tick_gate);
+    } else {
+      this.options.tickGate.restore({});
+      for (const [s, p] of this.prices) this.options.tickGate.seed(s, p, this.priceTs.get(s) ?? 0);
+    }
     for (const [d, n] of Object.entries(snap.entries_by_day)) this.entriesByDay.set(Number(d), n);
     this.tradingState = snap.trading_state;
     this.haltedAt = snap.halted_at;
     this.haltReason = snap.halt_reason;
     this.lastSignalEntryId = snap.last_signal_entry_id;
     this.counters = snap.counters as Counters;
+    this.exitBook.restore(snap.exits);
     // Projected at the mark each order was approved at (its reference_price), exactly as
     // before the restart: today's marks would give other fills, another view, other decisions.
     for (const order of snap.inflight) this.addInflight(order, fx(order.reference_price), order.approved_ts, false);
@@ -398,6 +624,7 @@ export class RiskState {
       seed: this.options.seed,
       models: this.models,
       now,
+      maxPriceDeviation: this.maxPriceDeviation,
     });
     const entry: InFlight = { order, projection: projection.status === 'FILLED' ? projection : null };
     this.inflight.set(order.signal_id, entry);
@@ -467,10 +694,11 @@ function inflightRecord(o: RiskApprovedSignal): RiskApprovedSignal {
   // RiskApprovedSignal must be added here to survive a restart.
   return {
     schema_version: o.schema_version, signal_id: o.signal_id, symbol: o.symbol, action: o.action, confidence: o.confidence,
-    source: o.source, ts: o.ts, price: o.price, stop_loss: o.stop_loss, take_profit: o.take_profit, metadata: o.metadata,
+    source: o.source, ts: o.ts, price: o.price, stop_loss: o.stop_loss, take_profit: o.take_profit,
+    trailing_stop_pct: o.trailing_stop_pct, max_hold_ms: o.max_hold_ms, metadata: o.metadata,
     intent: o.intent, side: o.side, quantity: o.quantity, notional_usd: o.notional_usd, reference_price: o.reference_price,
     kelly_optimal: o.kelly_optimal, kelly_applied: o.kelly_applied, risk_amount_usd: o.risk_amount_usd, reduce_only: o.reduce_only,
-    approved_ts: o.approved_ts, origin: o.origin, checks: [], sizing: null,
+    approved_ts: o.approved_ts, expires_ts: o.expires_ts, origin: o.origin, exit_reason: o.exit_reason, checks: [], sizing: null,
   };
 }
 

@@ -295,9 +295,13 @@
     const state = $('trading-state');
     const banner = $('halt-banner');
     if (risk) {
-      state.dataset.state = risk.stale ? 'UNKNOWN' : risk.trading_state;
-      state.textContent = risk.stale ? `${risk.trading_state}?` : risk.trading_state;
-      state.title = risk.stale ? 'risk service not answering: last known state' : 'Risk service trading state';
+      // What blocks entries now; a cooldown that ran out since the last poll no longer does.
+      const es = risk.entry_state || { state: risk.trading_state, until: null };
+      const blocking = es.state === 'COOLDOWN' && isNum(es.until) && es.until <= Date.now() ? 'ACTIVE' : es.state;
+      const label = blocking === 'DAILY_LIMIT' ? 'DAILY LIMIT' : blocking;
+      state.dataset.state = risk.stale ? 'UNKNOWN' : blocking;
+      state.textContent = risk.stale ? `${label}?` : label;
+      state.title = risk.stale ? 'risk service not answering: last known state' : 'What blocks entries now (closes always pass)';
       banner.hidden = risk.trading_state !== 'HALTED';
       banner.textContent =
         risk.trading_state === 'HALTED' ? `HALTED${isNum(risk.halted_at) ? ` since ${hms(risk.halted_at)} UTC` : ''} — ${risk.halt_reason || ''}` : '';
@@ -305,8 +309,14 @@
       const c = risk.counts;
       $('f-counts').textContent = c ? `${c.approved} ✓ · ${c.rejected} ✕ · ${c.skipped} hold` : '';
       const cd = $('cooldown');
-      cd.hidden = !(isNum(risk.cooldown_until) && risk.cooldown_until > Date.now());
-      cd.textContent = cd.hidden ? '' : `COOLDOWN until ${hms(risk.cooldown_until)}`;
+      const cooling = isNum(risk.cooldown_until) && risk.cooldown_until > Date.now();
+      cd.hidden = !(cooling || blocking === 'DAILY_LIMIT');
+      cd.textContent =
+        blocking === 'DAILY_LIMIT'
+          ? `DAILY LIMIT ${risk.entries_today}/${risk.max_daily_entries} until 00:00 UTC`
+          : cooling
+            ? `COOLDOWN until ${hms(risk.cooldown_until)} UTC`
+            : '';
       $('f-approval').parentElement.classList.toggle('stale', Boolean(risk.stale));
     } else {
       state.dataset.state = 'UNKNOWN';
@@ -350,6 +360,7 @@
         el('td', { className: 'num', text: qty(p.quantity) }),
         el('td', { className: 'num', text: price(p.avg_entry_price) }),
         el('td', { className: 'num', text: price(p.mark_price) }),
+        el('td', { className: 'exits small', text: exitLevelsText(p) }),
         el('td', { className: `num ${pnlClass(p.unrealized_pnl_usd)}`, text: signed(p.unrealized_pnl_usd), 'data-value': p.unrealized_pnl_usd }),
         el('td', { className: `num ${pnlClass(p.realized_pnl_usd)}`, text: signed(p.realized_pnl_usd) }),
         el('td', { className: 'num' }, button),
@@ -357,6 +368,16 @@
     });
     body.replaceChildren(...rows);
     $('positions-empty').hidden = positions.length > 0;
+  }
+
+  /** The armed exit levels of a position, e.g. "SL 140 · TP 160 · TS 180 · until 12:00:05"; "—" when none. */
+  function exitLevelsText(p) {
+    const parts = [];
+    if (p.stop_loss !== undefined) parts.push(`SL ${price(p.stop_loss)}`);
+    if (p.take_profit !== undefined) parts.push(`TP ${price(p.take_profit)}`);
+    if (p.trailing_stop !== undefined) parts.push(`TS ${price(p.trailing_stop)}`);
+    if (p.expires_ts !== undefined) parts.push(`until ${hms(p.expires_ts)}`);
+    return parts.length ? parts.join(' · ') : '—';
   }
 
   function showCloseResult(text, cls) {
@@ -414,7 +435,7 @@
     const rows = fills.map((f) =>
       el(
         'tr',
-        { 'data-order': f.order_id, title: `${f.order_id} · signal ${f.signal_id} · ${f.origin}` },
+        { 'data-order': f.order_id, title: `${f.order_id} · signal ${f.signal_id} · ${f.origin}${f.exit_reason ? ` · ${f.exit_reason}` : ''}` },
         el('td', { text: hms(f.ts) }),
         el('td', { className: 'sym', text: f.symbol }),
         el('td', { className: `side-${f.side}`, text: f.side }),
@@ -424,7 +445,11 @@
         el('td', { className: 'num', text: money(f.fee_usd) }),
         el('td', { className: 'num', text: pct(f.slippage_pct) }),
         el('td', { className: 'num', text: `${f.latency_ms} ms` }),
-        el('td', { className: f.status === 'FILLED' ? 'pos' : 'neg', text: f.status === 'FILLED' ? (f.origin === 'signal' ? 'FILLED' : 'CLOSE') : `REJ ${f.reject_reason || ''}` }),
+        el('td', {
+          className: f.status === 'FILLED' ? 'pos' : 'neg',
+          // A closing fill shows why it closed (stop_loss, take_profit, trailing_stop, time_limit, signal, manual).
+          text: f.status === 'FILLED' ? (f.exit_reason ? `CLOSE ${f.exit_reason}` : f.origin === 'signal' ? 'FILLED' : 'CLOSE') : `REJ ${f.reject_reason || ''}`,
+        }),
       ),
     );
     $('fills').querySelector('tbody').replaceChildren(...rows);
@@ -554,7 +579,11 @@
     $('dlq').replaceChildren(
       ...h.dlq.map((d) => el('li', { className: d.length > 0 ? 'bad' : '', 'data-topic': d.topic, text: `${d.topic.replace(/\.dlq$/, '')} ${d.length}` })),
     );
-    const notes = [`bus ${h.bus.kind} ${h.bus.connected ? 'connected' : 'UNREACHABLE'}`];
+    const notes = [
+      h.bus.connected
+        ? `bus ${h.bus.kind} connected${isNum(h.bus.back_at) ? ` (back since ${hms(h.bus.back_at)} UTC)` : ''}`
+        : `bus ${h.bus.kind} UNREACHABLE${isNum(h.bus.down_since) ? ` since ${hms(h.bus.down_since)} UTC` : ''}`,
+    ];
     if (!h.feed.ok) notes.push(`reading the streams failed: ${h.feed.error}`);
     if (h.feed.jumps > 0) notes.push(`skipped ahead ${h.feed.jumps}× under load`);
     if (h.feed.invalid_entries > 0) notes.push(`${h.feed.invalid_entries} invalid entries skipped`);

@@ -1,0 +1,50 @@
+/**
+ * The trading state that decides whether an entry can pass right now, as a person wants
+ * to read it: HALTED (circuit breaker, until POST /resume) wins over DAILY LIMIT, which
+ * wins over COOLDOWN (the one that ends first is not the one to show); else ACTIVE.
+ * Closes always pass, whatever this says. Pure: the risk service's /stats in, a verdict out.
+ */
+
+export type EntryStateName = 'ACTIVE' | 'COOLDOWN' | 'DAILY_LIMIT' | 'HALTED';
+
+export interface EntryStateInput {
+  trading_state: string;
+  halt_reason?: string | null;
+  cooldown_until: number | null;
+  entries_today: number;
+  max_daily_entries: number;
+}
+
+export interface EntryState {
+  state: EntryStateName;
+  /** Epoch ms when entries may pass again (COOLDOWN: the cooldown's end; DAILY_LIMIT: next UTC midnight). */
+  until: number | null;
+  reason: string | null;
+}
+
+const DAY_MS = 86_400_000;
+
+export function entryState(stats: EntryStateInput, now: number): EntryState {
+  if (stats.trading_state === 'HALTED') return { state: 'HALTED', until: null, reason: stats.halt_reason ?? 'circuit breaker' };
+  if (stats.entries_today >= stats.max_daily_entries) {
+    return { state: 'DAILY_LIMIT', until: (Math.floor(now / DAY_MS) + 1) * DAY_MS, reason: null };
+  }
+  if (stats.cooldown_until !== null && stats.cooldown_until > now) {
+    return { state: 'COOLDOWN', until: stats.cooldown_until, reason: null };
+  }
+  return { state: 'ACTIVE', until: null, reason: null };
+}
+
+/** "ACTIVE", "COOLDOWN until 14:05", "DAILY LIMIT (until 00:00 UTC)", "HALTED (drawdown 15.2% >= 15%)". */
+export function describeEntryState(s: EntryState, formatTime: (epochMs: number) => string): string {
+  switch (s.state) {
+    case 'ACTIVE':
+      return 'ACTIVE';
+    case 'COOLDOWN':
+      return `COOLDOWN until ${formatTime(s.until!)}`;
+    case 'DAILY_LIMIT':
+      return 'DAILY LIMIT (until 00:00 UTC)';
+    case 'HALTED':
+      return `HALTED (${s.reason})`;
+  }
+}
