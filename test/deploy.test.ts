@@ -569,7 +569,10 @@ describe('Docker', () => {
     const { doc, valid, errors } = loadCompose(composeText());
     expect(errors).toEqual([]);
     expect(valid).toBe(true);
-    expect(Object.keys(doc.services).sort()).toEqual(['execution', 'monitor', 'redis', 'risk']);
+    // Without a profile, the core services; prometheus and grafana only in the observability profile.
+    const inProfile = (name: string) => (doc.services[name]!.profiles as string[] | undefined) ?? [];
+    expect(Object.keys(doc.services).filter((name) => inProfile(name).length === 0).sort()).toEqual(['execution', 'monitor', 'redis', 'risk']);
+    expect(Object.keys(doc.services).filter((name) => inProfile(name).includes('observability')).sort()).toEqual(['grafana', 'prometheus']);
     expect(doc.volumes).toHaveProperty('redis-data');
     const redis = doc.services.redis!;
     expect(redis.image).toBe('redis:7-alpine');
@@ -617,7 +620,8 @@ describe('Docker', () => {
     });
     expect(result.status, result.output).toBe(0);
     const services = run('docker-compose', ['-f', 'deploy/docker-compose.core.yml', 'config', '--services']);
-    expect(services.stdout.trim().split('\n').sort()).toEqual(['execution', 'monitor', 'redis', 'risk']);
+    // prometheus and grafana are in the observability profile (test/observability.test.ts checks them).
+    expect(services.stdout.trim().split('\n').sort()).toEqual(['execution', 'grafana', 'monitor', 'prometheus', 'redis', 'risk']);
 
     // The resolved file, read with the same YAML parser as the schema check.
     interface ComposeService {

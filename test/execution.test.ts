@@ -417,7 +417,7 @@ describe('Execution service: HTTP', () => {
     expect(metricValue(metrics.text, 'qt_messages_total', { topic: TOPICS.execution, direction: 'out' })).toBe(1);
     expect(metricValue(metrics.text, 'qt_outcomes_total', { outcome: 'filled' })).toBe(1);
     expect(metricValue(metrics.text, 'qt_signal_to_fill_seconds_count')).toBe(1);
-    expect(metricValue(metrics.text, 'qt_bus_lag_entries', { topic: TOPICS.safe })).toBe(0);
+    expect(metricValue(metrics.text, 'qt_consumer_lag_entries', { topic: TOPICS.safe })).toBe(0);
   });
 
   it('with api_token set, refuses every POST without the bearer token (401) and accepts it with the token', async () => {

@@ -493,7 +493,7 @@ describe('Position Monitor: HTTP', () => {
     expect(metricValue(metrics.text, 'qt_messages_total', { service: 'monitor', topic: TOPICS.execution, direction: 'in' })).toBe(1);
     expect(metricValue(metrics.text, 'qt_messages_total', { topic: TOPICS.position, direction: 'out' })).toBe(1);
     expect(metricValue(metrics.text, 'qt_outcomes_total', { outcome: 'applied' })).toBe(1);
-    expect(metricValue(metrics.text, 'qt_bus_lag_entries', { topic: TOPICS.execution })).toBe(0);
+    expect(metricValue(metrics.text, 'qt_consumer_lag_entries', { topic: TOPICS.execution })).toBe(0);
   });
 
   it('with api_token set, refuses every POST without the bearer token (401) and accepts it with the token', async () => {

@@ -322,6 +322,11 @@ describe('Risk Safety service on Redis', () => {
     const halted = await statsWhen(risk, (s) => s.trading_state === 'HALTED', 'the circuit breaker');
     expect(halted.drawdown_pct).toBeGreaterThanOrEqual(0.15);
     expect(halted.peak_equity_usd).toBe(10_000);
+    // What the QuantumTradingHalted and QuantumDrawdownNearLimit alerts read.
+    const haltedMetrics = (await risk.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(haltedMetrics).toMatch(/^qt_trading_halted\{reason="CIRCUIT_BREAKER",service="risk"\} 1$/m);
+    expect(haltedMetrics).toMatch(/^qt_drawdown_limit_ratio\{service="risk"\} 0\.15$/m);
+    expect(haltedMetrics).toMatch(/^qt_peak_equity_usd\{service="risk"\} 10000$/m);
 
     const entry = await signal(bus, clock, 'ETHUSDT', 'BUY', 0.9);
     const refused = await rejectionOf(bus, entry.signal_id);
@@ -344,6 +349,7 @@ describe('Risk Safety service on Redis', () => {
     expect(resumed.statusCode).toBe(200);
     expect(resumed.json<Stats>()).toMatchObject({ trading_state: 'ACTIVE', drawdown_pct: 0 });
     expect(resumed.json<Stats>().peak_equity_usd).toBe(resumed.json<Stats>().equity_usd);
+    expect((await risk.app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/^qt_trading_halted\{service="risk"\} 0$/m);
 
     const again = await signal(bus, clock, 'ETHUSDT', 'BUY', 0.9);
     const reopened = await approvalOf(bus, again.signal_id);

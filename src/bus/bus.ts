@@ -97,6 +97,13 @@ export interface SubscribeSettings<T> {
   beforeCommit?: () => Promise<void>;
   /** Called once an entry's dead letter has been written to `<topic>.dlq`. */
   onDeadLetter?: (topic: string, id: string, error: string) => void;
+  /** Called after each attempt to write a batch's commit: whether it landed and how long it took. */
+  onCommit?: (attempt: CommitAttempt) => void;
+}
+
+export interface CommitAttempt {
+  ok: boolean;
+  seconds: number;
 }
 
 /** One topic; `decode` gets the entry's fields and id. */

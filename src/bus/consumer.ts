@@ -12,6 +12,7 @@
 import type { Clock } from '../core/clock.js';
 import { RefusedEntry } from './bus.js';
 import type {
+  CommitAttempt,
   Delivery,
   Handler,
   MultiSubscribeOptions,
@@ -170,6 +171,7 @@ export class ConsumerLoop<T> implements Subscription {
   readonly #commitState: (() => { key: string; value: string }) | undefined;
   readonly #beforeCommit: (() => Promise<void>) | undefined;
   readonly #onDeadLetter: ((topic: string, id: string, error: string) => void) | undefined;
+  readonly #onCommit: ((attempt: CommitAttempt) => void) | undefined;
   readonly #batchSize: number;
   readonly #blockMs: number;
   readonly #maxAttempts: number;
@@ -201,6 +203,7 @@ export class ConsumerLoop<T> implements Subscription {
     this.#commitState = options.commitState;
     this.#beforeCommit = options.beforeCommit;
     this.#onDeadLetter = options.onDeadLetter;
+    this.#onCommit = options.onCommit;
     this.#batchSize = Math.max(1, options.batchSize ?? SUBSCRIBE_DEFAULTS.batchSize);
     this.#blockMs = Math.max(1, options.blockMs ?? SUBSCRIBE_DEFAULTS.blockMs);
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? SUBSCRIBE_DEFAULTS.maxAttempts);
@@ -437,10 +440,14 @@ export class ConsumerLoop<T> implements Subscription {
   async #commit(commit: Commit): Promise<boolean> {
     let backoffMs = BACKOFF_INITIAL_MS;
     for (;;) {
+      // Wall time of the write (performance.now, not the injected clock): it measures Redis.
+      const started = performance.now();
       try {
         await this.#reader.commit(commit);
+        this.#notifyCommit(true, started);
         return true;
       } catch (error) {
+        this.#notifyCommit(false, started);
         if (this.#closing) return false;
         this.#report(error);
         await this.#pause(backoffMs);
@@ -460,6 +467,14 @@ export class ConsumerLoop<T> implements Subscription {
       const timer = setTimeout(finish, ms);
       this.#wakePause = finish;
     });
+  }
+
+  #notifyCommit(ok: boolean, started: number): void {
+    try {
+      this.#onCommit?.({ ok, seconds: (performance.now() - started) / 1000 });
+    } catch (callbackError) {
+      this.#report(callbackError);
+    }
   }
 
   #notifyDeadLetter({ topic, id, error }: DeadLetterNotice): void {

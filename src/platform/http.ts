@@ -11,7 +11,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import { z } from 'zod';
 import { NAMED_SCHEMAS } from '../core/messages.js';
 import type { Logger } from './logger.js';
-import type { ServiceMetrics } from './metrics.js';
+import type { MetricsEndpoint } from './metrics.js';
 
 export class HttpError extends Error {
   constructor(
@@ -43,7 +43,7 @@ export interface HttpAppOptions {
   description: string;
   version?: string;
   apiToken?: string | undefined;
-  metrics: ServiceMetrics;
+  metrics: MetricsEndpoint;
   logger: Logger;
   /** Refreshes gauges (bus lag) right before /metrics is rendered. */
   beforeMetrics?: () => Promise<void>;

@@ -10,7 +10,7 @@
  */
 import { compareIds, type EventBus, type Delivery, type Outbound, type StreamEntry, type Subscription } from '../../bus/bus.js';
 import { decodeSignal, decoderFor, type Fields } from '../../bus/codec.js';
-import { StreamNames, TOPICS, type ServiceName } from '../../bus/topics.js';
+import { StreamNames, TOPICS, dlqTopic, type ServiceName } from '../../bus/topics.js';
 import { backlogWarnings } from '../../bus/trim.js';
 import type { Clock } from '../../core/clock.js';
 import { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, RiskRejection } from '../../core/messages.js';
@@ -103,6 +103,8 @@ export interface HostOptions {
    */
   rebuild: () => Promise<Record<string, number | string>>;
   metrics: ServiceMetrics;
+  /** Brings the service's own state gauges up to date; called before each /metrics render. */
+  readGauges?: () => void;
   batchSize?: number;
 }
 
@@ -236,6 +238,8 @@ export class ServiceHost {
         counts[direction].clear();
       }
     };
+    // At 0 from the start, so the first dead letter of a topic is an increase, not a new series.
+    for (const topic of topics) metrics.messages.inc({ topic, direction: 'dlq' }, 0);
     this.subscription = bus.subscribe<unknown>({
       topics,
       group: this.options.group,
@@ -256,6 +260,7 @@ export class ServiceHost {
         flushCounts();
         return { key, value: this.snapshotJson() };
       },
+      onCommit: ({ ok, seconds }) => this.observeCommit(ok, seconds),
       onDeadLetter: (topic, id, error) => {
         metrics.messages.inc({ topic, direction: 'dlq' });
         logger.warn({ topic, id, error }, 'entry moved to the dead-letter stream');
@@ -293,10 +298,22 @@ export class ServiceHost {
   async mutate<R>(fn: () => R): Promise<R> {
     const run = async () => {
       const result = fn();
-      await this.deps.bus.setValue(snapshotKey(this.options.service), this.snapshotJson());
+      await this.saveSnapshot();
       return result;
     };
     return this.subscription ? this.subscription.exclusive(run) : run();
+  }
+
+  /** Saves the snapshot outside a batch, timed and counted like a batch's commit. */
+  private async saveSnapshot(): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.deps.bus.setValue(snapshotKey(this.options.service), this.snapshotJson());
+    } catch (err) {
+      this.observeCommit(false, (performance.now() - started) / 1000);
+      throw err;
+    }
+    this.observeCommit(true, (performance.now() - started) / 1000);
   }
 
   /**
@@ -310,7 +327,8 @@ export class ServiceHost {
       const out = fn();
       if (out.length === 0) return 0; // nothing changed that needs saving
       await this.deps.bus.publishMany(out);
-      await this.deps.bus.setValue(snapshotKey(this.options.service), this.snapshotJson());
+      for (const o of out) this.options.metrics.messages.inc({ topic: o.topic, direction: 'out' });
+      await this.saveSnapshot();
       return out.length;
     };
     return this.subscription ? this.subscription.exclusive(run) : run();
@@ -342,13 +360,35 @@ export class ServiceHost {
     return backlogWarnings(this.deps.bus.backlogs(), this.deps.config.streams.maxlen);
   }
 
-  async refreshLag(): Promise<void> {
-    for (const b of this.deps.bus.backlogs()) this.options.metrics.streamBacklog.set({ topic: b.topic, group: b.group }, (b.lag ?? 0) + b.pending);
-    for (const topic of this.options.topics) {
-      const info = await this.deps.bus.info(topic);
-      const group = info.groups.find((g) => g.name === this.options.group);
-      if (group?.lag !== null && group?.lag !== undefined) this.options.metrics.busLag.set({ topic }, group.lag);
-    }
+  private observeCommit(ok: boolean, seconds: number): void {
+    const { metrics } = this.options;
+    metrics.snapshotCommitSeconds.observe(seconds);
+    if (!ok) metrics.snapshotCommitFailures.inc();
+  }
+
+  /**
+   * Brings the gauges up to date before /metrics is rendered: the service's state, every
+   * group's backlog on the streams this service uses (as of the bus's latest trim round),
+   * then lag, pending and dead letters of each input topic from XINFO / XLEN (once per
+   * scrape, never per message). While the bus does not answer the bus gauges keep their
+   * last values.
+   */
+  async refreshMetrics(): Promise<void> {
+    const { metrics, topics, group } = this.options;
+    this.options.readGauges?.();
+    for (const b of this.deps.bus.backlogs()) metrics.streamBacklog.set({ topic: b.topic, group: b.group }, (b.lag ?? 0) + b.pending);
+    if (!(await this.busConnected())) return;
+    await Promise.all(
+      topics.map(async (topic) => {
+        const [info, deadLetters] = await Promise.all([this.deps.bus.info(topic), this.deps.bus.length(dlqTopic(topic))]);
+        const mine = info.groups.find((g) => g.name === group);
+        if (mine) {
+          if (mine.lag !== null) metrics.consumerLag.set({ topic, group }, mine.lag);
+          metrics.consumerPending.set({ topic, group }, mine.pending);
+        }
+        metrics.deadLetters.set({ topic }, deadLetters);
+      }),
+    );
   }
 
   async stop(): Promise<void> {

@@ -24,7 +24,7 @@ import { SYMBOL_PATTERN } from '../../core/messages.js';
 import type { Config } from '../../platform/config.js';
 import { HttpError, createHttpApp, jsonSchemaOf, listen } from '../../platform/http.js';
 import type { Logger } from '../../platform/logger.js';
-import { createServiceMetrics } from '../../platform/metrics.js';
+import { createDashboardMetrics } from '../../platform/metrics.js';
 import { DashboardHub, type HubEvent } from './hub.js';
 import { describeFailure, httpUpstream, serviceHost, type Upstream } from './upstream.js';
 
@@ -112,7 +112,7 @@ export async function buildDashboardApp(deps: DashboardDeps): Promise<DashboardA
   const { bus, config, clock } = deps;
   const logger = deps.logger;
   const upstream = deps.upstream ?? httpUpstream(config);
-  const metrics = createServiceMetrics('dashboard');
+  const metrics = createDashboardMetrics();
   const hub = new DashboardHub({
     bus,
     config,
@@ -133,6 +133,7 @@ export async function buildDashboardApp(deps: DashboardDeps): Promise<DashboardA
     allowedHosts: config.allowed_hosts,
     metrics,
     logger,
+    beforeMetrics: async () => metrics.observe({ sseClients: hub.listenerCount, streamsReadable: hub.state().health.feed.ok }),
   });
 
   const dir = publicDir();

@@ -19,7 +19,7 @@ export async function buildExecutionApp(
     allowedHosts: options.allowedHosts,
     metrics: service.metrics,
     logger: options.logger,
-    beforeMetrics: () => service.host.refreshLag(),
+    beforeMetrics: () => service.host.refreshMetrics(),
   });
 
   healthRoute(app, () => service.health(), 'Status, bus connection and fill rate (503 when the bus is unreachable)');

@@ -5,9 +5,10 @@
  */
 import type { Delivery, Outbound } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
+import { rejectCodeOf } from '../../core/fills.js';
 import { instrumentTable } from '../../core/instruments.js';
 import { ExecutionResult as ExecutionResultSchema, type ExecutionResult, type PriceTick, type RiskApprovedSignal } from '../../core/messages.js';
-import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
+import { createExecutionMetrics, type ExecutionMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
 import { EXECUTION_SNAPSHOT_VERSION, ExecutionState } from './state.js';
@@ -17,7 +18,7 @@ const GUARD_REBUILD_ENTRIES = 50_000;
 
 export class ExecutionService {
   readonly state: ExecutionState;
-  readonly metrics: ServiceMetrics;
+  readonly metrics: ExecutionMetrics;
   readonly host: ServiceHost;
   private priceTimer?: NodeJS.Timeout;
   private startedAt = 0;
@@ -31,7 +32,9 @@ export class ExecutionService {
       tickGate: tickGateFor(config),
       expiryGraceMs: config.market.max_clock_skew_ms,
     });
-    this.metrics = createServiceMetrics('execution');
+    this.metrics = createExecutionMetrics();
+    // The simulator is the feed, and it is always connected (a live feed sets its own source).
+    this.metrics.feedConnected.set({ source: 'simulator' }, 1);
     this.host = new ServiceHost(deps, {
       service: 'execution',
       group: GROUPS.execution,
@@ -42,6 +45,7 @@ export class ExecutionService {
       snapshotVersion: EXECUTION_SNAPSHOT_VERSION,
       rebuild: () => this.rebuild(),
       metrics: this.metrics,
+      readGauges: () => this.metrics.observe({ priceTs: this.state.priceTimestamps(), now: this.deps.clock.now() }),
     });
   }
 
@@ -147,7 +151,7 @@ export class ExecutionService {
       this.metrics.outcomes.inc({ outcome: 'filled' });
       this.metrics.signalToFill.observe(Math.max(0, result.ts - result.signal_ts) / 1000);
     } else {
-      this.metrics.outcomes.inc({ outcome: 'rejected' });
+      this.metrics.outcomes.inc({ outcome: `rejected:${rejectCodeOf(result.reject_reason) ?? 'OTHER'}` });
       this.deps.logger.warn({ signal_id: result.signal_id, reason: result.reject_reason }, 'order rejected');
     }
   }

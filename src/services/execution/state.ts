@@ -252,6 +252,11 @@ export class ExecutionState {
     });
   }
 
+  /** When each symbol's price was last set (tick ts), for qt_price_age_seconds. */
+  priceTimestamps(): ReadonlyMap<string, number> {
+    return this.priceTs;
+  }
+
   prices(): Record<string, number> {
     return Object.fromEntries([...this.simulator.prices()].map(([s, p]) => [s, toNumber(p)]));
   }

@@ -21,7 +21,7 @@ export async function buildMonitorApp(
     allowedHosts: options.allowedHosts,
     metrics: service.metrics,
     logger: options.logger,
-    beforeMetrics: () => service.host.refreshLag(),
+    beforeMetrics: () => service.host.refreshMetrics(),
   });
   const known = new Set(options.knownSymbols);
 

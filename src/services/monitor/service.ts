@@ -12,7 +12,7 @@ import { instrumentTable, type InstrumentTable } from '../../core/instruments.js
 import { priceTick, type SetPriceResult } from '../../core/market.js';
 import { checkTickPrice } from '../../core/tick-rules.js';
 import type { ExecutionResult, ExitLevels, PriceTick, RiskRejection, TradeSignal } from '../../core/messages.js';
-import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
+import { createMonitorMetrics, type MonitorMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
 import { MONITOR_SNAPSHOT_VERSION, MonitorState, type FillOutcome } from './state.js';
@@ -33,7 +33,7 @@ interface Waiter {
 
 export class MonitorService {
   readonly state: MonitorState;
-  readonly metrics: ServiceMetrics;
+  readonly metrics: MonitorMetrics;
   readonly host: ServiceHost;
   private markTimer?: NodeJS.Timeout;
   private marking = false;
@@ -50,7 +50,7 @@ export class MonitorService {
       tickGateFor(config),
       config.risk.inflight_timeout_ms + config.market.max_clock_skew_ms,
     );
-    this.metrics = createServiceMetrics('monitor');
+    this.metrics = createMonitorMetrics();
     this.host = new ServiceHost(deps, {
       service: 'monitor',
       group: GROUPS.monitor,
@@ -61,6 +61,7 @@ export class MonitorService {
       snapshotVersion: MONITOR_SNAPSHOT_VERSION,
       rebuild: () => this.rebuild(),
       metrics: this.metrics,
+      readGauges: () => this.metrics.observe(this.state.metricsReading()),
     });
   }
 
@@ -147,7 +148,6 @@ export class MonitorService {
       return;
     }
     this.metrics.outcomes.inc({ outcome: 'applied' });
-    this.metrics.signalToFill.observe(Math.max(0, result.ts - result.signal_ts) / 1000);
     return [{ topic: TOPICS.position, payload: outcome.update }];
   }
 

@@ -19,6 +19,7 @@ import { instrumentTable } from '../../core/instruments.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { DEFAULT_TICK_RULES, TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 import { DEFAULT_INSTRUMENTS } from '../../platform/config.js';
+import type { MonitorReading } from '../../platform/metrics.js';
 
 export const DEFAULT_APPLIED_CAPACITY = 200_000;
 
@@ -170,6 +171,17 @@ export class MonitorState {
 
   prices(): Record<string, number> {
     return Object.fromEntries([...this.ledger.marksView()].map(([s, p]) => [s, toNumber(p)]));
+  }
+
+  /** What the monitor gauges show (qt_realized_pnl_usd, ...), read at each scrape. */
+  metricsReading(): MonitorReading {
+    const totals = this.ledger.totals();
+    return {
+      realizedPnlUsd: totals.realized_pnl_usd,
+      unrealizedPnlUsd: totals.unrealized_pnl_usd,
+      feesUsd: totals.fees_usd,
+      openPositions: this.ledger.openPositionCount(),
+    };
   }
 
   openPositionCount(): number {

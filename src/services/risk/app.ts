@@ -18,7 +18,7 @@ export async function buildRiskApp(service: RiskService, options: ServiceHttpOpt
     allowedHosts: options.allowedHosts,
     metrics: service.metrics,
     logger: options.logger,
-    beforeMetrics: () => service.host.refreshLag(),
+    beforeMetrics: () => service.host.refreshMetrics(),
   });
 
   healthRoute(app, () => service.health(), 'Status, bus connection, trading state and approval rate (503 when the bus is unreachable)');

@@ -8,7 +8,7 @@ import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { LevelPatch } from '../../core/exits.js';
 import type { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
-import { createServiceMetrics, type ServiceMetrics } from '../../platform/metrics.js';
+import { createRiskMetrics, type RiskMetrics } from '../../platform/metrics.js';
 import { ServiceHost, decodeTopic, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
 import { RISK_SNAPSHOT_VERSION, RiskState } from './state.js';
@@ -19,7 +19,7 @@ const INFLIGHT_SWEEP_MS = 1000;
 
 export class RiskService {
   readonly state: RiskState;
-  readonly metrics: ServiceMetrics;
+  readonly metrics: RiskMetrics;
   readonly host: ServiceHost;
   private sweepTimer?: NodeJS.Timeout;
   private startedAt = 0;
@@ -38,7 +38,7 @@ export class RiskService {
       tickGate: tickGateFor(config),
       exits: config.exits,
     });
-    this.metrics = createServiceMetrics('risk');
+    this.metrics = createRiskMetrics();
     this.host = new ServiceHost(deps, {
       service: 'risk',
       group: GROUPS.risk,
@@ -51,6 +51,7 @@ export class RiskService {
       snapshotVersion: RISK_SNAPSHOT_VERSION,
       rebuild: () => this.rebuild(),
       metrics: this.metrics,
+      readGauges: () => this.metrics.observe(this.state.metricsReading(this.deps.clock.now())),
     });
   }
 

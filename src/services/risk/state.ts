@@ -41,6 +41,7 @@ import {
 } from '../../core/messages.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
+import type { RiskReading } from '../../platform/metrics.js';
 import { EMPTY_EXIT_BOOK, ExitBook, ExitBookSnapshot } from './exit-book.js';
 
 export interface RiskStateOptions {
@@ -510,6 +511,23 @@ export class RiskState {
 
   inflightCount(): number {
     return this.inflight.size;
+  }
+
+  /** What the risk gauges show (qt_trading_halted, qt_equity_usd, ...), read at each scrape. */
+  metricsReading(now: number): RiskReading {
+    this.refreshView();
+    return {
+      halted: this.tradingState === 'HALTED',
+      // The code before the explanation ("CIRCUIT_BREAKER: drawdown ..."): a label value from a small set.
+      haltReason: this.haltReason === null ? null : (this.haltReason.split(':')[0] ?? null),
+      equityUsd: toNumber(this.view.equity()),
+      peakEquityUsd: toNumber(this.peak),
+      drawdownRatio: toNumber(this.drawdown()),
+      drawdownLimitRatio: this.options.limits.max_drawdown_pct,
+      inflightOrders: this.inflight.size,
+      priceTs: this.priceTs,
+      now,
+    };
   }
 
   approvalRate(): number | null {
