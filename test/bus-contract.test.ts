@@ -37,7 +37,7 @@ const embeddedHarness: BusHarness = {
   setup: async () => undefined,
   teardown: async () => undefined,
   create: async ({ maxlen } = {}) => {
-    const bus = new EmbeddedBus({ prefix: uniquePrefix('bus'), maxlen, onError: ignoreRetriedErrors });
+    const bus = new EmbeddedBus({ prefix: uniquePrefix('bus'), maxlen, trimIntervalMs: 0, onError: ignoreRetriedErrors });
     created.push(bus);
     return bus;
   },
@@ -79,7 +79,7 @@ function redisHarness(): BusHarness {
     create: async ({ maxlen } = {}) => {
       const prefix = uniquePrefix('bus');
       prefixes.push(prefix);
-      const bus = await RedisBus.connect({ url, prefix, maxlen, onError: ignoreRetriedErrors });
+      const bus = await RedisBus.connect({ url, prefix, maxlen, trimIntervalMs: 0, onError: ignoreRetriedErrors });
       created.push(bus);
       return bus;
     },
@@ -126,6 +126,21 @@ function subscribeNumbers(bus: EventBus, options: Omit<SubscribeOptions<Numbered
 
 async function pendingOf(bus: EventBus, topic: string, group: string): Promise<number | undefined> {
   return (await bus.info(topic)).groups.find((info) => info.name === group)?.pending;
+}
+
+/** XACK through a subscription-free path: a consumer finishing entries it was handed. */
+async function ackRange(bus: EventBus, topic: string, group: string, ids: readonly string[]): Promise<void> {
+  if (bus instanceof EmbeddedBus) {
+    bus.acknowledge(topic, group, ids);
+    return;
+  }
+  const client = createClient({ url: redisUrl() });
+  await client.connect();
+  try {
+    await client.sendCommand(['XACK', bus.prefix + topic, group, ...ids]);
+  } finally {
+    client.destroy();
+  }
 }
 
 async function numbersIn(bus: EventBus, topic: string): Promise<number[]> {
@@ -406,33 +421,68 @@ function busContract(harness: BusHarness): void {
     expect(sub.acknowledged).toBe(4);
   });
 
-  it('trims approximately to maxlen on publish, never trade.execution.res, and on request', async () => {
+  it('never trims on publish; trimNow cuts a stream back to maxlen only behind its groups (delivered and acknowledged)', async () => {
     const bus = await harness.create({ maxlen: 100 });
-    for (let start = 0; start < 1000; start += 100) await publishNumbers(bus, 'ticks', range(start, start + 100));
-    const trimmed = await bus.length('ticks');
-    expect(trimmed).toBeGreaterThanOrEqual(100);
-    expect(trimmed).toBeLessThanOrEqual(200);
-    expect((await bus.readLatest('ticks', 1))[0]?.fields.payload).toBe('{"n":999}');
+    await bus.ensureGroup('ticks', 'g', '0');
+    const ids = await publishNumbers(bus, 'ticks', range(0, 1000));
+    expect(await bus.length('ticks')).toBe(1000);
 
+    // Nothing read yet: nothing goes.
+    let [result] = (await bus.trimNow()).filter((r) => r.topic === 'ticks');
+    expect(result).toMatchObject({ removed: 0, length: 1000 });
+    expect(result?.keptBecause).toMatch(/group g has not read/);
+
+    // 400 delivered, 300 of them pending on a consumer that died: only the first 100 go.
+    const delivered = await harness.deliverToDeadConsumer(bus, 'ticks', 'g', 'dead', 400);
+    expect(delivered).toHaveLength(400);
+    const sub = subscribeNumbers(bus, { topic: 'ticks', group: 'g', consumer: 'live', handler: () => undefined, claimIdleMs: 60_000 });
+    // 'live' reads the unread 600 (its own pending list is empty); 'dead' keeps 400 pending.
+    await waitFor(async () => (await bus.info('ticks')).groups[0]?.lag === 0 && (await pendingOf(bus, 'ticks', 'g')) === 400, { what: 'the rest read' });
+    await sub.close();
+    // Acknowledge the dead consumer's first 100 by hand, as if it had finished them.
+    await ackRange(bus, 'ticks', 'g', delivered.slice(0, 100));
+    [result] = (await bus.trimNow()).filter((r) => r.topic === 'ticks');
+    expect(result).toMatchObject({ removed: 100, length: 900 });
+    expect(result?.keptBecause).toMatch(/300 entries pending/);
+    expect((await bus.readAfter('ticks', '0', 1))[0]?.id).toBe(ids[100]);
+    expect(await bus.oldestPending('ticks', 'g')).toBe(ids[100]);
+    expect(result?.backlogs).toEqual([{ topic: 'ticks', group: 'g', lag: 0, pending: 300 }]);
+
+    // Once everything is acknowledged: exactly maxlen left, the newest.
+    await ackRange(bus, 'ticks', 'g', delivered.slice(100));
+    [result] = (await bus.trimNow()).filter((r) => r.topic === 'ticks');
+    expect(result).toMatchObject({ removed: 800, length: 100, keptBecause: null });
+    expect(await numbersIn(bus, 'ticks')).toEqual(range(900, 1000));
+  });
+
+  it('keeps every entry of a loop topic whose consumer group does not exist yet, and never trims trade.execution.res', async () => {
+    const bus = await harness.create({ maxlen: 100 });
+    await publishNumbers(bus, TOPICS.safe, range(0, 500));
+    await publishNumbers(bus, TOPICS.execution, range(0, 500));
+    const results = await bus.trimNow();
+    const safe = results.find((r) => r.topic === TOPICS.safe);
+    expect(safe).toMatchObject({ removed: 0, length: 500 });
+    expect(safe?.keptBecause).toMatch(/group execution does not exist yet/);
+    expect(results.find((r) => r.topic === TOPICS.execution)).toMatchObject({ removed: 0, length: 500 });
+    expect(await bus.length(TOPICS.execution)).toBe(500);
+  });
+
+  it('trimOldest removes exactly, never an entry at or after its bound; trimBefore likewise', async () => {
+    const bus = await harness.create();
     const ids: string[] = [];
-    for (let start = 0; start < 1000; start += 100) {
-      ids.push(...(await publishNumbers(bus, TOPICS.execution, range(start, start + 100))));
-    }
-    expect(await bus.length(TOPICS.execution)).toBe(1000);
+    for (let start = 0; start < 1000; start += 250) ids.push(...(await publishNumbers(bus, 'ticks', range(start, start + 250))));
+    expect(await bus.trimOldest('ticks', 250, null)).toBe(250);
+    expect((await bus.readAfter('ticks', '0', 1))[0]?.id).toBe(ids[250]);
+    expect(await bus.trimOldest('ticks', 500, ids[400] as string)).toBe(150);
+    expect((await bus.readAfter('ticks', '0', 1))[0]?.id).toBe(ids[400]);
+    expect(await bus.trimOldest('ticks', 7, null)).toBe(7);
+    expect(await bus.length('ticks')).toBe(593);
 
     // Never removes an entry at or after minId (state recovery relies on this, SPEC §7).
-    const removed = await bus.trimBefore(TOPICS.execution, ids[800] as string);
+    const removed = await bus.trimBefore('ticks', ids[800] as string);
     expect(removed).toBeGreaterThan(0);
-    expect(await bus.length(TOPICS.execution)).toBe(1000 - removed);
-    const kept = await bus.readAfter(TOPICS.execution, ids[799] as string, 1000);
+    const kept = await bus.readAfter('ticks', ids[799] as string, 1000);
     expect(kept.map((entry) => entry.id)).toEqual(ids.slice(800));
-
-    const before = await bus.length(TOPICS.execution);
-    const removedByTrim = await bus.trim(TOPICS.execution, 100);
-    const after = await bus.length(TOPICS.execution);
-    expect(after).toBe(before - removedByTrim);
-    expect(after).toBeGreaterThanOrEqual(100);
-    expect(after).toBeLessThanOrEqual(200);
   });
 
   it('keeps every stream and key under its prefix', async () => {

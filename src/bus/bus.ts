@@ -7,6 +7,7 @@
  * and the handler's outputs were written, in the same transaction as the ack.
  */
 import { TOPICS } from './topics.js';
+import type { GroupBacklog, TrimResult } from './trim.js';
 
 /** A raw stream entry: its id and its field/value pairs. */
 export interface StreamEntry {
@@ -71,6 +72,11 @@ export interface SubscribeSettings<T> {
   claimIdleMs?: number;
   /** How often pending entries of dead consumers are looked for. Default 10 000 ms. */
   claimIntervalMs?: number;
+  /**
+   * The first claim takes every entry pending on the group, however briefly idle: for a
+   * consumer that holds its service's lease, so no other consumer can be working on them.
+   */
+  claimAllOnStart?: boolean;
   /** Where a newly created group starts: '0' (whole stream, default) or '$' (new entries only). */
   startId?: string;
   /** Called when reading, handling or committing fails in a way the bus retries. */
@@ -171,10 +177,24 @@ export interface EventBus {
   length(topic: string): Promise<number>;
   info(topic: string): Promise<StreamInfo>;
   ensureGroup(topic: string, group: string, startId?: string): Promise<void>;
-  /** Approximate trim to about `maxlen` entries; returns entries removed. */
+  /** Approximate trim to about `maxlen` entries, whatever the groups have read; returns entries removed. */
   trim(topic: string, maxlen: number): Promise<number>;
   /** Removes entries with id < minId (approximate); returns entries removed. */
   trimBefore(topic: string, minId: string): Promise<number>;
+  /**
+   * Removes up to `count` of the oldest entries, only entries with id < `beforeId` (null:
+   * any), exactly; returns entries removed. The primitive of src/bus/trim.ts.
+   */
+  trimOldest(topic: string, count: number, beforeId: string | null): Promise<number>;
+  /** The id of the oldest entry pending on `group` (delivered, not acknowledged), or null. */
+  oldestPending(topic: string, group: string): Promise<string | null>;
+  /**
+   * Trims every topic this bus has written to or subscribed to (and their DLQs) behind
+   * their consumer groups (src/bus/trim.ts); the bus also does this every trim interval.
+   */
+  trimNow(): Promise<TrimResult[]>;
+  /** Each group's unfinished entries on those topics, as of the latest trim round. */
+  backlogs(): readonly GroupBacklog[];
 
   /** Small key/value store for service snapshots (SPEC §7). */
   getValue(key: string): Promise<string | null>;
@@ -185,15 +205,16 @@ export interface EventBus {
   close(): Promise<void>;
 }
 
-/** Entries kept per topic by approximate trimming on publish; null = never trimmed on publish. */
+/** Entries kept per topic by the periodic trimmer (src/bus/trim.ts); null = never trimmed by it. */
 export type MaxlenPolicy = (topic: string) => number | null;
 
 export const DEFAULT_MAXLEN = 100_000;
 
 /**
- * The default trimming policy: `trade.execution.res` is never trimmed on publish, because
- * state recovery folds it (SPEC §7: it is trimmed only behind a snapshot); every other
- * topic, DLQs included, keeps about `maxlen` entries.
+ * The default trimming policy: `trade.execution.res` is never trimmed periodically, because
+ * state recovery folds it (SPEC §7: `quantum streams trim` trims it only behind the
+ * monitor's snapshot); every other topic, DLQs included, is cut back to `maxlen` entries
+ * behind its consumer groups.
  */
 export function defaultMaxlenPolicy(maxlen: number = DEFAULT_MAXLEN): MaxlenPolicy {
   return (topic) => (topic === TOPICS.execution ? null : maxlen);

@@ -188,6 +188,8 @@ export class ConsumerLoop<T> implements Subscription {
   #needsPrepare = true;
   #needsResume = true;
   #nextClaimAt = 0;
+  /** Until the first claim is done: take over every pending entry at once (claimAllOnStart). */
+  #claimAll: boolean;
   #wakePause: (() => void) | null = null;
 
   constructor(reader: GroupReader, options: AnySubscribeOptions<T>, context: ConsumerContext) {
@@ -208,6 +210,7 @@ export class ConsumerLoop<T> implements Subscription {
     this.#retryDelayMs = Math.max(0, options.retryDelayMs ?? SUBSCRIBE_DEFAULTS.retryDelayMs);
     this.#claimIdleMs = Math.max(0, options.claimIdleMs ?? SUBSCRIBE_DEFAULTS.claimIdleMs);
     this.#claimIntervalMs = Math.max(1, options.claimIntervalMs ?? SUBSCRIBE_DEFAULTS.claimIntervalMs);
+    this.#claimAll = options.claimAllOnStart === true;
     for (const topic of this.#topics) this.#failures.set(topic, new Map());
     this.#done = this.#run();
   }
@@ -269,7 +272,8 @@ export class ConsumerLoop<T> implements Subscription {
     }
     const now = this.#clock.now();
     if (now >= this.#nextClaimAt) {
-      for (const topic of this.#topics) await this.#claimIdle(topic);
+      for (const topic of this.#topics) await this.#claimIdle(topic, this.#claimAll ? 0 : this.#claimIdleMs);
+      this.#claimAll = false;
       this.#nextClaimAt = this.#clock.now() + this.#claimIntervalMs;
       return;
     }
@@ -313,10 +317,10 @@ export class ConsumerLoop<T> implements Subscription {
     }
   }
 
-  async #claimIdle(topic: string): Promise<void> {
+  async #claimIdle(topic: string, minIdleMs: number): Promise<void> {
     let cursor = CLAIM_DONE;
     do {
-      const page = await this.#reader.claimIdle(topic, this.#claimIdleMs, cursor, this.#batchSize);
+      const page = await this.#reader.claimIdle(topic, minIdleMs, cursor, this.#batchSize);
       if (page.entries.length > 0) await this.#process([{ topic, entries: page.entries }]);
       cursor = page.next;
     } while (cursor !== CLAIM_DONE && !this.#closing);

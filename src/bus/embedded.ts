@@ -39,9 +39,8 @@ import {
   type TopicBatch,
 } from './consumer.js';
 import { StreamNames } from './topics.js';
+import { DEFAULT_TRIM_INTERVAL_MS, PeriodicTrimmer, type GroupBacklog, type TrimResult } from './trim.js';
 
-/** Like Redis' 100-entry stream nodes: publish trims only once a stream is this far over maxlen. */
-const APPROX_TRIM_SLACK = 100;
 /** Removed entries are compacted away once this many have accumulated at the front. */
 const COMPACT_AFTER = 4096;
 
@@ -114,6 +113,17 @@ class MemGroup {
     return [...this.#slots.values()].sort((a, b) => a.entry.abs - b.entry.abs);
   }
 
+  /** The oldest entry pending on this group, or undefined. */
+  oldestPending(): StoredEntry | undefined {
+    let oldest: StoredEntry | undefined;
+    for (const run of this.#runs) {
+      const first = run.entries[0];
+      if (first && (!oldest || first.abs < oldest.abs)) oldest = first;
+    }
+    for (const slot of this.#slots.values()) if (!oldest || slot.entry.abs < oldest.abs) oldest = slot.entry;
+    return oldest;
+  }
+
   forget(id: string): void {
     this.#slots.delete(id);
   }
@@ -149,6 +159,15 @@ function isAfter(entry: StoredEntry, id: ParsedId): boolean {
   return compareParsed(parseId(entry.id), id) > 0;
 }
 
+/** How many live entries of `stream` have an id < `minId`. */
+function countBefore(stream: MemStream, minId: string): number {
+  const { ms, seq } = parseId(minId);
+  if (ms === 0 && seq === 0) return 0;
+  // Entries with id < minId are those up to and including the id just below it.
+  const below: ParsedId = seq > 0 ? { ms, seq: seq - 1 } : { ms: ms - 1, seq: Number.MAX_SAFE_INTEGER };
+  return stream.positionAfter(below) - stream.firstAbs;
+}
+
 function toStreamEntry(entry: StoredEntry): StreamEntry {
   return { id: entry.id, fields: { ...entry.fields } };
 }
@@ -169,8 +188,6 @@ function waitForAppend(streams: readonly MemStream[], ms: number, register: (can
 
 class MemStream {
   readonly name: string;
-  /** From the trimming policy, fixed when the stream is created. */
-  readonly maxlen: number | null;
   readonly groups = new Map<string, MemGroup>();
   /** Live entries are entries[head..]; entries[0] has absolute position `base`. */
   #entries: StoredEntry[] = [];
@@ -182,9 +199,8 @@ class MemStream {
   #idPrefix = '0-';
   readonly #waiters = new Set<() => void>();
 
-  constructor(name: string, maxlen: number | null) {
+  constructor(name: string) {
     this.name = name;
-    this.maxlen = maxlen;
   }
 
   get length(): number {
@@ -220,7 +236,6 @@ class MemStream {
     }
     const entry: StoredEntry = { id: this.#idPrefix + this.#lastSeq, abs: this.endAbs, fields };
     this.#entries.push(entry);
-    if (this.maxlen !== null && this.length > this.maxlen + APPROX_TRIM_SLACK) this.dropOldest(this.length - this.maxlen);
     return entry;
   }
 
@@ -305,8 +320,10 @@ class MemStream {
 
 export interface EmbeddedBusOptions {
   prefix?: string;
-  /** Default maxlen of the default policy (100 000). */
+  /** Default maxlen of the default policy (100 000): the periodic trimmer's target. */
   maxlen?: number;
+  /** How often the streams this bus uses are trimmed behind their groups; 0 = never. Default 10 000 ms. */
+  trimIntervalMs?: number;
   /** Overrides the trimming policy entirely. */
   maxlenFor?: MaxlenPolicy;
   /** Makes entry ids and pending times; also stamps dead letters and schedules retries. */
@@ -319,7 +336,7 @@ export class EmbeddedBus implements EventBus {
   readonly kind = 'embedded' as const;
   readonly prefix: string;
   readonly #names: StreamNames;
-  readonly #maxlenFor: MaxlenPolicy;
+  readonly #trimmer: PeriodicTrimmer;
   readonly #clock: Clock;
   readonly #onError: (error: unknown) => void;
   /** Keyed by base topic; each stream knows its prefixed name. */
@@ -331,7 +348,11 @@ export class EmbeddedBus implements EventBus {
   constructor(options: EmbeddedBusOptions = {}) {
     this.prefix = options.prefix ?? '';
     this.#names = new StreamNames(this.prefix);
-    this.#maxlenFor = options.maxlenFor ?? defaultMaxlenPolicy(options.maxlen);
+    this.#trimmer = new PeriodicTrimmer(
+      this,
+      options.maxlenFor ?? defaultMaxlenPolicy(options.maxlen),
+      options.trimIntervalMs ?? DEFAULT_TRIM_INTERVAL_MS,
+    );
     this.#clock = options.clock ?? systemClock;
     this.#onError = options.onError ?? ((error) => console.error(`[bus] ${errorMessage(error)}`));
   }
@@ -353,6 +374,7 @@ export class EmbeddedBus implements EventBus {
 
   subscribe<T>(options: SubscribeOptions<T> | MultiSubscribeOptions<T>): Subscription {
     this.#assertOpen();
+    for (const topic of topicsOf(options)) this.#trimmer.touch(topic);
     const reader = new EmbeddedGroupReader(this, topicsOf(options), options);
     const loop = new ConsumerLoop(reader, options, { clock: this.#clock, onError: this.#onError });
     this.#subscriptions.add(loop);
@@ -418,11 +440,26 @@ export class EmbeddedBus implements EventBus {
 
   async trimBefore(topic: string, minId: string): Promise<number> {
     const stream = this.#streams.get(topic);
-    const { ms, seq } = parseId(minId);
-    if (!stream || (ms === 0 && seq === 0)) return 0;
-    // Entries with id < minId are those up to and including the id just below it.
-    const below: ParsedId = seq > 0 ? { ms, seq: seq - 1 } : { ms: ms - 1, seq: Number.MAX_SAFE_INTEGER };
-    return stream.dropOldest(stream.positionAfter(below) - stream.firstAbs);
+    return stream ? stream.dropOldest(countBefore(stream, minId)) : 0;
+  }
+
+  async trimOldest(topic: string, count: number, beforeId: string | null): Promise<number> {
+    const stream = this.#streams.get(topic);
+    if (!stream) return 0;
+    const removable = beforeId === null ? stream.length : countBefore(stream, beforeId);
+    return stream.dropOldest(Math.min(Math.max(0, count), removable));
+  }
+
+  async oldestPending(topic: string, group: string): Promise<string | null> {
+    return this.#streams.get(topic)?.groups.get(group)?.oldestPending()?.id ?? null;
+  }
+
+  trimNow(): Promise<TrimResult[]> {
+    return this.#trimmer.runOnce();
+  }
+
+  backlogs(): readonly GroupBacklog[] {
+    return this.#trimmer.backlogs;
   }
 
   async getValue(key: string): Promise<string | null> {
@@ -439,6 +476,7 @@ export class EmbeddedBus implements EventBus {
   }
 
   async close(): Promise<void> {
+    this.#trimmer.stop();
     // Subscriptions first: their in-flight batches still commit into the open bus.
     await Promise.all([...this.#subscriptions].map((subscription) => subscription.close()));
     this.#closed = true;
@@ -461,6 +499,14 @@ export class EmbeddedBus implements EventBus {
     return stream.deliverNew(found, consumer, count, this.#clock.now())?.entries.map(toStreamEntry) ?? [];
   }
 
+  /** XACK for entries handed out by readGroup (tests playing a consumer by hand). */
+  acknowledge(topic: string, group: string, ids: readonly string[]): void {
+    const found = this.#streams.get(topic)?.groups.get(group);
+    if (!found) throw new Error(`NOGROUP no group "${group}" on ${this.#names.stream(topic)}`);
+    found.slots(); // splits the runs, so single entries can be acknowledged
+    found.ack(ids, null);
+  }
+
   // ---- used by EmbeddedGroupReader ----
 
   now(): number {
@@ -471,7 +517,7 @@ export class EmbeddedBus implements EventBus {
   streamOf(topic: string): MemStream {
     let stream = this.#streams.get(topic);
     if (!stream) {
-      stream = new MemStream(this.#names.stream(topic), this.#maxlenFor(topic));
+      stream = new MemStream(this.#names.stream(topic));
       this.#streams.set(topic, stream);
     }
     return stream;
@@ -492,6 +538,7 @@ export class EmbeddedBus implements EventBus {
 
   #append(topic: string, fields: Fields): StoredEntry {
     this.#assertOpen();
+    this.#trimmer.touch(topic);
     const stream = this.streamOf(topic);
     const entry = stream.append(fields, this.#clock.now());
     stream.notify();

@@ -1,57 +1,54 @@
 /**
  * How far trade.execution.res may be trimmed. It is the only stream the services fold
- * to rebuild their state, so it is never trimmed on publish (bus.ts
- * defaultMaxlenPolicy); it may lose an entry only once every consumer group has been
- * handed and has acknowledged it and the monitor's snapshot covers it (SPEC §7).
- * `quantum streams trim` uses that bound on demand; a running journal (whose group is
- * one of those groups, holding each fill until it is in the database) uses it to keep
- * the stream at its working set.
+ * to rebuild their state, so neither publishing nor a bus's periodic trimmer ever trims
+ * it (bus.ts defaultMaxlenPolicy). It follows the one rule of trim.ts (an entry goes only
+ * once every consumer group, the journal's included, has been handed it and holds it no
+ * longer pending, and every expected group exists) plus what state recovery needs: the
+ * fills after the monitor's snapshot, all of them while there is none (SPEC §7).
+ * `quantum streams trim` applies it on demand; a running journal (whose group holds each
+ * fill pending until it is in the database) applies it to keep the stream at its working
+ * set.
  */
 import { compareIds, type EventBus } from './bus.js';
 import { StreamNames, TOPICS } from './topics.js';
+import { nextId, trimBehindConsumers, trimBoundOf, type TrimResult } from './trim.js';
 
 const MONITOR_SNAPSHOT_KEY = new StreamNames('').snapshot('monitor');
 
 /**
- * The newest id trade.execution.res may be trimmed up to: entries every consumer group
- * has been handed and acknowledged (no group has pending entries), and that the
- * monitor's snapshot already covers. Null when nothing may go yet.
+ * What of trade.execution.res state recovery needs: the fills after the monitor's
+ * snapshot; all of them when there is no readable snapshot (the monitor rebuilds from the
+ * whole stream then).
  */
-export async function executionTrimPoint(bus: EventBus): Promise<string | null> {
+export async function executionRecoveryNeeds(bus: EventBus): Promise<{ id: string; why: string }> {
   const text = await bus.getValue(MONITOR_SNAPSHOT_KEY);
-  if (!text) return null;
-  let watermark: string | null = null;
+  let watermark: unknown = null;
   try {
-    const id = (JSON.parse(text) as { last_fill_id?: unknown }).last_fill_id;
-    watermark = typeof id === 'string' && id !== '0-0' ? id : null;
+    watermark = text ? (JSON.parse(text) as { last_fill_id?: unknown }).last_fill_id : null;
   } catch {
-    return null;
+    watermark = null;
   }
-  if (!watermark) return null;
-  const info = await bus.info(TOPICS.execution);
-  if (info.groups.some((g) => g.pending > 0)) return null;
-  return info.groups.reduce((min, g) => (compareIds(g.last_delivered_id, min) < 0 ? g.last_delivered_id : min), watermark);
+  if (typeof watermark !== 'string' || watermark === '0-0') {
+    return { id: '0-1', why: 'the monitor has no readable snapshot: state recovery folds the whole stream' };
+  }
+  return { id: nextId(watermark), why: `state recovery needs the fills after the monitor's snapshot (${watermark})` };
 }
 
 /**
- * Trims the oldest entries of trade.execution.res beyond the newest `keep`, never past
- * executionTrimPoint (the entry at that point stays). Reads at most `maxRead` entries
- * per call, so a long backlog goes in steps. Returns the entries removed.
+ * The id before which trade.execution.res may be trimmed now (every entry before it is
+ * finished by every group and covered by the monitor's snapshot); null when nothing may go.
  */
-export async function trimExecutionToWorkingSet(bus: EventBus, keep: number, maxRead = 10_000): Promise<number> {
-  const excess = (await bus.length(TOPICS.execution)) - keep;
-  if (excess <= 0) return 0;
-  const point = await executionTrimPoint(bus);
-  if (!point) return 0;
-  const oldest = await bus.readAfter(TOPICS.execution, '0', Math.min(excess, maxRead) + 1);
-  // The first entry that stays: the one past the excess, or the trim point, whichever is older.
-  let cut = oldest[oldest.length - 1]?.id;
-  for (const entry of oldest) {
-    if (compareIds(entry.id, point) >= 0) {
-      cut = entry.id;
-      break;
-    }
-  }
-  if (cut === undefined || cut === oldest[0]?.id) return 0;
-  return bus.trimBefore(TOPICS.execution, cut);
+export async function executionTrimPoint(bus: EventBus): Promise<string | null> {
+  const { bound } = await trimBoundOf(bus, TOPICS.execution, { keepFrom: await executionRecoveryNeeds(bus) });
+  return bound === null || compareIds(bound, '0-1') > 0 ? bound : null;
+}
+
+/** Trims trade.execution.res down to `keep` entries, never past executionTrimPoint; says what it kept and why. */
+export async function trimExecution(bus: EventBus, keep: number): Promise<TrimResult> {
+  return trimBehindConsumers(bus, TOPICS.execution, keep, { keepFrom: await executionRecoveryNeeds(bus) });
+}
+
+/** trimExecution for the journal's timer; returns the entries removed. */
+export async function trimExecutionToWorkingSet(bus: EventBus, keep: number): Promise<number> {
+  return (await trimExecution(bus, keep)).removed;
 }

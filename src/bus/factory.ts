@@ -11,8 +11,10 @@ export interface BusConfig {
   redisUrl?: string;
   /** Prepended to every stream and key (`stream_prefix`). */
   prefix?: string;
-  /** Approximate length kept per topic (`streams.maxlen`); trade.execution.res is never trimmed on publish. */
+  /** Length each topic is trimmed back to behind its consumer groups (`streams.maxlen`); never trade.execution.res. */
   maxlen?: number;
+  /** How often that trimming runs; 0 = never. Default 10 000 ms. */
+  trimIntervalMs?: number;
   clock?: Clock;
   /** Connection errors and retried failures; default: one line on stderr each. */
   onError?: (error: unknown) => void;
@@ -22,7 +24,7 @@ export interface BusConfig {
 
 /** Resolves once the bus is ready: for Redis, after it answered (fails with a clear message if it does not). */
 export async function createBus(config: BusConfig = {}): Promise<EventBus> {
-  const { redisUrl, prefix, maxlen, clock, onError, connectTimeoutMs } = config;
-  if (redisUrl) return RedisBus.connect({ url: redisUrl, prefix, maxlen, clock, onError, connectTimeoutMs });
-  return new EmbeddedBus({ prefix, maxlen, clock, onError });
+  const { redisUrl, prefix, maxlen, trimIntervalMs, clock, onError, connectTimeoutMs } = config;
+  if (redisUrl) return RedisBus.connect({ url: redisUrl, prefix, maxlen, trimIntervalMs, clock, onError, connectTimeoutMs });
+  return new EmbeddedBus({ prefix, maxlen, trimIntervalMs, clock, onError });
 }

@@ -13,6 +13,7 @@ import { createClient } from 'redis';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../platform/clock.js';
 import {
+  compareIds,
   defaultMaxlenPolicy,
   type EventBus,
   type GroupInfo,
@@ -37,6 +38,7 @@ import {
   type TopicBatch,
 } from './consumer.js';
 import { StreamNames } from './topics.js';
+import { DEFAULT_TRIM_INTERVAL_MS, PeriodicTrimmer, nextId, type GroupBacklog, type TrimResult } from './trim.js';
 
 type RedisClient = ReturnType<typeof createClient>;
 
@@ -48,12 +50,27 @@ type RawInfo = (string | number | null | RawEntry)[];
 
 const RECONNECT_MAX_MS = 1000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
+/** SET NX PX, or PEXPIRE when the caller already holds it: one atomic step. */
+const LEASE_SCRIPT = `local holder = redis.call('GET', KEYS[1])
+if holder == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0`;
+const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+/** The largest stream id: trimming before it is bounded by the count alone. */
+const MAX_ID = '18446744073709551615-18446744073709551615';
+/** Entries read to find an exact cut once whole nodes are gone (a node holds 100 by default). */
+const EXACT_TRIM_WINDOW = 10_000;
+/** PING gives up after this, so /health answers (503) within a second while Redis stalls. */
+const PING_TIMEOUT_MS = 750;
 
 export interface RedisBusOptions {
   url: string;
   prefix?: string;
-  /** Default maxlen of the default policy (100 000). */
+  /** Default maxlen of the default policy (100 000): the periodic trimmer's target. */
   maxlen?: number;
+  /** How often the streams this bus uses are trimmed behind their groups; 0 = never. Default 10 000 ms. */
+  trimIntervalMs?: number;
   /** Overrides the trimming policy entirely. */
   maxlenFor?: MaxlenPolicy;
   /** Stamps dead letters (dlq_ts) and schedules retries. */
@@ -81,8 +98,9 @@ function fieldsOf(flat: readonly string[]): Fields {
   return fields;
 }
 
-function xaddArgs(key: string, maxlen: number | null, fields: Fields): string[] {
-  const args = maxlen === null ? ['XADD', key, '*'] : ['XADD', key, 'MAXLEN', '~', String(maxlen), '*'];
+/** No MAXLEN: trimming on publish would ignore the consumer groups (see src/bus/trim.ts). */
+function xaddArgs(key: string, fields: Fields): string[] {
+  const args = ['XADD', key, '*'];
   for (const name in fields) args.push(name, fields[name] as string);
   return args;
 }
@@ -115,7 +133,7 @@ export class RedisBus implements EventBus {
   readonly prefix: string;
   readonly #client: RedisClient;
   readonly #names: StreamNames;
-  readonly #maxlenFor: MaxlenPolicy;
+  readonly #trimmer: PeriodicTrimmer;
   readonly #clock: Clock;
   readonly #onError: (error: unknown) => void;
   readonly #subscriptions = new Set<Subscription>();
@@ -125,7 +143,11 @@ export class RedisBus implements EventBus {
     this.#client = client;
     this.prefix = options.prefix ?? '';
     this.#names = new StreamNames(this.prefix);
-    this.#maxlenFor = options.maxlenFor ?? defaultMaxlenPolicy(options.maxlen);
+    this.#trimmer = new PeriodicTrimmer(
+      this,
+      options.maxlenFor ?? defaultMaxlenPolicy(options.maxlen),
+      options.trimIntervalMs ?? DEFAULT_TRIM_INTERVAL_MS,
+    );
     this.#clock = options.clock ?? systemClock;
     this.#onError = onError;
   }
@@ -179,6 +201,7 @@ export class RedisBus implements EventBus {
 
   subscribe<T>(options: SubscribeOptions<T> | MultiSubscribeOptions<T>): Subscription {
     if (this.#closed) throw new Error('the Redis bus is closed');
+    for (const topic of topicsOf(options)) this.#trimmer.touch(topic);
     const reader = new RedisGroupReader({
       client: this.#client.duplicate({ disableOfflineQueue: true }),
       names: this.#names,
@@ -267,6 +290,87 @@ export class RedisBus implements EventBus {
     return this.#client.sendCommand<number>(['XTRIM', this.#names.stream(topic), 'MINID', '~', minId]);
   }
 
+  async trimOldest(topic: string, count: number, beforeId: string | null): Promise<number> {
+    const key = this.#names.stream(topic);
+    const bound = beforeId ?? MAX_ID;
+    let left = Math.max(0, count);
+    let removed = 0;
+    // Whole stream nodes first (cheap), each round at most `left` entries...
+    while (left > 0) {
+      const n = await this.#client.sendCommand<number>(['XTRIM', key, 'MINID', '~', bound, 'LIMIT', String(left)]);
+      if (n === 0) break;
+      removed += n;
+      left -= n;
+    }
+    if (left === 0) return removed;
+    // ...then exactly: what remains to remove lies within one node (or is < `left`).
+    const take = Math.min(left, EXACT_TRIM_WINDOW);
+    const head = await this.#client.sendCommand<RawEntry[]>(['XRANGE', key, '-', '+', 'COUNT', String(take + 1)]);
+    const firstKept = head[take]?.[0];
+    let cut = firstKept ?? (head.length > 0 ? nextId(head[head.length - 1]![0]) : null);
+    if (cut === null) return removed;
+    if (compareIds(bound, cut) < 0) cut = bound;
+    return removed + (await this.#client.sendCommand<number>(['XTRIM', key, 'MINID', cut]));
+  }
+
+  async oldestPending(topic: string, group: string): Promise<string | null> {
+    try {
+      const [count, smallest] = await this.#client.sendCommand<[number, string | null, ...unknown[]]>([
+        'XPENDING', this.#names.stream(topic), group,
+      ]);
+      return Number(count) > 0 ? smallest : null;
+    } catch (error) {
+      if (isRedisError(error, 'NOGROUP')) return null;
+      throw error;
+    }
+  }
+
+  /**
+   * Removes the group's consumers other than `keep` that have nothing pending and have
+   * been idle at least minIdleMs (processes that are gone: each process joins under a
+   * name of its own). Returns how many went.
+   */
+  async forgetIdleConsumers(topic: string, group: string, keep: string, minIdleMs: number): Promise<number> {
+    const key = this.#names.stream(topic);
+    let consumers: RawInfo[];
+    try {
+      consumers = await this.#client.sendCommand<RawInfo[]>(['XINFO', 'CONSUMERS', key, group]);
+    } catch (error) {
+      if (isRedisError(error, 'NOGROUP') || isRedisError(error, 'no such key')) return 0;
+      throw error;
+    }
+    let removed = 0;
+    for (const consumer of consumers.map(infoMap)) {
+      const name = String(consumer.get('name'));
+      if (name === keep || Number(consumer.get('pending') ?? 0) > 0 || Number(consumer.get('idle') ?? 0) < minIdleMs) continue;
+      await this.#client.sendCommand(['XGROUP', 'DELCONSUMER', key, group, name]);
+      removed += 1;
+    }
+    return removed;
+  }
+
+  trimNow(): Promise<TrimResult[]> {
+    return this.#trimmer.runOnce();
+  }
+
+  backlogs(): readonly GroupBacklog[] {
+    return this.#trimmer.backlogs;
+  }
+
+  /**
+   * Takes the lease `key` (a name from StreamNames, unprefixed) for `holder`, or extends it
+   * when `holder` already has it, for ttlMs; false while someone else holds it.
+   */
+  async acquireOrRenewLease(key: string, holder: string, ttlMs: number): Promise<boolean> {
+    const reply = await this.#client.sendCommand<number>(['EVAL', LEASE_SCRIPT, '1', this.prefix + key, holder, String(ttlMs)]);
+    return Number(reply) === 1;
+  }
+
+  /** Gives the lease up when `holder` has it (a clean shutdown: the standby need not wait for it to lapse). */
+  async releaseLease(key: string, holder: string): Promise<void> {
+    await this.#client.sendCommand(['EVAL', RELEASE_SCRIPT, '1', this.prefix + key, holder]);
+  }
+
   async getValue(key: string): Promise<string | null> {
     return this.#client.sendCommand<string | null>(['GET', this.prefix + key]);
   }
@@ -278,15 +382,22 @@ export class RedisBus implements EventBus {
   async ping(): Promise<boolean> {
     // While reconnecting a command would wait in the offline queue: answer at once instead.
     if (!this.#client.isReady) return false;
+    // A stalled Redis keeps the connection open and never answers: give up in time for /health.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS);
+    });
     try {
-      return (await this.#client.sendCommand<string>(['PING'])) === 'PONG';
-    } catch {
-      return false;
+      const answer = this.#client.sendCommand<string>(['PING']).then((reply) => reply === 'PONG', () => false);
+      return await Promise.race([answer, timeout]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#trimmer.stop();
     await Promise.all([...this.#subscriptions].map((subscription) => subscription.close()));
     if (!this.#client.isOpen) return;
     if (this.#client.isReady) await this.#client.close();
@@ -294,7 +405,8 @@ export class RedisBus implements EventBus {
   }
 
   #xadd(topic: string, fields: Fields): string[] {
-    return xaddArgs(this.#names.stream(topic), this.#maxlenFor(topic), fields);
+    this.#trimmer.touch(topic);
+    return xaddArgs(this.#names.stream(topic), fields);
   }
 }
 

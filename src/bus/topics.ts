@@ -31,6 +31,20 @@ export const GROUPS = {
 
 export type ServiceName = 'risk' | 'execution' | 'monitor';
 
+/**
+ * The groups that consume each topic in the loop (SPEC §1). Trimming treats a missing one
+ * as a group that has read nothing: its service has not started yet, and every entry is
+ * still unread for it. The journal's group is not here: a deployment may run without a
+ * journal (once it has run, its group holds what it has not written like any other).
+ */
+export const EXPECTED_GROUPS: Readonly<Record<string, readonly string[]>> = {
+  [TOPICS.signal]: [GROUPS.risk],
+  [TOPICS.safe]: [GROUPS.execution],
+  [TOPICS.execution]: [GROUPS.risk, GROUPS.monitor],
+  [TOPICS.tick]: [GROUPS.risk, GROUPS.execution, GROUPS.monitor],
+  [TOPICS.exitLevels]: [GROUPS.monitor],
+};
+
 export const DLQ_SUFFIX = '.dlq';
 
 export function dlqTopic(topic: string): string {
@@ -51,5 +65,10 @@ export class StreamNames {
 
   snapshot(service: string): string {
     return `${this.prefix}snapshot:${service}`;
+  }
+
+  /** The key of the lease held by a service's one active instance. */
+  lease(service: string): string {
+    return `${this.prefix}lease:${service}`;
   }
 }

@@ -1,10 +1,13 @@
 /** `quantum journal` (the journal as its own service on Redis) and its readers. */
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { createBus } from '../bus/factory.js';
+import { StreamNames } from '../bus/topics.js';
 import type { Config } from '../platform/config.js';
 import { systemClock } from '../platform/clock.js';
 import { createLogger } from '../platform/logger.js';
 import { exportJournal, formatRows, readView, type JournalView, type OutputFormat } from '../services/journal/reader.js';
+import { ServiceLease, isLeaseStore } from '../services/common/lease.js';
 import { JournalService } from '../services/journal/service.js';
 import { DEFAULT_UP_JOURNAL_URL, openStore, parseJournalUrl, type JournalStore } from '../services/journal/store.js';
 import { redactUrl } from './serve.js';
@@ -36,19 +39,50 @@ export async function runJournal(config: Config & { redis_url: string }): Promis
     await store.close();
     return 1;
   }
+  // One journal per account (one group, one consumer name): a second waits as a standby.
+  const stopped = untilSignal();
+  const lease = isLeaseStore(bus)
+    ? new ServiceLease({
+        store: bus,
+        key: new StreamNames('').lease('journal'),
+        holder: `${hostname()}/journal/${process.pid}`,
+        ttlMs: config.lease.ttl_ms,
+        logger,
+      })
+    : null;
+  if (lease && !(await lease.tryAcquire())) {
+    console.log('quantum journal: another journal holds this account\'s lease; waiting as a standby');
+    if (!(await lease.acquire(stopped))) {
+      await bus.close();
+      await store.close();
+      return 0;
+    }
+    logger.warn('lease taken: this journal is now the active one');
+  }
+  const lost = new Promise<string>((resolve) => lease?.keepRenewing(resolve));
   const journal = new JournalService({ bus, config, clock: systemClock, logger, store });
   try {
     await journal.start();
   } catch (err) {
     console.error(`quantum journal: ${(err as Error).message}`);
+    await lease?.release();
     await bus.close();
     await store.close();
     return 1;
   }
   console.log(`quantum journal: writing to ${store.label} from ${redactUrl(config.redis_url)}`);
-  const signal = await untilSignal();
-  logger.info({ signal }, 'shutting down');
+  const outcome = await Promise.race([stopped.then((signal) => ({ signal })), lost.then((why) => ({ why }))]);
+  if ('why' in outcome) {
+    // Fenced: stop consuming before the lease can lapse in Redis (its supervisor restarts it as a standby).
+    console.error(`quantum journal: lease lost (${outcome.why}), stopping`);
+    await journal.stop();
+    await bus.close();
+    await store.close();
+    return 1;
+  }
+  logger.info({ signal: outcome.signal }, 'shutting down');
   await journal.stop();
+  await lease?.release();
   await bus.close();
   await store.close();
   return 0;

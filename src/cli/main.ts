@@ -231,7 +231,7 @@ export function buildProgram(exit: (code: number) => void): Command {
   addCommon(
     streams
       .command('trim')
-      .description('trim streams to about --maxlen entries (trade.execution.res only below the latest snapshots)')
+      .description('trim streams to --maxlen entries, never past unread or pending entries (trade.execution.res only behind the monitor snapshot)')
       .addOption(new Option('--maxlen <n>', 'entries to keep').argParser(parseNumber('maxlen')).makeOptionMandatory())
       .option('--topic <topic>', 'only this topic'),
     `Redis URL (default REDIS_URL, else ${DEFAULT_REDIS})`,

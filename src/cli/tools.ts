@@ -1,10 +1,11 @@
 /** `quantum signal`, `quantum streams` and its sub-commands. */
 import type { EventBus } from '../bus/bus.js';
-import { executionTrimPoint } from '../bus/execution-trim.js';
+import { trimExecution } from '../bus/execution-trim.js';
 import { createBus } from '../bus/factory.js';
-import { formatStreamReport, streamReport } from '../bus/admin.js';
+import { REPORT_TOPICS, formatStreamReport, streamReport } from '../bus/admin.js';
 import { publishTradeSignal } from '../bus/publish.js';
-import { ALL_TOPICS, GROUPS, TOPICS } from '../bus/topics.js';
+import { EXPECTED_GROUPS, TOPICS } from '../bus/topics.js';
+import { trimBehindConsumers } from '../bus/trim.js';
 import { SYMBOL_PATTERN, SignalAction } from '../core/messages.js';
 import type { Config } from '../platform/config.js';
 import { redactUrl } from './serve.js';
@@ -14,7 +15,7 @@ type RedisConfig = Config & { redis_url: string };
 async function withBus<T>(config: RedisConfig, fn: (bus: EventBus) => Promise<T>): Promise<T> {
   let bus: EventBus;
   try {
-    bus = await createBus({ redisUrl: config.redis_url, prefix: config.stream_prefix, maxlen: config.streams.maxlen, connectTimeoutMs: 5000 });
+    bus = await createBus({ redisUrl: config.redis_url, prefix: config.stream_prefix, maxlen: config.streams.maxlen, connectTimeoutMs: 5000, trimIntervalMs: 0 });
   } catch (err) {
     throw new Error(`cannot connect to Redis at ${redactUrl(config.redis_url)}: ${(err as Error).message}`);
   }
@@ -83,34 +84,21 @@ export async function runTrim(config: RedisConfig, options: { maxlen: number; to
     console.error('quantum streams trim: --maxlen must be a whole number >= 0');
     return 2;
   }
-  const topics = options.topic ? [options.topic] : ALL_TOPICS;
+  const topics = options.topic ? [options.topic] : REPORT_TOPICS;
   return withBus(config, async (bus) => {
     for (const topic of topics) {
-      // The monitor and the risk service keep their state in snapshots; the fills behind
-      // them are history, but fills after the oldest snapshot must stay (SPEC §7).
-      if (topic === TOPICS.execution) {
-        const oldest = await executionTrimPoint(bus);
-        const removed = oldest ? await bus.trimBefore(topic, oldest) : 0;
-        console.log(`${topic}: removed ${removed} (kept everything from ${oldest ?? 'the start'}: needed by recovery)`);
-        continue;
-      }
-      const removed = await bus.trim(topic, options.maxlen);
-      console.log(`${topic}: removed ${removed}`);
+      // trade.execution.res: the same rule, and the fills state recovery needs stay (SPEC §7).
+      const result = topic === TOPICS.execution ? await trimExecution(bus, options.maxlen) : await trimBehindConsumers(bus, topic, options.maxlen);
+      const why = result.keptBecause ? `; ${result.length - options.maxlen} more than --maxlen kept: ${result.keptBecause}` : '';
+      console.log(`${topic}: removed ${result.removed}, ${result.length} left${why}`);
     }
     return 0;
   });
 }
 
 export async function runCreateGroups(config: RedisConfig): Promise<number> {
-  const plan: Array<[string, string]> = [
-    [TOPICS.signal, GROUPS.risk],
-    [TOPICS.execution, GROUPS.risk],
-    [TOPICS.tick, GROUPS.risk],
-    [TOPICS.safe, GROUPS.execution],
-    [TOPICS.tick, GROUPS.execution],
-    [TOPICS.execution, GROUPS.monitor],
-    [TOPICS.tick, GROUPS.monitor],
-  ];
+  // The groups the loop expects on each topic (the ones trimming waits for).
+  const plan = Object.entries(EXPECTED_GROUPS).flatMap(([topic, groups]) => groups.map((group) => [topic, group] as const));
   return withBus(config, async (bus) => {
     for (const [topic, group] of plan) {
       await bus.ensureGroup(topic, group, '0');

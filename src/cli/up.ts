@@ -19,6 +19,8 @@ import { describeDemoProfile } from './demo-profile.js';
 import { openJournalStore } from './journal.js';
 import { redactUrl } from './serve.js';
 import { untilSignal } from './signals.js';
+import { holdServiceLeases } from '../services/common/lease.js';
+import { hostname } from 'node:os';
 import { renderSummary, renderSummaryLine, formatUptime, type SummaryFigures } from './summary.js';
 import { FOLDED_MESSAGES, UpJournal, type ActivityTotals } from './up-journal.js';
 
@@ -81,6 +83,19 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
     return 1;
   }
 
+  // On Redis, one active instance per service and account: all its leases (the journal's too) or none.
+  const leases = await holdServiceLeases(bus, {
+    services: options.journal ? ['risk', 'execution', 'monitor', 'journal'] : ['risk', 'execution', 'monitor'],
+    holder: `${hostname()}/${config.host}:up`,
+    ttlMs: config.lease.ttl_ms,
+    logger,
+  });
+  if (leases && 'refused' in leases) {
+    console.error(`quantum up: ${leases.refused}`);
+    await bus.close();
+    return 1;
+  }
+
   // The trade journal first: its group then exists before the first message is published.
   let tradeJournal: { service: JournalService; store: JournalStore } | undefined;
   if (options.journal) {
@@ -89,6 +104,7 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
     } catch (err) {
       console.error(`quantum up: journal not started: ${(err as Error).message} (journal.url; --no-journal to run without it)`);
       logger.error({ err: (err as Error).message }, 'quantum up: journal not started');
+      await leases?.release();
       await bus.close();
       return 1;
     }
@@ -101,6 +117,7 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
     console.error(`quantum up: ${(err as Error).message}`);
     logger.error({ err: (err as Error).message }, 'quantum up: not started');
     await stopJournal(tradeJournal);
+    await leases?.release();
     await bus.close();
     return 1;
   }
@@ -116,6 +133,7 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
       logger.error({ err: (err as Error).message }, 'quantum up: not started');
       await loop.stop();
       await stopJournal(tradeJournal);
+      await leases?.release();
       await bus.close();
       return 1;
     }
@@ -163,14 +181,26 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
   await draw();
   const timer = setInterval(() => void draw(), live ? TTY_REFRESH_MS : PLAIN_REFRESH_MS);
 
-  const signal = await stopSignal;
+  const outcome = await Promise.race([stopSignal.then((signal) => ({ signal })), ...(leases ? [leases.lost.then((why) => ({ why }))] : [])]);
   clearInterval(timer);
   if (live) process.stdout.write('\n');
-  console.log(`quantum up: ${signal} received, stopping…`);
+  if ('why' in outcome) {
+    // Fenced: stop consuming before the lease can lapse in Redis.
+    console.error(`quantum up: lease lost (${outcome.why}), stopping`);
+    logger.error({ why: outcome.why }, 'quantum up: lease lost, stopping');
+    await loop.stop();
+    await dashboard?.stop();
+    await stopJournal(tradeJournal);
+    await bus.close();
+    logger.flush?.();
+    return 1;
+  }
+  console.log(`quantum up: ${outcome.signal} received, stopping…`);
   await dashboard?.stop();
   await loop.stop();
   await stopJournal(tradeJournal);
-  journal.stopped(systemClock.now(), activityTotals(loop), signal);
+  journal.stopped(systemClock.now(), activityTotals(loop), outcome.signal);
+  await leases?.release();
   await bus.close();
   console.log('quantum up: stopped cleanly');
   logger.flush?.();

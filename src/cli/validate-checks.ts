@@ -36,6 +36,8 @@ export interface Observations {
   fillLatenciesMs: number[];
   /** Of the sampled approvals that are filled or old enough to have filled, how many did. */
   fill: { approved: number; filled: number } | null;
+  /** Consumer groups far behind on a core topic (the stream grows meanwhile): warnings, not checks. */
+  warnings?: string[];
 }
 
 /**
@@ -185,7 +187,7 @@ const SECTION_TITLES: Array<[string, string]> = [
 ];
 
 /** The human report, laid out like the original validation script. */
-export function formatReport(results: CheckResult[]): string {
+export function formatReport(results: CheckResult[], warnings: readonly string[] = []): string {
   const line = '='.repeat(44);
   const out: string[] = [line, 'TIER 1 CORE LOOP VALIDATION', line, ''];
   SECTION_TITLES.forEach(([section, title], index) => {
@@ -194,6 +196,11 @@ export function formatReport(results: CheckResult[]): string {
     out.push('');
   });
   const passed = results.filter((r) => r.passed).length;
+  if (warnings.length > 0) {
+    out.push('Warnings (not checks):');
+    for (const warning of warnings) out.push(`⚠️  ${warning}`);
+    out.push('');
+  }
   out.push(line, 'VALIDATION SUMMARY', line, '');
   out.push(`Checks passed: ${passed}/${results.length} (${((passed / results.length) * 100).toFixed(1)}%)`);
   const failed = results.filter((r) => !r.passed);

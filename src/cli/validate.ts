@@ -5,7 +5,8 @@ import { connect } from 'node:net';
 import { promisify } from 'node:util';
 import { createBus } from '../bus/factory.js';
 import type { EventBus, StreamEntry } from '../bus/bus.js';
-import { CORE_TOPICS, TOPICS } from '../bus/topics.js';
+import { ALL_TOPICS, CORE_TOPICS, TOPICS } from '../bus/topics.js';
+import { backlogWarnings, type GroupBacklog } from '../bus/trim.js';
 import type { Config } from '../platform/config.js';
 import {
   SERVICE_LABELS,
@@ -87,9 +88,16 @@ function payloads(entries: StreamEntry[]): Array<Record<string, unknown>> {
   return out;
 }
 
-async function observeBus(bus: EventBus, now: number): Promise<Partial<Observations>> {
+async function observeBus(bus: EventBus, now: number, maxlen: number): Promise<Partial<Observations>> {
   const topicLengths: Record<string, number> = {};
-  for (const topic of CORE_TOPICS) topicLengths[topic] = await bus.length(topic);
+  const backlogs: GroupBacklog[] = [];
+  // Lengths of the core topics (checked); backlogs of every topic (warnings: ticks, exit levels, the journal's group too).
+  for (const topic of ALL_TOPICS) {
+    const info = await bus.info(topic);
+    if (CORE_TOPICS.includes(topic)) topicLengths[topic] = info.length;
+    for (const g of info.groups) backlogs.push({ topic, group: g.name, lag: g.lag, pending: g.pending });
+  }
+  const warnings = backlogWarnings(backlogs, maxlen);
 
   const signals = payloads(await bus.readLatest(TOPICS.signal, SAMPLE)).map((s) => ({
     action: String(s.action),
@@ -111,7 +119,7 @@ async function observeBus(bus: EventBus, now: number): Promise<Partial<Observati
   }));
   const fill = fillSample(approvals, filledIds, now, FILL_GRACE_MS);
 
-  return { topicLengths, signals, fillLatenciesMs, fill };
+  return { topicLengths, signals, fillLatenciesMs, fill, warnings };
 }
 
 export async function observe(config: Config & { redis_url: string }, options: ValidateOptions): Promise<Observations> {
@@ -154,8 +162,8 @@ export async function observe(config: Config & { redis_url: string }, options: V
 
   let bus: EventBus | undefined;
   try {
-    bus = await createBus({ redisUrl: config.redis_url, prefix: config.stream_prefix, connectTimeoutMs: 3000 });
-    Object.assign(observations, await observeBus(bus, now()));
+    bus = await createBus({ redisUrl: config.redis_url, prefix: config.stream_prefix, connectTimeoutMs: 3000, trimIntervalMs: 0 });
+    Object.assign(observations, await observeBus(bus, now(), config.streams.maxlen));
   } catch (err) {
     observations.busError = err instanceof Error ? err.message : String(err);
   } finally {
@@ -173,7 +181,7 @@ export async function runValidate(config: Config & { redis_url: string }, option
   if (options.json) {
     write(JSON.stringify({ ok, passed, total: results.length, checks: results, observations }, null, 2));
   } else {
-    write(formatReport(results));
+    write(formatReport(results, observations.warnings));
   }
   return ok ? 0 : 1;
 }

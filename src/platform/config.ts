@@ -42,6 +42,8 @@ export const ConfigSchema = z.strictObject({
     .regex(/^[A-Za-z0-9_.:{}-]*$/, { error: 'may hold letters, digits and _ . : { } -' })
     .default(''),
   host: z.string().min(1).default('127.0.0.1'),
+  /** Host names (besides loopback and `host`) a request's Host header may carry, e.g. behind a proxy. */
+  allowed_hosts: z.array(z.string().min(1).regex(/^[A-Za-z0-9.:[\]_-]+$/, { error: 'must be a host name or address' })).default([]),
   api_token: z.string().min(8, { error: 'must be at least 8 characters' }).optional(),
   seed: z.number().int().nonnegative().default(42),
   ports: z
@@ -150,6 +152,12 @@ export const ConfigSchema = z.strictObject({
       maxlen: z.number().int().min(1000).default(100_000),
     })
     .prefault({}),
+  lease: z
+    .strictObject({
+      /** The active instance's lease lapses this long after its last renewal (renewed every fifth of it). */
+      ttl_ms: z.number().int().min(1000).max(600_000).default(10_000),
+    })
+    .prefault({}),
   /** The trade journal (docs/journal.md). */
   journal: z
     .strictObject({
@@ -206,11 +214,12 @@ export function staleAfterMs(config: Pick<Config, 'market'>): number {
 }
 
 /** Environment variable → config path, and how to read its text. */
-const ENV_KEYS: ReadonlyArray<{ env: string; path: string[]; kind: 'string' | 'int' }> = [
+const ENV_KEYS: ReadonlyArray<{ env: string; path: string[]; kind: 'string' | 'int' | 'list' }> = [
   { env: 'REDIS_URL', path: ['redis_url'], kind: 'string' },
   { env: 'QT_STREAM_PREFIX', path: ['stream_prefix'], kind: 'string' },
   { env: 'QT_HOST', path: ['host'], kind: 'string' },
   { env: 'QT_API_TOKEN', path: ['api_token'], kind: 'string' },
+  { env: 'QT_ALLOWED_HOSTS', path: ['allowed_hosts'], kind: 'list' },
   { env: 'QT_SEED', path: ['seed'], kind: 'int' },
   { env: 'QT_RISK_PORT', path: ['ports', 'risk'], kind: 'int' },
   { env: 'QT_EXECUTION_PORT', path: ['ports', 'execution'], kind: 'int' },
@@ -308,6 +317,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
         continue;
       }
       setPath(raw, path, value);
+    } else if (kind === 'list') {
+      setPath(raw, path, text.split(',').map((item) => item.trim()).filter((item) => item !== ''));
     } else {
       setPath(raw, path, text);
     }

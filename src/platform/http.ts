@@ -47,6 +47,86 @@ export interface HttpAppOptions {
   logger: Logger;
   /** Refreshes gauges (bus lag) right before /metrics is rendered. */
   beforeMetrics?: () => Promise<void>;
+  /** The address the app is bound to (config `host`): a Host header naming it is accepted. */
+  host?: string;
+  /** Further host names a Host header may carry (config `allowed_hosts`), e.g. behind a proxy. */
+  allowedHosts?: readonly string[];
+}
+
+/** What each service's app builder takes from its launcher. */
+export interface ServiceHttpOptions {
+  apiToken?: string | undefined;
+  logger: Logger;
+  host?: string;
+  allowedHosts?: readonly string[];
+}
+
+/** Host names every app answers to, whatever it is bound to. */
+const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]'] as const;
+
+/** The host name of a Host header or URL authority ("[::1]:8003" -> "[::1]"), lower-cased. */
+export function hostnameOf(authority: string): string {
+  const trimmed = authority.trim().toLowerCase();
+  if (trimmed.startsWith('[')) {
+    const end = trimmed.indexOf(']');
+    return end === -1 ? trimmed : trimmed.slice(0, end + 1);
+  }
+  const colon = trimmed.indexOf(':');
+  return colon === -1 ? trimmed : trimmed.slice(0, colon);
+}
+
+/** The set of Host names accepted: loopback, the bound address (unless a wildcard) and allowed_hosts. */
+export function acceptedHosts(host: string | undefined, allowedHosts: readonly string[] = []): Set<string> {
+  const names = new Set<string>(LOOPBACK_HOSTS);
+  const bound = (host ?? '').trim().toLowerCase();
+  if (bound !== '' && bound !== '0.0.0.0' && bound !== '::' && bound !== '[::]') {
+    names.add(bound.includes(':') && !bound.startsWith('[') ? `[${bound}]` : bound);
+  }
+  for (const name of allowedHosts) names.add(hostnameOf(name));
+  return names;
+}
+
+/**
+ * Why a request is refused before it reaches a route (403), or null. A browser can be
+ * made to send a request to a local port from any web page (a form post, or a DNS name
+ * rebound to 127.0.0.1): such a request carries a foreign Origin, or a Host that names
+ * the attacker's site. Non-browser clients send no Origin and are unaffected.
+ */
+export function crossSiteProblem(headers: { host?: string | undefined; origin?: string | undefined }, accepted: ReadonlySet<string>): string | null {
+  const host = headers.host ?? '';
+  if (!accepted.has(hostnameOf(host))) {
+    return `Host "${host}" is not this service's address; add it to allowed_hosts (QT_ALLOWED_HOSTS) if it is yours`;
+  }
+  const origin = headers.origin;
+  if (origin === undefined) return null;
+  let originHost: string;
+  try {
+    originHost = new URL(origin).host.toLowerCase();
+  } catch {
+    return `Origin "${origin}" is not this service's origin`;
+  }
+  // Same origin: the page was served by this host and port.
+  if (originHost !== host.trim().toLowerCase()) return `Origin "${origin}" is not this service's origin (cross-site request refused)`;
+  return null;
+}
+
+/**
+ * Why a POST's body is refused (415), or null: a body must be JSON; no content type is
+ * accepted only with an empty body on a route that takes none. (A text/plain form post
+ * needs no CORS preflight, so accepting it would let any web page call the API.)
+ */
+export function contentTypeProblem(
+  headers: { 'content-type'?: string | undefined; 'content-length'?: string | undefined; 'transfer-encoding'?: string | undefined },
+  takesBody: boolean,
+): string | null {
+  const type = headers['content-type'];
+  if (type === undefined) {
+    const hasBody = (headers['content-length'] !== undefined && headers['content-length'] !== '0') || headers['transfer-encoding'] !== undefined;
+    if (!hasBody && !takesBody) return null;
+    return 'this POST needs "content-type: application/json"';
+  }
+  const media = type.split(';')[0]?.trim().toLowerCase();
+  return media === 'application/json' ? null : `this POST needs "content-type: application/json", got "${type}"`;
 }
 
 interface AjvIssue {
@@ -96,6 +176,16 @@ export async function createHttpApp(options: HttpAppOptions): Promise<FastifyIns
 
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url}` });
+  });
+
+  const accepted = acceptedHosts(options.host, options.allowedHosts);
+  app.addHook('onRequest', async (request, reply) => {
+    const crossSite = crossSiteProblem(request.headers, accepted);
+    if (crossSite !== null) return reply.code(403).send({ error: 'forbidden', message: crossSite });
+    if (request.method !== 'POST') return;
+    const takesBody = request.routeOptions.schema?.body !== undefined;
+    const badType = contentTypeProblem(request.headers, takesBody);
+    if (badType !== null) return reply.code(415).send({ error: 'unsupported_media_type', message: badType });
   });
 
   if (options.apiToken) {

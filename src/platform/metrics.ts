@@ -34,6 +34,8 @@ export interface ServiceMetrics extends MetricsEndpoint {
   snapshotCommitSeconds: Histogram<string>;
   /** Snapshot commits that failed (each is retried until it lands). */
   snapshotCommitFailures: Counter<string>;
+  /** Entries each group has not finished (undelivered + pending) on the streams this service uses (src/bus/trim.ts). */
+  streamBacklog: Gauge<'topic' | 'group'>;
 }
 
 /** Sub-millisecond to seconds: a snapshot commit is one Redis round trip, a fill a few hops. */
@@ -85,6 +87,12 @@ export function createServiceMetrics(service: string): ServiceMetrics {
       help: 'Snapshot commits that failed (each is retried until it lands)',
       registers: [registry],
     }),
+    streamBacklog: gauge(
+      registry,
+      'qt_stream_backlog_entries',
+      'Entries a consumer group (any, not only this service\'s) has not finished (not yet delivered plus pending) on a stream this service uses; the stream is not trimmed past them',
+      ['topic', 'group'],
+    ),
   };
 }
 

@@ -25,6 +25,8 @@ export interface LaunchOptions {
   listen?: boolean;
   port?: number;
   consumer?: string;
+  /** This instance holds the service's lease (see ServiceDeps.takeOverPending). */
+  takeOverPending?: boolean;
 }
 
 interface ServiceByName {
@@ -45,8 +47,15 @@ export interface Launched<N extends ServiceName = ServiceName> {
 
 export async function launchService<N extends ServiceName>(name: N, options: LaunchOptions): Promise<Launched<N>> {
   const logger = options.logger.child({ service: name });
-  const deps = { bus: options.bus, config: options.config, clock: options.clock, logger, consumer: options.consumer };
-  const http = { apiToken: options.config.api_token, logger };
+  const deps = {
+    bus: options.bus,
+    config: options.config,
+    clock: options.clock,
+    logger,
+    consumer: options.consumer,
+    takeOverPending: options.takeOverPending,
+  };
+  const http = { apiToken: options.config.api_token, logger, host: options.config.host, allowedHosts: options.config.allowed_hosts };
   let service: RiskService | ExecutionService | MonitorService;
   let app: FastifyInstance;
   if (name === 'risk') {

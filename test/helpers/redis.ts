@@ -108,16 +108,22 @@ export interface PrivateRedis {
   start(): Promise<void>;
   /** Stops it and removes its data folder. */
   destroy(): Promise<void>;
+  /** Freezes the server (SIGSTOP): connections stay open and nothing answers. */
+  pause(): void;
+  /** Lets a paused server run again (SIGCONT). */
+  resume(): void;
 }
 
 export interface PrivateRedisOptions {
   /** Persist through restarts with an append-only file. Default true. */
   appendonly?: boolean;
+  /** The port to listen on (default: a free one), e.g. one a service is already trying. */
+  port?: number;
 }
 
 /** Starts a redis-server of its own on a free port, with a temporary data folder. */
-export async function startPrivateRedis({ appendonly = true }: PrivateRedisOptions = {}): Promise<PrivateRedis> {
-  const port = await freePort();
+export async function startPrivateRedis({ appendonly = true, port: wantedPort }: PrivateRedisOptions = {}): Promise<PrivateRedis> {
+  const port = wantedPort ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'qt-redis-'));
   let child: ChildProcess | null = null;
 
@@ -144,6 +150,7 @@ export async function startPrivateRedis({ appendonly = true }: PrivateRedisOptio
     child = null;
     if (running.exitCode !== null || running.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()));
+    running.kill('SIGCONT');
     running.kill('SIGTERM');
     await exited;
   };
@@ -154,6 +161,8 @@ export async function startPrivateRedis({ appendonly = true }: PrivateRedisOptio
     port,
     start,
     stop,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     destroy: async () => {
       await stop();
       rmSync(dir, { recursive: true, force: true });

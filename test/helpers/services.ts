@@ -70,6 +70,8 @@ export interface OpenBusOptions {
   /** An in-process bus instead of Redis. */
   embedded?: boolean;
   maxlen?: number;
+  /** How often the bus trims behind its groups (default: the bus's 10 s; 0 = never, call trimNow). */
+  trimIntervalMs?: number;
   clock?: Clock;
   /** Retried bus errors (lost connection, ...); ignored by default, tests assert on outcomes. */
   onError?: (error: unknown) => void;
@@ -83,6 +85,7 @@ export async function openBus(prefix: string, options: OpenBusOptions = {}): Pro
     redisUrl: options.embedded ? undefined : (options.url ?? redisUrl()),
     prefix,
     maxlen: options.maxlen,
+    trimIntervalMs: options.trimIntervalMs,
     clock: options.clock,
     onError: options.onError ?? ignore,
     connectTimeoutMs: 5000,

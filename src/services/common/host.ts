@@ -8,9 +8,10 @@
  * service restores the snapshot and the group hands it back exactly the entries it
  * had not finished. Nothing is lost and nothing is applied twice.
  */
-import type { EventBus, Delivery, Outbound, Subscription } from '../../bus/bus.js';
+import { compareIds, type EventBus, type Delivery, type Outbound, type StreamEntry, type Subscription } from '../../bus/bus.js';
 import { decodeSignal, decoderFor, type Fields } from '../../bus/codec.js';
 import { StreamNames, TOPICS, dlqTopic, type ServiceName } from '../../bus/topics.js';
+import { backlogWarnings } from '../../bus/trim.js';
 import type { Clock } from '../../core/clock.js';
 import { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, RiskRejection } from '../../core/messages.js';
 import type { Config } from '../../platform/config.js';
@@ -22,8 +23,14 @@ export interface ServiceDeps {
   config: Config;
   clock: Clock;
   logger: Logger;
-  /** Consumer name inside the group; stable across restarts so own pending entries resume at once. */
+  /**
+   * Consumer name inside the group. The default is stable (one process per service: its own
+   * pending entries resume at once); a process holding the service's lease uses one of its
+   * own and takes over every pending entry at start (`takeOverPending`).
+   */
   consumer?: string;
+  /** This instance holds the service's lease: the group's pending entries are all its to finish. */
+  takeOverPending?: boolean;
 }
 
 const DECODERS: Record<string, (fields: Fields, id: string) => unknown> = {
@@ -57,6 +64,27 @@ export function snapshotKey(service: ServiceName): string {
   return new StreamNames('').snapshot(service);
 }
 
+/** An entry read back from a stream while rebuilding state (already decoded). */
+export interface ReplayedEntry {
+  topic: string;
+  id: string;
+  message: unknown;
+}
+
+/** Why a stored snapshot is not used; null when it was restored. */
+type SnapshotProblem = string | null;
+
+/** What a Redis bus offers to tidy a group's consumer list (the embedded bus has one process). */
+interface ConsumerJanitor {
+  forgetIdleConsumers(topic: string, group: string, keep: string, minIdleMs: number): Promise<number>;
+}
+
+/** After this long the start-up claims are done and stopped processes' consumers can go. */
+const CONSUMER_CLEANUP_DELAY_MS = 5000;
+
+/** Entries read per page while rebuilding from the streams. */
+const REPLAY_PAGE = 2000;
+
 export interface HostOptions {
   service: ServiceName;
   group: string;
@@ -67,14 +95,28 @@ export interface HostOptions {
   /** The snapshot's JSON, when the service can make it faster than JSON.stringify(snapshot()). */
   snapshotJson?: () => string;
   restore: (snapshot: unknown) => void;
+  /** The `version` the service's snapshots carry; a snapshot of any other version is rebuilt. */
+  snapshotVersion: number;
+  /**
+   * Rebuilds the state from the streams when there is no snapshot or it cannot be read
+   * (usually with `replayDelivered`); returns the figures named in the log line.
+   */
+  rebuild: () => Promise<Record<string, number | string>>;
   metrics: ServiceMetrics;
   /** Brings the service's own state gauges up to date; called before each /metrics render. */
   readGauges?: () => void;
   batchSize?: number;
 }
 
+function firstLine(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  return (message.split('\n')[0] ?? '').slice(0, 200);
+}
+
 export class ServiceHost {
   private subscription?: Subscription;
+  /** Per topic, the last entry folded by replayDelivered: a redelivery up to it was already applied. */
+  private readonly replayedThrough = new Map<string, string>();
   private busUp = true;
   private lastBusCheck = 0;
 
@@ -87,23 +129,99 @@ export class ServiceHost {
     return this.deps.consumer ?? `${this.options.group}-1`;
   }
 
-  /** Restores the snapshot (if any) and starts consuming. */
+  /**
+   * Restores the snapshot; when there is none, or it cannot be read (not JSON, another
+   * version, fields that do not fit), rebuilds the state from the streams instead. Either
+   * way one log line says which.
+   */
   async start(): Promise<{ restored: boolean }> {
     const { bus, logger } = this.deps;
     const key = snapshotKey(this.options.service);
     const text = await bus.getValue(key);
-    let restored = false;
-    if (text) {
-      try {
-        this.options.restore(JSON.parse(text));
-        restored = true;
-      } catch (err) {
-        // A snapshot from an incompatible version must not be half-applied: stop.
-        throw new Error(`snapshot ${key} cannot be restored: ${(err as Error).message}`);
-      }
+    const problem = text === null ? 'no snapshot' : this.restoreFrom(text);
+    if (problem === null) {
+      logger.info({ restored: true, key }, 'state loaded from the snapshot');
+      return { restored: true };
     }
-    logger.info({ restored, key }, 'state loaded');
-    return { restored };
+    const figures = await this.options.rebuild();
+    const summary = Object.entries(figures)
+      .map(([name, value]) => `${value} ${name}`)
+      .join(', ');
+    const log = text === null ? logger.info.bind(logger) : logger.warn.bind(logger);
+    log({ restored: false, key, reason: problem, ...figures }, `${problem}: state rebuilt from the streams (${summary})`);
+    return { restored: false };
+  }
+
+  /** Applies a stored snapshot; returns why it cannot be used (nothing is applied then). */
+  private restoreFrom(text: string): SnapshotProblem {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return 'the snapshot is not valid JSON';
+    }
+    const version = typeof parsed === 'object' && parsed !== null ? (parsed as { version?: unknown }).version : undefined;
+    if (version !== this.options.snapshotVersion) {
+      return `the snapshot has version ${JSON.stringify(version ?? null)}, this build reads version ${this.options.snapshotVersion}`;
+    }
+    try {
+      this.options.restore(parsed);
+      return null;
+    } catch (err) {
+      return `the snapshot does not fit this build (${firstLine(err)})`;
+    }
+  }
+
+  /**
+   * Folds, in stream-id order across `topics`, every entry the service's group has been
+   * handed on them (up to each group's last-delivered id). Entries of those topics still
+   * pending on the group are folded here too, so they are acknowledged without being
+   * handled again when they are delivered once more. Malformed entries, and entries
+   * `visit` throws on (both dead-lettered when they were delivered), are skipped.
+   * Returns the entries folded per topic.
+   */
+  async replayDelivered(topics: readonly string[], visit: (entry: ReplayedEntry) => void): Promise<Map<string, number>> {
+    const { bus } = this.deps;
+    const cursors = await Promise.all(
+      topics.map(async (topic) => {
+        const info = await bus.info(topic);
+        const upTo = info.groups.find((group) => group.name === this.options.group)?.last_delivered_id ?? '0-0';
+        this.replayedThrough.set(topic, upTo);
+        return { topic, upTo, after: '0', page: [] as StreamEntry[], exhausted: compareIds(upTo, '0-0') <= 0, count: 0 };
+      }),
+    );
+    // Each cursor holds one page, newest first, so the next entry is popped from the end.
+    const refill = async (cursor: (typeof cursors)[number]): Promise<void> => {
+      if (cursor.exhausted || cursor.page.length > 0) return;
+      const page = await bus.readAfter(cursor.topic, cursor.after, REPLAY_PAGE);
+      const within = page.filter((entry) => compareIds(entry.id, cursor.upTo) <= 0);
+      cursor.after = page[page.length - 1]?.id ?? cursor.after;
+      cursor.exhausted = page.length < REPLAY_PAGE || within.length < page.length;
+      cursor.page = within.reverse();
+    };
+    for (;;) {
+      await Promise.all(cursors.map(refill));
+      let next: (typeof cursors)[number] | undefined;
+      for (const cursor of cursors) {
+        const head = cursor.page[cursor.page.length - 1];
+        if (head && (!next || compareIds(head.id, next.page[next.page.length - 1]!.id) < 0)) next = cursor;
+      }
+      if (!next) break;
+      const entry = next.page.pop()!;
+      let message: unknown;
+      try {
+        message = decodeTopic(next.topic, entry.fields, entry.id);
+      } catch {
+        continue;
+      }
+      try {
+        visit({ topic: next.topic, id: entry.id, message });
+      } catch {
+        continue; // an entry the state refuses was dead-lettered when it was delivered
+      }
+      next.count += 1;
+    }
+    return new Map(cursors.map((cursor) => [cursor.topic, cursor.count]));
   }
 
   /** Starts the subscription (after the service finished its own start-up work). */
@@ -127,8 +245,12 @@ export class ServiceHost {
       group: this.options.group,
       consumer: this.consumer,
       batchSize: this.options.batchSize,
+      claimAllOnStart: this.deps.takeOverPending === true,
       decode: decodeTopic,
       handler: (delivery) => {
+        const replayed = this.replayedThrough.get(delivery.topic);
+        // Kept for good: a dead consumer's pending entries may be claimed long after.
+        if (replayed !== undefined && compareIds(delivery.id, replayed) <= 0) return;
         counts.in.set(delivery.topic, (counts.in.get(delivery.topic) ?? 0) + 1);
         const out = this.options.handle(delivery);
         if (out) for (const o of out) counts.out.set(o.topic, (counts.out.get(o.topic) ?? 0) + 1);
@@ -148,6 +270,25 @@ export class ServiceHost {
         logger.warn({ err }, 'bus error; retrying');
       },
     });
+    this.scheduleConsumerCleanup();
+  }
+
+  /**
+   * With the lease held: once the takeover claims have run, drops the consumers of
+   * processes that are gone (nothing pending, idle longer than the lease ttl), so
+   * `quantum streams` does not list one consumer per restart.
+   */
+  private scheduleConsumerCleanup(): void {
+    const bus = this.deps.bus as EventBus & Partial<ConsumerJanitor>;
+    if (!this.deps.takeOverPending || typeof bus.forgetIdleConsumers !== 'function') return;
+    const timer = setTimeout(() => {
+      void (async () => {
+        for (const topic of this.options.topics) {
+          await bus.forgetIdleConsumers?.(topic, this.options.group, this.consumer, this.deps.config.lease.ttl_ms);
+        }
+      })().catch((err: unknown) => this.deps.logger.warn({ err }, 'removing the consumers of stopped processes failed'));
+    }, CONSUMER_CLEANUP_DELAY_MS);
+    timer.unref();
   }
 
   /**
@@ -214,6 +355,11 @@ export class ServiceHost {
     return this.busUp;
   }
 
+  /** Consumer groups far behind on the streams this service uses (as of the bus's latest trim round). */
+  streamWarnings(): string[] {
+    return backlogWarnings(this.deps.bus.backlogs(), this.deps.config.streams.maxlen);
+  }
+
   private observeCommit(ok: boolean, seconds: number): void {
     const { metrics } = this.options;
     metrics.snapshotCommitSeconds.observe(seconds);
@@ -221,13 +367,16 @@ export class ServiceHost {
   }
 
   /**
-   * Brings the gauges up to date before /metrics is rendered: the service's state, then
-   * lag, pending and dead letters of each input topic from XINFO / XLEN (once per scrape,
-   * never per message). While the bus does not answer the bus gauges keep their last values.
+   * Brings the gauges up to date before /metrics is rendered: the service's state, every
+   * group's backlog on the streams this service uses (as of the bus's latest trim round),
+   * then lag, pending and dead letters of each input topic from XINFO / XLEN (once per
+   * scrape, never per message). While the bus does not answer the bus gauges keep their
+   * last values.
    */
   async refreshMetrics(): Promise<void> {
     const { metrics, topics, group } = this.options;
     this.options.readGauges?.();
+    for (const b of this.deps.bus.backlogs()) metrics.streamBacklog.set({ topic: b.topic, group: b.group }, (b.lag ?? 0) + b.pending);
     if (!(await this.busConnected())) return;
     await Promise.all(
       topics.map(async (topic) => {

@@ -98,6 +98,15 @@ function bearerOf(header: string | undefined): string | undefined {
 
 const symbolParams = jsonSchemaOf(z.object({ symbol: z.string().regex(SYMBOL_PATTERN).describe('instrument symbol, e.g. BTCUSDT') }));
 
+/** The decoded path of a URL with repeated slashes collapsed; '' when it cannot be decoded. */
+function normalisedPath(url: string): string {
+  try {
+    return decodeURIComponent(url.split('?')[0] ?? '').replace(/\/{2,}/g, '/');
+  } catch {
+    return '/api/(undecodable)';
+  }
+}
+
 /** Builds the dashboard's app and hub; neither listens nor polls until started. */
 export async function buildDashboardApp(deps: DashboardDeps): Promise<DashboardApp> {
   const { bus, config, clock } = deps;
@@ -120,6 +129,8 @@ export async function buildDashboardApp(deps: DashboardDeps): Promise<DashboardA
       'The loop at a glance: portfolio, equity and drawdown curves with fills, open positions with a close button, ' +
       'the latest risk decisions with their records, and pipeline health. Reads the streams without a consumer group.',
     apiToken: config.api_token,
+    host: config.host,
+    allowedHosts: config.allowed_hosts,
     metrics,
     logger,
     beforeMetrics: async () => metrics.observe({ sseClients: hub.listenerCount, streamsReadable: hub.state().health.feed.ok }),
@@ -148,8 +159,9 @@ export async function buildDashboardApp(deps: DashboardDeps): Promise<DashboardA
   const token = config.api_token;
   if (token) {
     app.addHook('onRequest', async (request, reply) => {
-      if (request.method !== 'GET' || !request.url.startsWith('/api/')) return;
-      const path = request.url.split('?')[0];
+      // The route that will answer, not the raw URL: the router decodes it (/%61pi/state is /api/state).
+      const path = request.routeOptions.url ?? normalisedPath(request.url);
+      if (request.method !== 'GET' || !path.startsWith('/api/')) return;
       const query = request.query as Record<string, string | undefined> | undefined;
       const given = bearerOf(request.headers.authorization) ?? (path === '/api/events' ? query?.token : undefined);
       if (!tokenMatches(given, token)) {

@@ -1,13 +1,12 @@
 /** HTTP routes of the Execution service (port 8002). Builds; never listens. */
 import type { FastifyInstance } from 'fastify';
-import { HttpError, createHttpApp } from '../../platform/http.js';
-import type { Logger } from '../../platform/logger.js';
+import { HttpError, createHttpApp, type ServiceHttpOptions } from '../../platform/http.js';
 import { healthRoute, priceBodySchema, symbolParamsSchema } from '../common/routes.js';
 import type { ExecutionService } from './service.js';
 
 export async function buildExecutionApp(
   service: ExecutionService,
-  options: { apiToken?: string; logger: Logger },
+  options: ServiceHttpOptions,
 ): Promise<FastifyInstance> {
   const app = await createHttpApp({
     service: 'execution',
@@ -16,6 +15,8 @@ export async function buildExecutionApp(
       'Fills approved orders from trade.signal.safe on paper at the latest quote (BUY at the ask, SELL at the bid; the last price without quotes) ' +
       'with adverse slippage and a taker fee; publishes ExecutionResult to trade.execution.res and the price source\'s ticks to market.tick.',
     apiToken: options.apiToken,
+    host: options.host,
+    allowedHosts: options.allowedHosts,
     metrics: service.metrics,
     logger: options.logger,
     beforeMetrics: () => service.host.refreshMetrics(),

@@ -15,7 +15,7 @@ import { staleAfterMs } from '../../platform/config.js';
 import { createExecutionMetrics, createFeedMetrics, type ExecutionMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
-import { ExecutionState } from './state.js';
+import { EXECUTION_SNAPSHOT_VERSION, ExecutionState } from './state.js';
 
 /** How far back trade.execution.res is read at start to rebuild the duplicate guard. */
 const GUARD_REBUILD_ENTRIES = 50_000;
@@ -54,6 +54,8 @@ export class ExecutionService {
       handle: (d) => this.handle(d),
       snapshot: () => this.state.toSnapshot(),
       restore: (s) => this.state.restore(s),
+      snapshotVersion: EXECUTION_SNAPSHOT_VERSION,
+      rebuild: () => this.rebuild(),
       metrics: this.metrics,
       readGauges: () => this.metrics.observe({ priceTs: this.state.priceTimestamps(), now: this.deps.clock.now() }),
     });
@@ -63,10 +65,10 @@ export class ExecutionService {
     const { bus, clock, config, logger } = this.deps;
     this.startedAt = clock.now();
     const { restored } = await this.host.start();
-    if (!restored || !this.state.knowsPositions) {
-      const results = await this.readAllResults();
-      this.state.refoldPositions(results);
-      logger.info({ results: results.length, positions: this.state.netPositions() }, 'net positions folded from trade.execution.res');
+    // A snapshot from before `positions` was restored: only the fold is missing (rebuild() folds it otherwise).
+    if (restored && !this.state.knowsPositions) {
+      const results = await this.foldPositions();
+      logger.info({ results, positions: this.state.netPositions() }, 'net positions folded from trade.execution.res');
     }
     for (const entry of await bus.readLatest(TOPICS.execution, GUARD_REBUILD_ENTRIES)) {
       const signalId = payloadString(entry.fields.payload, 'signal_id');
@@ -94,6 +96,30 @@ export class ExecutionService {
     this.host.consume();
     await this.source.start((ticks) => void this.publishTicks(ticks));
     logger.info({ prices: this.state.prices(), source: this.source.kind }, 'execution service started');
+  }
+
+  /**
+   * Without a usable snapshot: the latest prices from market.tick (through the tick gate;
+   * what it refused was dead-lettered and is skipped) and the fold of positions from
+   * trade.execution.res (the fill guard comes from it as always). Statistics restart; the
+   * simulator's step count too, so later simulated prices differ from an uninterrupted run.
+   */
+  private async rebuild(): Promise<Record<string, number>> {
+    const now = this.deps.clock.now();
+    const folded = await this.host.replayDelivered([TOPICS.tick], ({ message }) => refuseIfRefused(this.state.onTick(message as PriceTick, now)));
+    const results = await this.foldPositions();
+    return {
+      [`entries of ${TOPICS.tick}`]: folded.get(TOPICS.tick) ?? 0,
+      [`results of ${TOPICS.execution}`]: results,
+      'open positions': Object.keys(this.state.netPositions()).length,
+    };
+  }
+
+  /** This service's own fold of positions, from every result in trade.execution.res; returns how many. */
+  private async foldPositions(): Promise<number> {
+    const results = await this.readAllResults();
+    this.state.refoldPositions(results);
+    return results.length;
   }
 
   /** Every valid result in trade.execution.res, oldest first (it is never trimmed ahead of a snapshot). */
@@ -180,6 +206,8 @@ export class ExecutionService {
       bus: { kind: this.deps.bus.kind, connected: bus },
       feed: { ...feed, stale_after_ms: limit },
       fill_rate: this.state.fillRate(),
+      /** Consumer groups far behind (the stream grows until they catch up); still 200. */
+      warnings: this.host.streamWarnings(),
       uptime_s: Math.round((now - this.startedAt) / 1000),
     };
   }

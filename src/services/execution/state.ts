@@ -63,8 +63,11 @@ const emptyStats = (): Stats => ({
   slippageSum: 0,
 });
 
+/** Bumped whenever the snapshot's shape changes: a snapshot of another version is rebuilt from the streams. */
+export const EXECUTION_SNAPSHOT_VERSION = 1;
+
 export const ExecutionSnapshot = z.object({
-  version: z.literal(1),
+  version: z.literal(EXECUTION_SNAPSHOT_VERSION),
   prices: z.record(z.string(), z.string()),
   price_ts: z.record(z.string(), z.number()),
   /** Best bid/ask per symbol from the latest tick (decimal strings of Fixed units); absent in older snapshots. */
@@ -342,7 +345,7 @@ export class ExecutionState {
   toSnapshot(): ExecutionSnapshot {
     const s = this.stats;
     return {
-      version: 1,
+      version: EXECUTION_SNAPSHOT_VERSION,
       prices: Object.fromEntries([...this.simulator.prices()].map(([sym, p]) => [sym, p.toString()])),
       price_ts: Object.fromEntries(this.priceTs),
       quotes: Object.fromEntries([...this.quotes].map(([sym, q]) => [sym, { bid: q.bid.toString(), ask: q.ask.toString() }])),

@@ -2,14 +2,13 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { SYMBOL_PATTERN } from '../../core/messages.js';
-import { HttpError, createHttpApp, jsonSchemaOf } from '../../platform/http.js';
-import type { Logger } from '../../platform/logger.js';
+import { HttpError, createHttpApp, jsonSchemaOf, type ServiceHttpOptions } from '../../platform/http.js';
 import { healthRoute, priceBodySchema, symbolParamsSchema } from '../common/routes.js';
 import type { MonitorService } from './service.js';
 
 export async function buildMonitorApp(
   service: MonitorService,
-  options: { apiToken?: string; logger: Logger; knownSymbols: readonly string[] },
+  options: ServiceHttpOptions & { knownSymbols: readonly string[] },
 ): Promise<FastifyInstance> {
   const app = await createHttpApp({
     service: 'monitor',
@@ -18,6 +17,8 @@ export async function buildMonitorApp(
       'Keeps the books from trade.execution.res and market.tick (netting per symbol, exact decimals) and publishes ' +
       'PositionUpdate to trade.position.update on every fill and on each mark-to-market cycle.',
     apiToken: options.apiToken,
+    host: options.host,
+    allowedHosts: options.allowedHosts,
     metrics: service.metrics,
     logger: options.logger,
     beforeMetrics: () => service.host.refreshMetrics(),

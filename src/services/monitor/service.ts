@@ -15,7 +15,7 @@ import type { ExecutionResult, ExitLevels, PriceTick, RiskRejection, TradeSignal
 import { createMonitorMetrics, type MonitorMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
-import { MonitorState, type FillOutcome } from './state.js';
+import { MONITOR_SNAPSHOT_VERSION, MonitorState, type FillOutcome } from './state.js';
 
 /** How far back trade.execution.res is read at start to rebuild the duplicate guard. */
 const GUARD_REBUILD_ENTRIES = 50_000;
@@ -58,6 +58,8 @@ export class MonitorService {
       handle: (d) => this.handle(d),
       snapshot: () => this.state.toSnapshot(),
       restore: (s) => this.state.restore(s),
+      snapshotVersion: MONITOR_SNAPSHOT_VERSION,
+      rebuild: () => this.rebuild(),
       metrics: this.metrics,
       readGauges: () => this.metrics.observe(this.state.metricsReading()),
     });
@@ -88,6 +90,31 @@ export class MonitorService {
       this.markTimer.unref();
     }
     logger.info({ open_positions: this.state.openPositionCount() }, 'position monitor started');
+  }
+
+  /**
+   * Without a usable snapshot: the books from every fill and tick the group was handed
+   * (through the tick gate and the ledger checks: what they refused was dead-lettered and
+   * is skipped), and each position's latest armed exit levels from trade.exit.levels.
+   */
+  private async rebuild(): Promise<Record<string, number>> {
+    const now = this.deps.clock.now();
+    const folded = await this.host.replayDelivered([TOPICS.tick, TOPICS.execution, TOPICS.exitLevels], ({ topic, id, message }) => {
+      if (topic === TOPICS.tick) {
+        refuseIfRefused(this.state.onTick(message as PriceTick, now));
+      } else if (topic === TOPICS.exitLevels) {
+        this.state.onExitLevels(message as ExitLevels);
+      } else {
+        const outcome = this.state.onExecution(message as ExecutionResult, id, now);
+        if (outcome.kind === 'refused') throw new RefusedEntry(outcome.reason);
+      }
+    });
+    return {
+      [`entries of ${TOPICS.execution}`]: folded.get(TOPICS.execution) ?? 0,
+      [`entries of ${TOPICS.tick}`]: folded.get(TOPICS.tick) ?? 0,
+      [`entries of ${TOPICS.exitLevels}`]: folded.get(TOPICS.exitLevels) ?? 0,
+      'open positions': this.state.openPositionCount(),
+    };
   }
 
   private handle(delivery: Delivery<unknown>): Outbound[] | void {
@@ -235,6 +262,8 @@ export class MonitorService {
       bus: { kind: this.deps.bus.kind, connected: bus },
       open_positions: this.state.openPositionCount(),
       unrealized_pnl_usd: this.state.unrealizedPnl(),
+      /** Consumer groups far behind (the stream grows until they catch up); still 200. */
+      warnings: this.host.streamWarnings(),
       uptime_s: Math.round((this.deps.clock.now() - this.startedAt) / 1000),
     };
   }

@@ -23,8 +23,11 @@ import type { MonitorReading } from '../../platform/metrics.js';
 
 export const DEFAULT_APPLIED_CAPACITY = 200_000;
 
+/** Bumped whenever the snapshot's shape changes: a snapshot of another version is rebuilt from the streams. */
+export const MONITOR_SNAPSHOT_VERSION = 1;
+
 export const MonitorSnapshot = z.object({
-  version: z.literal(1),
+  version: z.literal(MONITOR_SNAPSHOT_VERSION),
   ledger: LedgerSnapshot,
   /** Id of the last trade.execution.res entry applied: entries at or before it are done. */
   last_fill_id: z.string(),
@@ -195,7 +198,7 @@ export class MonitorState {
 
   toSnapshot(): MonitorSnapshot {
     return {
-      version: 1,
+      version: MONITOR_SNAPSHOT_VERSION,
       ledger: this.ledger.toSnapshot(),
       last_fill_id: this.lastFillId,
       price_ts: Object.fromEntries(this.priceTs),

@@ -2,12 +2,11 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { LevelPatch } from '../../core/exits.js';
-import { HttpError, createHttpApp, jsonSchemaOf } from '../../platform/http.js';
-import type { Logger } from '../../platform/logger.js';
+import { HttpError, createHttpApp, jsonSchemaOf, type ServiceHttpOptions } from '../../platform/http.js';
 import { healthRoute, symbolParamsSchema } from '../common/routes.js';
 import type { RiskService } from './service.js';
 
-export async function buildRiskApp(service: RiskService, options: { apiToken?: string; logger: Logger }): Promise<FastifyInstance> {
+export async function buildRiskApp(service: RiskService, options: ServiceHttpOptions): Promise<FastifyInstance> {
   const app = await createHttpApp({
     service: 'risk',
     title: 'quantum-trader Risk Safety',
@@ -15,6 +14,8 @@ export async function buildRiskApp(service: RiskService, options: { apiToken?: s
       'Decides every signal from trade.signal.v5 once: approvals with fractional-Kelly sizing go to trade.signal.safe, ' +
       'rejections with reason codes and the decision record to trade.signal.rejected. Closes are always approved.',
     apiToken: options.apiToken,
+    host: options.host,
+    allowedHosts: options.allowedHosts,
     metrics: service.metrics,
     logger: options.logger,
     beforeMetrics: () => service.host.refreshMetrics(),

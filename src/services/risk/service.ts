@@ -10,9 +10,9 @@ import type { LevelPatch } from '../../core/exits.js';
 import type { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
 import { staleAfterMs } from '../../platform/config.js';
 import { createRiskMetrics, type RiskMetrics } from '../../platform/metrics.js';
-import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
+import { ServiceHost, decodeTopic, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
-import { RiskState } from './state.js';
+import { RISK_SNAPSHOT_VERSION, RiskState } from './state.js';
 
 /** How far back the decision streams are read at start to rebuild the duplicate guard. */
 const GUARD_REBUILD_ENTRIES = 50_000;
@@ -50,6 +50,8 @@ export class RiskService {
       snapshot: () => this.state.toSnapshot(),
       snapshotJson: () => this.state.snapshotJson(),
       restore: (s) => this.state.restore(s),
+      snapshotVersion: RISK_SNAPSHOT_VERSION,
+      rebuild: () => this.rebuild(),
       metrics: this.metrics,
       readGauges: () => this.metrics.observe(this.state.metricsReading(this.deps.clock.now())),
     });
@@ -100,6 +102,45 @@ export class RiskService {
     }, INFLIGHT_SWEEP_MS);
     this.sweepTimer.unref();
     logger.info({ trading_state: this.state.state, inflight: this.state.inflightCount() }, 'risk safety service started');
+  }
+
+  /**
+   * Without a usable snapshot: the confirmed books from every fill and tick the group was
+   * handed (through the tick gate and the ledger checks, as when they were delivered: what
+   * they refused was dead-lettered and is skipped), then the day's entries and the orders
+   * still in flight from trade.signal.safe. Statistics restart; the peak equity is the
+   * highest seen while folding. Exit levels are not in the streams: none are armed.
+   */
+  private async rebuild(): Promise<Record<string, number>> {
+    const now = this.deps.clock.now();
+    const resolved = new Set<string>();
+    const folded = await this.host.replayDelivered([TOPICS.tick, TOPICS.execution], ({ topic, message }) => {
+      if (topic === TOPICS.tick) {
+        refuseIfRefused(this.state.onTick(message as PriceTick, now));
+        return;
+      }
+      const result = message as ExecutionResult;
+      const refused = this.state.onExecution(result);
+      if (refused !== undefined) throw new RefusedEntry(refused);
+      resolved.add(result.signal_id);
+    });
+    // Folding fills disarms nothing armed (there is nothing): no level changes to publish.
+    this.state.drainExitLevels();
+    const approvals = (await this.deps.bus.readLatest(TOPICS.safe, GUARD_REBUILD_ENTRIES)).reverse();
+    for (const entry of approvals) {
+      let order: RiskApprovedSignal;
+      try {
+        order = decodeTopic(TOPICS.safe, entry.fields, entry.id) as RiskApprovedSignal;
+      } catch {
+        continue;
+      }
+      this.state.noteApproval(order, resolved.has(order.signal_id), now);
+    }
+    return {
+      [`entries of ${TOPICS.execution}`]: folded.get(TOPICS.execution) ?? 0,
+      [`entries of ${TOPICS.tick}`]: folded.get(TOPICS.tick) ?? 0,
+      'orders in flight': this.state.inflightCount(),
+    };
   }
 
   private handle(delivery: Delivery<unknown>): Outbound[] | void {
@@ -235,6 +276,8 @@ export class RiskService {
       bus: { kind: this.deps.bus.kind, connected: bus },
       trading_state: this.state.state,
       approval_rate: this.state.approvalRate(),
+      /** Consumer groups far behind (the stream grows until they catch up); still 200. */
+      warnings: this.host.streamWarnings(),
       uptime_s: Math.round((this.deps.clock.now() - this.startedAt) / 1000),
     };
   }

@@ -107,8 +107,11 @@ const emptyCounters = (): Counters => ({
 
 export type SignalOutcome = Decision | { kind: 'duplicate' };
 
+/** Bumped whenever the snapshot's shape changes: a snapshot of another version is rebuilt from the streams. */
+export const RISK_SNAPSHOT_VERSION = 1;
+
 export const RiskSnapshot = z.object({
-  version: z.literal(1),
+  version: z.literal(RISK_SNAPSHOT_VERSION),
   confirmed: LedgerSnapshot,
   inflight: z.array(ApprovalSchema),
   prices: z.record(z.string(), z.string()),
@@ -310,6 +313,23 @@ export class RiskState {
   }
 
   /**
+   * Rebuilding without a snapshot: an approval found in trade.signal.safe counts towards
+   * its day's entries, and (when it has no result yet and execution could still fill it)
+   * is in flight again, projected at the mark it was approved at, as a restored snapshot
+   * would have it. Its exit levels are not re-armed: they are not in the streams.
+   */
+  noteApproval(order: RiskApprovedSignal, resolved: boolean, now: number): void {
+    if (order.intent !== 'CLOSE') {
+      const day = utcDay(order.approved_ts);
+      this.entriesByDay.set(day, (this.entriesByDay.get(day) ?? 0) + 1);
+    }
+    if (!resolved && now <= this.fillableUntil(order)) {
+      this.addInflight(order, fx(order.reference_price), order.approved_ts, false);
+      this.viewStale = true;
+    }
+  }
+
+  /**
    * Remembers a decision found in the streams at start-up (duplicates guard); with its
    * decision and signal times it is kept by time exactly as when it was decided.
    */
@@ -332,6 +352,12 @@ export class RiskState {
     return this.lastSignalEntryId;
   }
 
+  /** The last moment execution may still fill `order`: its `expires_ts` plus the clock grace. */
+  private fillableUntil(order: RiskApprovedSignal): number {
+    const expires = order.expires_ts ?? order.approved_ts + this.options.inflightTimeoutMs;
+    return expires + (this.options.expiryGraceMs ?? 0);
+  }
+
   /**
    * Drops in-flight orders execution can no longer fill (past `expires_ts` plus the clock
    * grace; execution rejects them EXPIRED); returns them. Until then an unfilled order
@@ -339,11 +365,9 @@ export class RiskState {
    */
   expireInflight(now: number): RiskApprovedSignal[] {
     const expired: RiskApprovedSignal[] = [];
-    const grace = this.options.expiryGraceMs ?? 0;
     for (const [id, entry] of this.inflight) {
       const order = entry.order;
-      const expires = order.expires_ts ?? order.approved_ts + this.options.inflightTimeoutMs;
-      if (now <= expires + grace) continue;
+      if (now <= this.fillableUntil(order)) continue;
       this.inflight.delete(id);
       expired.push(entry.order);
       // Execution can only reject it EXPIRED now: a protective close is fired afresh.
@@ -574,7 +598,7 @@ export class RiskState {
 
   toSnapshot(): RiskSnapshot {
     return {
-      version: 1,
+      version: RISK_SNAPSHOT_VERSION,
       confirmed: this.confirmed.toSnapshot(),
       inflight: [...this.inflight.values()].map((e) => inflightRecord(e.order)),
       prices: Object.fromEntries([...this.prices].map(([s, p]) => [s, p.toString()])),
