@@ -200,8 +200,13 @@ async function main(): Promise<number> {
     embedded = await phase('embedded', async () => {
       const runs: EmbeddedResult[] = [];
       for (let i = 0; i < repeat; i++) {
-        runs.push(await runEmbedded({ total: PLAN.embedded, warmup: PLAN.warmup, tmpDir }));
-        log(`embedded run ${i + 1}: ${runs.at(-1)?.signals_per_s} signals/s`);
+        const run = await runEmbedded({ total: PLAN.embedded, warmup: PLAN.warmup, tmpDir });
+        // A gate that rejects everything is fast and measures nothing: hold it to the mix.
+        if (Math.abs(run.approved_fraction - EXPECTED_APPROVED_FRACTION) > 0.01) {
+          throw new Error(`the risk gate approved ${run.approved_fraction} of the embedded signals, expected ${EXPECTED_APPROVED_FRACTION}`);
+        }
+        runs.push(run);
+        log(`embedded run ${i + 1}: ${run.signals_per_s} signals/s`);
       }
       return runs;
     });

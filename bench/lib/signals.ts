@@ -73,13 +73,14 @@ export function signalPayload(run: string, index: number, ts: number): string {
 /**
  * The configuration of the loop under test (services and embedded alike): the default
  * risk rules, with the daily entry limit and the cooldown lifted, no price steps, no
- * mark-to-market timer. Fees and slippage are 0 so a round trip at an unchanged price
- * nets exactly 0: with the default fees a million round trips would bleed the account
- * to nothing and the gate would (rightly) stop approving entries. The fill and fee
- * models still run on every order.
+ * mark-to-market timer. Fees, slippage and the simulator's synthetic spread are 0 so a
+ * round trip at an unchanged price nets exactly 0: with any cost every round trip loses,
+ * and after ten losing round trips the gate (rightly) finds no edge (NEGATIVE_EDGE) and
+ * stops approving entries. The fill and fee models still run on every order.
  */
 export const BENCH_CONFIG = {
   risk: { max_daily_entries: 1_000_000_000, cooldown_minutes: 0 },
   execution: { price_interval_ms: 0, fee_rate: 0, max_slippage_pct: 0 },
   monitor: { mark_interval_ms: 0 },
+  market: { simulator_spread_pct: 0 },
 } as const;
