@@ -29,7 +29,7 @@ import {
 } from '../../core/governor.js';
 import { NO_EXIT_DEFAULTS, applyLevelPatch, directionOf, resolveEntryLevels, type Direction, type ExitDefaults, type LevelPatch } from '../../core/exits.js';
 import type { InstrumentTable } from '../../core/instruments.js';
-import { Ledger, LedgerSnapshot, ledgerFillOf, type FillEffect } from '../../core/ledger.js';
+import { Ledger, LedgerSnapshot, ledgerFillOf } from '../../core/ledger.js';
 import {
   RiskApprovedSignal as ApprovalSchema,
   type ExecutionResult,
@@ -234,18 +234,18 @@ export class RiskState {
       this.exitsAfterResult(result);
       return undefined;
     }
-    let effect: FillEffect;
     try {
-      effect = this.confirmed.applyFill(ledgerFillOf(result));
+      this.confirmed.applyFill(ledgerFillOf(result));
     } catch (error) {
       return `LEDGER: ${(error as Error).message}`;
     }
     if (pending) this.inflight.delete(result.signal_id);
     this.counters.fills_seen += 1;
-    // The view's projection is stamped with the approval time; a round trip's close time
-    // (the cooldown clock) must be the real fill's, as a rebuilt view after a restart has it.
-    const closeTimeDiffers = effect.closedRoundTrip !== null && pending?.projection?.ts !== result.ts;
-    if (!pending || !sameFill(pending.projection, result) || closeTimeDiffers) this.viewStale = true;
+    // The view's projection of this fill is stamped with the approval time, so its round
+    // trip closed earlier there; the cooldown clock takes the confirmed fold's close time
+    // (accountView), which needs no rebuild of the view (a rebuild on every close made risk
+    // six times slower).
+    if (!pending || !sameFill(pending.projection, result)) this.viewStale = true;
     this.updateTradingState(result.ts);
     this.exitsAfterResult(result);
     return undefined;
@@ -729,7 +729,9 @@ export class RiskState {
       exposure: view.exposure(),
       netQuantity: (symbol) => view.quantity(symbol),
       roundTrips: stats,
-      lastLossClosedAt: stats.lastLossClosedAt,
+      // A loss's time is its closing fill's in every fold (a restart must not move it):
+      // the confirmed fold has the real time; the view adds losses projected in flight.
+      lastLossClosedAt: latest(stats.lastLossClosedAt, this.confirmed.roundTripStats().lastLossClosedAt),
       entriesOnDay: (day) => entries.get(day) ?? 0,
     };
   }
@@ -752,6 +754,10 @@ function inflightRecord(o: RiskApprovedSignal): RiskApprovedSignal {
     kelly_optimal: o.kelly_optimal, kelly_applied: o.kelly_applied, risk_amount_usd: o.risk_amount_usd, reduce_only: o.reduce_only,
     approved_ts: o.approved_ts, expires_ts: o.expires_ts, origin: o.origin, exit_reason: o.exit_reason, checks: [], sizing: null,
   };
+}
+
+function latest(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.max(a, b);
 }
 
 function applyResult(ledger: Ledger, result: ExecutionResult): void {
