@@ -161,10 +161,14 @@ describe.each(BACKENDS.filter((b) => b.name === 'sqlite' || WITH_POSTGRES))('qua
           },
           { timeoutMs: 3000, intervalMs: 1 },
         ).catch(() => undefined);
+        // Whether the killed journal had committed a fill (and so its round-trip fold) yet:
+        // under load it may still be behind on trade.execution.res.
+        const probe = await target.open();
+        const fillsBeforeKill = Number((await probe.query('SELECT COUNT(*) AS n FROM fills'))[0]?.n ?? 0);
         const exit = await journal.kill();
         expect(exit.signal).toBe('SIGKILL');
         journal = await startJournal(services.env, 'journal#1');
-        expect(journal.stdout).toMatch(/"restored":true/);
+        if (fillsBeforeKill > 0) expect(journal.stdout).toMatch(/"restored":true/);
       }
     }
 
