@@ -1,6 +1,6 @@
 /**
  * The risk service's book of protective exits, with no I/O: each position's armed levels
- * (core/exits.ts holds the rules), the latest quotes they are checked against, the one
+ * (core/exits.ts holds the rules; quotes come from the risk state, their one owner), the one
  * protective close per position that may be in flight, and the exit counts by reason.
  * It is part of the risk snapshot, so the trail's high-water mark, the levels and the
  * in-flight close survive a restart (written atomically with each batch).
@@ -9,7 +9,7 @@
  * the service publishes with the batch's outputs: the monitor shows them on /positions.
  */
 import { z } from 'zod';
-import { fx, toNumber, type Fixed } from '../../core/fixed.js';
+import { toNumber, type Fixed } from '../../core/fixed.js';
 import {
   armedExitsFromJson,
   armedExitsToJson,
@@ -27,7 +27,6 @@ import {
   type ExitLevels,
   type ExitLevelsCause,
   type ExitReason,
-  type PriceTick,
   type ProtectiveExitReason,
 } from '../../core/messages.js';
 
@@ -49,18 +48,16 @@ export const ExitBookSnapshot = z.object({
   attempts: z.record(z.string(), z.number().int().nonnegative()),
   /** Per symbol: the protective close in flight (at most one). */
   closing: z.record(z.string(), z.object({ signal_id: z.string(), reason: z.enum(['stop_loss', 'take_profit', 'trailing_stop', 'time_limit']) })),
-  /** The latest tick's bid and ask per symbol, when it had them (the last price is the state's). */
-  quotes: z.record(z.string(), z.object({ bid: decimalBig.optional(), ask: decimalBig.optional() })),
+  /** Written by earlier builds (quotes now live once, in the risk state); read and ignored. */
+  quotes: z.record(z.string(), z.object({ bid: decimalBig.optional(), ask: decimalBig.optional() })).optional(),
   exits_by_reason: z.record(z.string(), z.number().int().nonnegative()),
 });
 export type ExitBookSnapshot = z.infer<typeof ExitBookSnapshot>;
 
-export const EMPTY_EXIT_BOOK: ExitBookSnapshot = { levels: {}, attempts: {}, closing: {}, quotes: {}, exits_by_reason: {} };
+export const EMPTY_EXIT_BOOK: ExitBookSnapshot = { levels: {}, attempts: {}, closing: {}, exits_by_reason: {} };
 
-interface Quote {
-  bid?: Fixed;
-  ask?: Fixed;
-}
+/** The latest accepted quote of a symbol, as the risk state keeps it (one source for it). */
+export type QuoteOf = (symbol: string) => { bid: Fixed; ask: Fixed } | undefined;
 
 const NOTHING: readonly ExitLevels[] = Object.freeze([]);
 
@@ -75,25 +72,14 @@ export class ExitBook {
   private readonly levels = new Map<string, ArmedExits>();
   private readonly attempts = new Map<string, number>();
   private readonly closing = new Map<string, { signal_id: string; reason: ProtectiveExitReason }>();
-  private readonly quotes = new Map<string, Quote>();
   private exitsByReason: Partial<Record<ExitReason, number>> = {};
   private outbox: ExitLevels[] = [];
 
-  /** The quotes of a tick the state took as its symbol's latest (call it only for those). */
-  noteTick(tick: PriceTick): void {
-    if (tick.bid === undefined && tick.ask === undefined) {
-      this.quotes.delete(tick.symbol);
-      return;
-    }
-    const quote: Quote = {};
-    if (tick.bid !== undefined) quote.bid = fx(tick.bid);
-    if (tick.ask !== undefined) quote.ask = fx(tick.ask);
-    this.quotes.set(tick.symbol, quote);
-  }
+  constructor(private readonly quoteOf: QuoteOf) {}
 
   /** The exit-side price for a position in `direction`: its quote when the latest tick had one, else `last`. */
   exitPrice(symbol: string, direction: Direction, last: Fixed): Fixed {
-    return exitSidePrice({ last, ...this.quotes.get(symbol) }, direction);
+    return exitSidePrice({ last, ...this.quoteOf(symbol) }, direction);
   }
 
   /** Arms (or replaces) a position's levels: a later entry replaces them whole. */
@@ -241,9 +227,6 @@ export class ExitBook {
       levels: Object.fromEntries([...this.levels].map(([s, l]) => [s, armedExitsToJson(l)])),
       attempts: Object.fromEntries(this.attempts),
       closing: Object.fromEntries([...this.closing].map(([s, c]) => [s, { ...c }])),
-      quotes: Object.fromEntries(
-        [...this.quotes].map(([s, q]) => [s, { ...(q.bid === undefined ? {} : { bid: q.bid.toString() }), ...(q.ask === undefined ? {} : { ask: q.ask.toString() }) }]),
-      ),
       exits_by_reason: { ...this.exitsByReason },
     };
   }
@@ -252,17 +235,10 @@ export class ExitBook {
     this.levels.clear();
     this.attempts.clear();
     this.closing.clear();
-    this.quotes.clear();
     this.outbox = [];
     for (const [s, l] of Object.entries(snap.levels)) this.levels.set(s, armedExitsFromJson(l));
     for (const [s, n] of Object.entries(snap.attempts)) this.attempts.set(s, n);
     for (const [s, c] of Object.entries(snap.closing)) this.closing.set(s, { ...c });
-    for (const [s, q] of Object.entries(snap.quotes)) {
-      const quote: Quote = {};
-      if (q.bid !== undefined) quote.bid = BigInt(q.bid);
-      if (q.ask !== undefined) quote.ask = BigInt(q.ask);
-      this.quotes.set(s, quote);
-    }
     this.exitsByReason = { ...snap.exits_by_reason } as Partial<Record<ExitReason, number>>;
   }
 

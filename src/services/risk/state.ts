@@ -185,7 +185,7 @@ export class RiskState {
   private readonly decided: DuplicateGuard;
   private readonly models: FillModels;
   private readonly maxDrawdown: Fixed;
-  private readonly exitBook = new ExitBook();
+  private readonly exitBook = new ExitBook((symbol) => this.quotes.get(symbol));
   /** As execution checks it, so a projection is rejected exactly when the fill would be. */
   private readonly maxPriceDeviation: Fixed | undefined;
 
@@ -214,7 +214,6 @@ export class RiskState {
     this.priceTs.set(tick.symbol, tick.ts);
     if (verdict.quote !== undefined) this.quotes.set(tick.symbol, verdict.quote);
     else this.quotes.delete(tick.symbol);
-    this.exitBook.noteTick(tick);
     this.confirmed.setMark(tick.symbol, price);
     this.view.setMark(tick.symbol, price);
     this.updateTradingState(tick.ts);
