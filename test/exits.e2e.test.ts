@@ -7,57 +7,30 @@
  *
  * Each test trades its own symbol, so the tests do not see each other's positions.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisBus } from '../src/bus/redis.js';
+import { describe, expect, it } from 'vitest';
 import { GROUPS, TOPICS } from '../src/bus/topics.js';
 import { ExecutionResult, RiskApprovedSignal, type PositionView, type TradeSignalInput } from '../src/core/messages.js';
-import { getJson, http, killAll, newDeployment, postJson, removeScratch, startServices, type Services, ensureBuilt } from './helpers/processes.js';
-import { cleanupPrefix, redisUrl, uniquePrefix, waitFor } from './helpers/redis.js';
+import { getJson, http, postJson, servicesOnRedis } from './helpers/processes.js';
 import { isSettled } from './helpers/services.js';
 
 const TIMEOUT_MS = 20_000;
 
 describe('protective exits with the three services as processes on Redis', () => {
-  const prefix = uniquePrefix('exits-e2e');
-  let services: Services;
-  let bus: RedisBus;
-
-  beforeAll(async () => {
-    await ensureBuilt();
-    const deployment = await newDeployment(prefix, {
-      execution: { price_interval_ms: 0 },
-      monitor: { mark_interval_ms: 0 },
-      risk: { cooldown_minutes: 0, max_daily_entries: 1000 },
-    });
-    services = await startServices(deployment);
-    bus = await RedisBus.connect({ url: redisUrl(), prefix, onError: () => undefined });
-  }, 240_000);
-
-  afterAll(async () => {
-    await services?.stopAll().catch(() => undefined);
-    await killAll();
-    await bus?.close();
-    await cleanupPrefix(redisUrl(), prefix);
-    removeScratch();
-  }, 60_000);
-
-  const url = (key: 'risk' | 'execution' | 'monitor', path: string) => `${services.url(key)}${path}`;
-
-  async function poll<T>(probe: () => T | Promise<T>, what: string, timeoutMs = TIMEOUT_MS): Promise<NonNullable<T>> {
-    try {
-      return await waitFor(probe, { timeoutMs, intervalMs: 25, what });
-    } catch (error) {
-      throw new Error(`${(error as Error).message}\n${services.describe()}`);
-    }
-  }
+  const loop = servicesOnRedis('exits-e2e', {
+    execution: { price_interval_ms: 0 },
+    monitor: { mark_interval_ms: 0 },
+    risk: { cooldown_minutes: 0, max_daily_entries: 1000 },
+  }, { timeoutMs: TIMEOUT_MS, intervalMs: 25 });
+  const poll = loop.poll;
+  const url = (key: 'risk' | 'execution' | 'monitor', path: string) => `${loop.services.url(key)}${path}`;
 
   async function results(symbol: string): Promise<ExecutionResult[]> {
-    const entries = (await bus.readLatest(TOPICS.execution, 1000)).reverse(); // oldest first
+    const entries = (await loop.bus.readLatest(TOPICS.execution, 1000)).reverse(); // oldest first
     return entries.map((e) => ExecutionResult.parse(JSON.parse(e.fields.payload ?? '{}'))).filter((r) => r.symbol === symbol);
   }
 
   async function protectiveApprovals(symbol: string): Promise<RiskApprovedSignal[]> {
-    const entries = (await bus.readLatest(TOPICS.safe, 1000)).reverse(); // oldest first
+    const entries = (await loop.bus.readLatest(TOPICS.safe, 1000)).reverse(); // oldest first
     return entries
       .map((e) => RiskApprovedSignal.parse(JSON.parse(e.fields.payload ?? '{}')))
       .filter((a) => a.symbol === symbol && a.origin === 'protective_exit');
@@ -77,9 +50,9 @@ describe('protective exits with the three services as processes on Redis', () =>
     await setPrice(symbol, price);
     await poll(async () => (await getJson<{ prices: Record<string, number> }>(url('execution', '/prices'))).prices[symbol] === price, `${symbol} at ${price}`);
     // Risk must hold the price too before it decides (it reads the same tick).
-    await poll(() => isSettled(bus, GROUPS.risk, [TOPICS.tick]), 'risk to read the tick');
+    await poll(() => isSettled(loop.bus, GROUPS.risk, [TOPICS.tick]), 'risk to read the tick');
     const signalId = `exit-e2e-${symbol}-${Date.now()}`;
-    await bus.publish(TOPICS.signal, { signal_id: signalId, symbol, action: 'BUY', confidence: 0.85, source: 'e2e', ...levels });
+    await loop.bus.publish(TOPICS.signal, { signal_id: signalId, symbol, action: 'BUY', confidence: 0.85, source: 'e2e', ...levels });
     return poll(async () => {
       const p = await position(symbol);
       return p && p.side === 'LONG' && shows(p) ? p : null;
@@ -95,7 +68,7 @@ describe('protective exits with the three services as processes on Redis', () =>
     await poll(async () => ((await position(symbol)) === undefined ? true : null), `${symbol} flat on the monitor`);
     await poll(
       async () =>
-        (await isSettled(bus, GROUPS.risk, [TOPICS.tick, TOPICS.execution])) && (await isSettled(bus, GROUPS.execution, [TOPICS.safe])) ? true : null,
+        (await isSettled(loop.bus, GROUPS.risk, [TOPICS.tick, TOPICS.execution])) && (await isSettled(loop.bus, GROUPS.execution, [TOPICS.safe])) ? true : null,
       'risk and execution to settle',
     );
     const closes = (await results(symbol)).filter((r) => r.reduce_only);
@@ -157,19 +130,19 @@ describe('protective exits with the three services as processes on Redis', () =>
   it('kill -9 of risk between the trigger and the fill: still exactly one close', async () => {
     await openLong('BTCUSDT', 60_000, { stop_loss: 59_000 }, (x) => x.stop_loss === 59_000);
     const before = (await results('BTCUSDT')).length;
-    await services.procs.execution.stop();
+    await loop.services.procs.execution.stop();
     await setPrice('BTCUSDT', 58_500);
     const [approval] = await poll(async () => {
       const found = (await protectiveApprovals('BTCUSDT')).filter((a) => a.exit_reason === 'stop_loss');
       return found.length >= 2 ? found.slice(1) : null; // the first test's close is the first one
     }, 'the protective close on trade.signal.safe');
-    await services.procs.risk.kill();
-    await services.restart('risk');
-    await services.restart('execution');
+    await loop.services.procs.risk.kill();
+    await loop.services.restart('risk');
+    await loop.services.restart('execution');
     await poll(async () => ((await position('BTCUSDT')) === undefined ? true : null), 'BTCUSDT flat after the restarts');
     await poll(
       async () =>
-        (await isSettled(bus, GROUPS.risk, [TOPICS.tick, TOPICS.execution])) && (await isSettled(bus, GROUPS.execution, [TOPICS.safe])) ? true : null,
+        (await isSettled(loop.bus, GROUPS.risk, [TOPICS.tick, TOPICS.execution])) && (await isSettled(loop.bus, GROUPS.execution, [TOPICS.safe])) ? true : null,
       'risk and execution to settle',
     );
     const closes = (await results('BTCUSDT')).slice(before).filter((r) => r.reduce_only);

@@ -15,7 +15,9 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, write
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { redisUrl, waitFor } from './redis.js';
+import { afterAll, beforeAll } from 'vitest';
+import { RedisBus } from '../../src/bus/redis.js';
+import { cleanupPrefix, redisUrl, uniquePrefix, waitFor } from './redis.js';
 import { freePorts } from './ports.js';
 
 export const REPO = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
@@ -458,4 +460,46 @@ export async function startJournal(env: NodeJS.ProcessEnv, label = 'journal'): P
   const proc = spawnQuantum(['journal'], env, label);
   await proc.waitForOutput(JOURNAL_READY, 45_000);
   return proc;
+}
+
+/** The three services as processes on Redis for one describe block, and a poll that names them on failure. */
+export interface ServicesOnRedis {
+  readonly prefix: string;
+  /** Set in beforeAll. */
+  services: Services;
+  /** A client bus on the same prefix, set in beforeAll. */
+  bus: RedisBus;
+  poll<T>(probe: () => T | Promise<T>, what: string, timeoutMs?: number): Promise<NonNullable<T>>;
+}
+
+/**
+ * Registers beforeAll/afterAll that start the services under a unique prefix with `config`
+ * and stop and clean up everything afterwards.
+ */
+export function servicesOnRedis(name: string, config: Record<string, unknown>, poll: { timeoutMs: number; intervalMs: number }): ServicesOnRedis {
+  const loop = {
+    prefix: uniquePrefix(name),
+    services: undefined as unknown as Services,
+    bus: undefined as unknown as RedisBus,
+    async poll<T>(probe: () => T | Promise<T>, what: string, timeoutMs = poll.timeoutMs): Promise<NonNullable<T>> {
+      try {
+        return await waitFor(probe, { timeoutMs, intervalMs: poll.intervalMs, what });
+      } catch (error) {
+        throw new Error(`${(error as Error).message}\n${loop.services.describe()}`);
+      }
+    },
+  };
+  beforeAll(async () => {
+    await ensureBuilt();
+    loop.services = await startServices(await newDeployment(loop.prefix, config));
+    loop.bus = await RedisBus.connect({ url: redisUrl(), prefix: loop.prefix, onError: () => undefined });
+  }, 240_000);
+  afterAll(async () => {
+    await loop.services?.stopAll().catch(() => undefined);
+    await killAll();
+    await loop.bus?.close();
+    await cleanupPrefix(redisUrl(), loop.prefix);
+    removeScratch();
+  }, 60_000);
+  return loop;
 }
