@@ -45,7 +45,10 @@ describe('protective exits with the three services as processes on Redis', () =>
     await postJson(url('monitor', `/prices/${symbol}`), { price });
   }
 
-  /** Opens a long with `levels` at `price` and waits until the monitor shows it with its armed levels. */
+  /**
+   * Opens a long with `levels` at `price` and waits until the monitor shows it with its armed
+   * levels and risk has applied the fill too (the monitor may see it first).
+   */
   async function openLong(symbol: string, price: number, levels: Partial<TradeSignalInput>, shows: (p: PositionView) => boolean): Promise<PositionView> {
     await setPrice(symbol, price);
     await poll(async () => (await getJson<{ prices: Record<string, number> }>(url('execution', '/prices'))).prices[symbol] === price, `${symbol} at ${price}`);
@@ -53,10 +56,12 @@ describe('protective exits with the three services as processes on Redis', () =>
     await poll(() => isSettled(loop.bus, GROUPS.risk, [TOPICS.tick]), 'risk to read the tick');
     const signalId = `exit-e2e-${symbol}-${Date.now()}`;
     await loop.bus.publish(TOPICS.signal, { signal_id: signalId, symbol, action: 'BUY', confidence: 0.85, source: 'e2e', ...levels });
-    return poll(async () => {
+    const opened = await poll(async () => {
       const p = await position(symbol);
       return p && p.side === 'LONG' && shows(p) ? p : null;
     }, `a ${symbol} long with its levels on /positions`);
+    await poll(() => isSettled(loop.bus, GROUPS.risk, [TOPICS.execution]), 'risk to apply the fill');
+    return opened;
   }
 
   /** Exactly one closing fill, protective, for `reason`; the position is flat on the monitor. */
