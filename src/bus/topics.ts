@@ -12,6 +12,10 @@ export const TOPICS = {
   tick: 'market.tick',
   /** Armed exit levels per position, published by the risk service (docs/exits.md). */
   exitLevels: 'trade.exit.levels',
+  /** One message per closed round trip, published by the monitor (docs/feedback.md). */
+  feedback: 'rl.feedback',
+  /** A source's drift state changed, published by the monitor (docs/feedback.md). */
+  drift: 'model.drift',
 } as const;
 
 export type Topic = (typeof TOPICS)[keyof typeof TOPICS];
@@ -39,7 +43,9 @@ export type ServiceName = 'risk' | 'execution' | 'monitor';
  */
 export const EXPECTED_GROUPS: Readonly<Record<string, readonly string[]>> = {
   [TOPICS.signal]: [GROUPS.risk],
-  [TOPICS.safe]: [GROUPS.execution],
+  [TOPICS.safe]: [GROUPS.execution, GROUPS.monitor],
+  /** The monitor counts decisions per source from the risk service's outputs (GET /sources). */
+  [TOPICS.rejected]: [GROUPS.monitor],
   [TOPICS.execution]: [GROUPS.risk, GROUPS.monitor],
   [TOPICS.tick]: [GROUPS.risk, GROUPS.execution, GROUPS.monitor],
   [TOPICS.exitLevels]: [GROUPS.monitor],
