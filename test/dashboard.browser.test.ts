@@ -421,7 +421,7 @@ describe.skipIf(!haveChromium && !process.env.CI)('dashboard in a browser: per-s
       expect(await page.locator('#calibration-chart line.diagonal').count()).toBe(1);
       const points = page.locator('#calibration-chart circle.bucket');
       expect(await points.count()).toBe(2); // [0.70, 0.75) and [0.95, 1]
-      expect(await points.evaluateAll((nodes) => nodes.map((n) => [(n as SVGElement).dataset.from, (n as SVGElement).dataset.realized]))).toEqual([
+      expect(await points.evaluateAll((nodes) => nodes.map((n) => [(n as unknown as { dataset: Record<string, string> }).dataset.from, (n as unknown as { dataset: Record<string, string> }).dataset.realized]))).toEqual([
         ['0.7', '1'],
         ['0.95', '1'],
       ]);

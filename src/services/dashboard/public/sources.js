@@ -1,3 +1,4 @@
+/* global document, fetch, sessionStorage, setInterval */
 /*
  * The dashboard's per-source panel (docs/feedback.md): the monitor's GET /sources through
  * the dashboard's /api/sources, as a table (decisions, round trips, Brier score, a drift
