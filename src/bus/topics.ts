@@ -43,9 +43,9 @@ export type ServiceName = 'risk' | 'execution' | 'monitor';
  */
 export const EXPECTED_GROUPS: Readonly<Record<string, readonly string[]>> = {
   [TOPICS.signal]: [GROUPS.risk],
-  [TOPICS.safe]: [GROUPS.execution, GROUPS.monitor],
-  /** The monitor counts decisions per source from the risk service's outputs (GET /sources). */
-  [TOPICS.rejected]: [GROUPS.monitor],
+  // The monitor also reads trade.signal.safe and trade.signal.rejected (to count decisions per
+  // source, GET /sources); once its group exists trimming waits for it like for any group.
+  [TOPICS.safe]: [GROUPS.execution],
   [TOPICS.execution]: [GROUPS.risk, GROUPS.monitor],
   [TOPICS.tick]: [GROUPS.risk, GROUPS.execution, GROUPS.monitor],
   [TOPICS.exitLevels]: [GROUPS.monitor],
