@@ -3,8 +3,8 @@ import { fx } from '../fixed.js';
 import type { TradeFeedback } from '../messages.js';
 import { MAX_SOURCES, OTHER_SOURCE, SourceBook } from './attribution.js';
 import { bucketIndex, calibrationTable } from './calibration.js';
-import { judgeDrift } from './drift.js';
-import { wilsonInterval } from './statistics.js';
+import { DriftWindow, judgeDrift } from './drift.js';
+import { ksTwoSample, wilsonInterval } from './statistics.js';
 
 function trip(source: string, confidence: number | null, net: number, extra: Partial<TradeFeedback> = {}): TradeFeedback {
   return {
@@ -94,6 +94,32 @@ describe('judgeDrift', () => {
     const verdicts = judgeDrift([...old, ...steady(6), ...steady(4)], WINDOWS);
     expect(verdicts.ks!.drift).toBe(false);
     expect(verdicts.ks!.statistic).toBeLessThan(0.5);
+  });
+});
+
+describe('DriftWindow', () => {
+  it('keeps its sorted windows in step: the same KS as sorting the slices, trade after trade', () => {
+    const windows = { referenceTrades: 7, recentTrades: 3, ksAlpha: 0.05 };
+    const window = new DriftWindow(windows);
+    const trades: Array<{ confidence: number; win: boolean }> = [];
+    let x = 0.123;
+    for (let i = 0; i < 60; i += 1) {
+      x = (x * 9301 + 0.49297) % 1; // a fixed pseudo-random walk, with repeats (ties)
+      const trade = { confidence: Math.round((0.6 + 0.4 * x) * 20) / 20, win: x > 0.4 };
+      trades.push(trade);
+      window.push(trade);
+      expect(window.list()).toEqual(trades.slice(-10));
+      const verdicts = window.verdicts();
+      if (trades.length < 10) {
+        expect(verdicts.ks).toBeNull();
+        continue;
+      }
+      const expected = ksTwoSample(
+        trades.slice(-10, -3).map((t) => t.confidence),
+        trades.slice(-3).map((t) => t.confidence),
+      );
+      expect(verdicts.ks).toEqual({ statistic: expected.statistic, pValue: expected.pValue, drift: expected.pValue < 0.05 });
+    }
   });
 });
 

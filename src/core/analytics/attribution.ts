@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { fx, toDecimalString, toNumber, ZERO, type Fixed } from '../fixed.js';
 import { SCHEMA_VERSION, type DriftState, type DriftTestName, type ModelDrift, type TradeFeedback } from '../messages.js';
 import { bucketIndex, calibrationTable, type BucketSums, type CalibrationRow } from './calibration.js';
-import { judgeDrift, type DriftWindows, type ScoredTrade } from './drift.js';
+import { DriftWindow, type DriftWindows } from './drift.js';
 
 export const MAX_SOURCES = 1000;
 export const OTHER_SOURCE = '(other)';
@@ -70,13 +70,13 @@ interface Sums {
   scored: number;
   brierSum: number;
   buckets: Map<number, BucketSums>;
-  window: ScoredTrade[];
+  window: DriftWindow;
   drift: Record<DriftTestName, DriftStatus>;
 }
 
 const freshStatus = (): DriftStatus => ({ state: 'ok', statistic: null, p_value: null, predicted: null, interval: null, since_ts: null });
 
-function emptySums(): Sums {
+function emptySums(windows: DriftWindows): Sums {
   return {
     approved: 0,
     rejected: 0,
@@ -93,7 +93,7 @@ function emptySums(): Sums {
     scored: 0,
     brierSum: 0,
     buckets: new Map(),
-    window: [],
+    window: new DriftWindow(windows),
     drift: { ks: freshStatus(), calibration: freshStatus() },
   };
 }
@@ -141,7 +141,7 @@ export interface SourceReport {
 export class SourceBook {
   private readonly sources = new Map<string, Sums>();
 
-  constructor(private windows: DriftWindows) {}
+  constructor(private readonly windows: DriftWindows) {}
 
   /** The name a source is counted under (OTHER_SOURCE once MAX_SOURCES are known). */
   private nameOf(source: string): string {
@@ -152,7 +152,7 @@ export class SourceBook {
     const name = this.nameOf(source);
     let sums = this.sources.get(name);
     if (sums === undefined) {
-      sums = emptySums();
+      sums = emptySums(this.windows);
       this.sources.set(name, sums);
     }
     return sums;
@@ -200,13 +200,11 @@ export class SourceBook {
     if (win) bucket.wins += 1;
     sums.buckets.set(index, bucket);
     sums.window.push({ confidence: trip.confidence, win });
-    const capacity = this.windows.referenceTrades + this.windows.recentTrades;
-    if (sums.window.length > capacity) sums.window.splice(0, sums.window.length - capacity);
     return this.judge(name, sums, now);
   }
 
   private judge(source: string, sums: Sums, now: number): ModelDrift[] {
-    const verdicts = judgeDrift(sums.window, this.windows);
+    const verdicts = sums.window.verdicts();
     const changes: ModelDrift[] = [];
     const base = {
       schema_version: SCHEMA_VERSION,
@@ -309,7 +307,7 @@ export class SourceBook {
         scored: s.scored,
         brier_sum: s.brierSum,
         buckets: Object.fromEntries([...s.buckets.entries()].map(([k, b]) => [String(k), { ...b }])),
-        window: s.window.map((t) => [t.confidence, t.win ? 1 : 0]),
+        window: s.window.list().map((t) => [t.confidence, t.win ? 1 : 0]),
         drift: { ks: { ...s.drift.ks }, calibration: { ...s.drift.calibration } },
       };
     }
@@ -321,7 +319,8 @@ export class SourceBook {
     this.sources.clear();
     const capacity = this.windows.referenceTrades + this.windows.recentTrades;
     for (const [source, r] of Object.entries(snap)) {
-      const window = r.window.map(([confidence, win]) => ({ confidence, win: win === 1 }));
+      const window = new DriftWindow(this.windows);
+      for (const [confidence, win] of r.window.slice(Math.max(0, r.window.length - capacity))) window.push({ confidence, win: win === 1 });
       this.sources.set(source, {
         approved: r.approved,
         rejected: r.rejected,
@@ -338,7 +337,7 @@ export class SourceBook {
         scored: r.scored,
         brierSum: r.brier_sum,
         buckets: new Map(Object.entries(r.buckets).map(([k, b]) => [Number(k), { ...b }])),
-        window: window.slice(Math.max(0, window.length - capacity)),
+        window,
         drift: { ks: { ...r.drift.ks }, calibration: { ...r.drift.calibration } },
       });
     }

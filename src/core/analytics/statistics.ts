@@ -56,9 +56,14 @@ export function ksTwoSample(a: readonly number[], b: readonly number[]): KsResul
   const m = a.length;
   const n = b.length;
   if (m === 0 || n === 0) throw new RangeError('both samples must be non-empty');
-  for (const x of [...a, ...b]) if (!Number.isFinite(x)) throw new RangeError(`samples must be finite numbers: ${x}`);
-  const sa = [...a].sort((x, y) => x - y);
-  const sb = [...b].sort((x, y) => x - y);
+  for (const sample of [a, b]) for (const x of sample) if (!Number.isFinite(x)) throw new RangeError(`samples must be finite numbers: ${x}`);
+  return ksTwoSampleSorted(Float64Array.from(a).sort(), Float64Array.from(b).sort());
+}
+
+/** ksTwoSample of two samples already sorted ascending (non-empty, finite): no copy, no sort. */
+export function ksTwoSampleSorted(sa: ArrayLike<number>, sb: ArrayLike<number>): KsResult {
+  const m = sa.length;
+  const n = sb.length;
   // D in units of 1/(m·n): |i·n − j·m| at each value, after every copy of it is counted.
   let i = 0;
   let j = 0;
@@ -71,6 +76,22 @@ export function ksTwoSample(a: readonly number[], b: readonly number[]): KsResul
   }
   const statistic = h / (m * n);
   if (h === 0) return { statistic: 0, pValue: 1 };
+  return { statistic, pValue: exactPValue(m, n, h) };
+}
+
+/**
+ * The p-value depends on (m, n, h) alone, and a source's windows are of fixed sizes, so
+ * the O(m·n) walk is remembered: D takes at most lcm(m, n) + 1 values for given sizes,
+ * which bounds the memo (cleared past MEMO_LIMIT entries all the same). The memo changes
+ * no result, only how often the walk runs (once per distinct D instead of once per trade).
+ */
+const MEMO_LIMIT = 20_000;
+const memo = new Map<string, number>();
+
+function exactPValue(m: number, n: number, h: number): number {
+  const key = `${m}:${n}:${h}`;
+  const known = memo.get(key);
+  if (known !== undefined) return known;
   // Probability that a uniformly random path leaves the band |i·n − j·m| < h: summed at
   // the first point outside it (summing there, not taking 1 − P(inside), keeps the
   // relative precision of a tiny p-value).
@@ -97,5 +118,7 @@ export function ksTwoSample(a: readonly number[], b: readonly number[]): KsResul
     }
   }
   const pValue = Math.min(1, Math.max(0, outside));
-  return { statistic, pValue };
+  if (memo.size >= MEMO_LIMIT) memo.clear();
+  memo.set(key, pValue);
+  return pValue;
 }
