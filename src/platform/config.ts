@@ -181,7 +181,7 @@ export const ConfigSchema = z.strictObject({
   /** Per-source feedback analytics of the monitor (docs/feedback.md). */
   feedback: z
     .strictObject({
-      /** The drift tests' reference window: the round trips before the recent ones (the KS test costs O(reference × recent) per trade). */
+      /** The drift tests' reference window: the round trips before the recent ones (the exact KS p-value walks O(reference × recent) once per distinct statistic). */
       reference_trades: z.number().int().min(2).max(5000).default(200),
       /** The drift tests' recent window: a source's last round trips. */
       recent_trades: z.number().int().min(2).max(1000).default(50),
