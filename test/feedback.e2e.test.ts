@@ -11,6 +11,7 @@ import { ExecutionResult, ModelDrift, TradeFeedback, type PositionView } from '.
 import type { SourceReport } from '../src/core/analytics/attribution.js';
 import { getJson, postJson, runQuantum, servicesOnRedis, deploymentEnv, writeConfig } from './helpers/processes.js';
 import { isSettled } from './helpers/services.js';
+import { snapshotKey } from '../src/services/common/host.js';
 
 const TIMEOUT_MS = 30_000;
 const FEE_RATE = 0.0004;
@@ -208,6 +209,21 @@ describe('feedback with the three services as processes on Redis', () => {
     const { sources } = await getJson<{ sources: SourceReport[] }>(url('monitor', '/sources'));
     expect(sources.find((s) => s.source === 'burst')!.trades).toBe(burst.length);
   }, 120_000);
+
+  it('without a usable snapshot the monitor rebuilds the same /sources from the streams, and publishes no feedback again', async () => {
+    const before = await getJson<{ sources: SourceReport[] }>(url('monitor', '/sources'));
+    const messages = (await feedback()).length;
+    await loop.services.procs.monitor.kill();
+    await loop.bus.setValue(snapshotKey('monitor'), 'not a snapshot');
+    await loop.services.restart('monitor');
+    const after = await getJson<{ sources: SourceReport[] }>(url('monitor', '/sources'));
+    expect(loop.services.procs.monitor.stdout + loop.services.procs.monitor.stderr).toMatch(/state rebuilt from the streams/);
+    // The drift state changes are replayed, so `since_ts` is the rebuild's time; the rest is the same.
+    const strip = (list: SourceReport[]) =>
+      list.map((s) => ({ ...s, drift: { ks: { ...s.drift.ks, since_ts: null }, calibration: { ...s.drift.calibration, since_ts: null } } }));
+    expect(strip(after.sources)).toEqual(strip(before.sources));
+    expect((await feedback()).length).toBe(messages);
+  });
 
   it('a bad feedback config value stops the monitor with exit code 2 naming the key', async () => {
     const env = deploymentEnv({ ...loop.services.deployment, configPath: writeConfig({ feedback: { recent_trades: 1 } }) });
