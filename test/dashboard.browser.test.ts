@@ -372,3 +372,64 @@ describe.skipIf(!haveChromium && !process.env.CI)('dashboard in a browser: prote
     }
   });
 });
+
+describe.skipIf(!haveChromium && !process.env.CI)('dashboard in a browser: per-source panel', () => {
+  it('shows each source\'s attribution, a drift badge and the calibration chart with its diagonal', async () => {
+    if (!haveChromium) throw new Error(`${CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)`);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    // Windows of two: lstm's two trades at ~0.7 then two at ~0.95 fail the KS test (p = 2/6 < 0.5).
+    const rig = await startRig({ risk: { cooldown_minutes: 0 }, feedback: { reference_trades: 2, recent_trades: 2, ks_alpha: 0.5 } });
+    try {
+      let price = 65_000;
+      const roundTrip = async (source: string, confidence: number, win: boolean) => {
+        await publishTradeSignal(rig.bus, 'BTCUSDT', 'BUY', confidence, source, {}, rig.clock);
+        await until(async () => ((await openPositions(rig)).includes('BTCUSDT') ? true : null), `a ${source} long`);
+        price = Math.round(price * (win ? 1.01 : 0.995) * 100) / 100;
+        rig.clock.advance(1000);
+        await tick(rig, 'BTCUSDT', price);
+        await monitorCaughtUp(rig);
+        await publishTradeSignal(rig.bus, 'BTCUSDT', 'CLOSE', 1, source, {}, rig.clock);
+        await until(async () => (!(await openPositions(rig)).includes('BTCUSDT') ? true : null), `the ${source} close`);
+      };
+      await roundTrip('xgb', 0.7, true);
+      await roundTrip('xgb', 0.72, false);
+      await roundTrip('lstm', 0.7, true);
+      await roundTrip('lstm', 0.71, true);
+      await roundTrip('lstm', 0.95, true);
+      await roundTrip('lstm', 0.96, true);
+      const { sources } = await getJson<{ sources: Array<{ source: string; trades: number; win_rate: number; net_pnl_usd: number }> }>(
+        `http://127.0.0.1:${rig.config.ports.monitor}/sources`,
+      );
+      const xgb = sources.find((s) => s.source === 'xgb')!;
+      expect(xgb.trades).toBe(2);
+
+      const page = await browser.newPage({ viewport: { width: 1440, height: 1200 } });
+      const errors: string[] = [];
+      page.on('pageerror', (err) => errors.push(err.message));
+      await page.goto(rig.dashboard.url);
+      await page.locator('#sources-panel[data-loaded="true"]').waitFor(WAIT);
+      const xgbRow = page.locator('#sources-table tbody tr[data-source="xgb"][data-trades="2"]');
+      await xgbRow.waitFor(WAIT);
+      expect(Number(await xgbRow.locator('td.win-rate').getAttribute('data-value'))).toBe(xgb.win_rate);
+      expect(Number(await xgbRow.locator('td.net').getAttribute('data-value'))).toBeCloseTo(xgb.net_pnl_usd, 9);
+      expect(await xgbRow.locator('.drift-badge[data-test="ks"]').getAttribute('data-state')).toBe('ok');
+      await page.locator('#sources-table tr[data-source="lstm"][data-trades="4"] .drift-badge[data-test="ks"][data-state="drift"]').waitFor(WAIT);
+
+      // The chart: the diagonal, and one point per non-empty bucket of the selected source.
+      await page.locator('#sources-table tr[data-source="lstm"]').click();
+      await page.locator('#calibration-chart[data-source="lstm"]').waitFor(WAIT);
+      expect(await page.locator('#calibration-chart line.diagonal').count()).toBe(1);
+      const points = page.locator('#calibration-chart circle.bucket');
+      expect(await points.count()).toBe(2); // [0.70, 0.75) and [0.95, 1]
+      expect(await points.evaluateAll((nodes) => nodes.map((n) => [(n as unknown as { dataset: Record<string, string> }).dataset.from, (n as unknown as { dataset: Record<string, string> }).dataset.realized]))).toEqual([
+        ['0.7', '1'],
+        ['0.95', '1'],
+      ]);
+      expect(await page.locator('#calibration-chart line.wilson').count()).toBe(2);
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+      await rig.stop();
+    }
+  });
+});

@@ -12,6 +12,10 @@ export const TOPICS = {
   tick: 'market.tick',
   /** Armed exit levels per position, published by the risk service (docs/exits.md). */
   exitLevels: 'trade.exit.levels',
+  /** One message per closed round trip, published by the monitor (docs/feedback.md). */
+  feedback: 'rl.feedback',
+  /** A source's drift state changed, published by the monitor (docs/feedback.md). */
+  drift: 'model.drift',
 } as const;
 
 export type Topic = (typeof TOPICS)[keyof typeof TOPICS];
@@ -39,6 +43,8 @@ export type ServiceName = 'risk' | 'execution' | 'monitor';
  */
 export const EXPECTED_GROUPS: Readonly<Record<string, readonly string[]>> = {
   [TOPICS.signal]: [GROUPS.risk],
+  // The monitor also reads trade.signal.safe and trade.signal.rejected (to count decisions per
+  // source, GET /sources); once its group exists trimming waits for it like for any group.
   [TOPICS.safe]: [GROUPS.execution],
   [TOPICS.execution]: [GROUPS.risk, GROUPS.monitor],
   [TOPICS.tick]: [GROUPS.risk, GROUPS.execution, GROUPS.monitor],

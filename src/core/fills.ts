@@ -331,6 +331,7 @@ export function paperFill(params: PaperFillParams): ExecutionResult {
     quote_side: quoteSide,
     price_age_ms: params.priceTs === undefined ? undefined : Math.max(0, params.now - params.priceTs),
     exit_reason: order.exit_reason,
+    ...attributionOf(order),
   };
 }
 
@@ -378,7 +379,13 @@ function rejected(params: Pick<PaperFillParams, 'order' | 'mark' | 'seed' | 'now
     reduce_only: order.reduce_only,
     origin: order.origin,
     exit_reason: order.exit_reason,
+    ...attributionOf(order),
   };
+}
+
+/** What a result carries of its order's signal, for the monitor's attribution (rl.feedback). */
+function attributionOf(order: RiskApprovedSignal): Pick<ExecutionResult, 'source' | 'confidence' | 'kelly_applied'> {
+  return { source: order.source, confidence: order.confidence, kelly_applied: order.kelly_applied };
 }
 
 /** 2^53: integers up to this convert to a double exactly. */

@@ -179,7 +179,7 @@ export const isRiskRejection: Guard = (v) =>
 const RESULT_KEYS = new Set([
   'schema_version', 'order_id', 'signal_id', 'symbol', 'side', 'quantity', 'reference_price', 'fill_price', 'slippage_pct',
   'fee_usd', 'fee_rate', 'notional_usd', 'status', 'reject_reason', 'signal_ts', 'ts', 'reduce_only', 'origin', 'exit_reason',
-  'quote_side', 'price_age_ms',
+  'quote_side', 'price_age_ms', 'source', 'confidence', 'kelly_applied',
 ]);
 
 export const isExecutionResult: Guard = (v) =>
@@ -207,6 +207,9 @@ export const isExecutionResult: Guard = (v) =>
   optional(v.quote_side, (x) => oneOf(x, QUOTE_SIDES)) &&
   optional(v.price_age_ms, epochMs) &&
   optional(v.exit_reason, (x) => oneOf(x, EXIT_REASONS)) &&
+  optional(v.source, (x) => string(x, 1, 64)) &&
+  optional(v.confidence, fraction) &&
+  optional(v.kelly_applied, isFinite) &&
   (v.status !== 'FILLED' || ((v.quantity as number) > 0 && (v.fill_price as number) > 0 && (v.notional_usd as number) > 0));
 
 const TICK_KEYS = new Set(['schema_version', 'symbol', 'price', 'ts', 'source', 'bid', 'ask', 'bid_size', 'ask_size', 'exchange_ts']);

@@ -203,6 +203,14 @@ export const ExecutionResult = z.object({
   price_age_ms: z.number().int().nonnegative().optional(),
   /** Copied from the approved order: set on every close. */
   exit_reason: ExitReason.optional(),
+  /**
+   * Copied from the approved order (and so from its signal): who sent it, how sure it was,
+   * and the Kelly fraction risk applied. The monitor attributes round trips by them
+   * (rl.feedback); absent in results written before they were added.
+   */
+  source: z.string().min(1).max(64).optional(),
+  confidence: fraction.optional(),
+  kelly_applied: finite.optional(),
 }).superRefine((r, ctx) => {
   // A fill the ledger could not apply must never pass as FILLED.
   if (r.status !== 'FILLED') return;
@@ -303,6 +311,77 @@ export const ExitLevels = z.object({
 });
 export type ExitLevels = z.infer<typeof ExitLevels>;
 
+/**
+ * rl.feedback: one message per closed round trip (open → flat), published by the monitor
+ * in the same transaction as the fill that closed it (docs/feedback.md). A scale-in
+ * position is attributed to its first entry: `source`, `confidence`, `entry_signal_id`
+ * and `kelly_applied` are those of the fill that opened it.
+ */
+export const TradeFeedback = z.object({
+  schema_version: schemaVersion,
+  /** The order_id of the fill that opened the position. */
+  trade_id: z.string().min(1),
+  symbol,
+  side: z.enum(['LONG', 'SHORT']),
+  source: z.string().min(1).max(64),
+  /** The entry signal's confidence; null for a position opened by a result that did not carry it. */
+  confidence: fraction.nullable(),
+  entry_signal_id: z.string().min(1),
+  /** The signal_id of the fill that took the position to zero (or through it). */
+  exit_signal_id: z.string().min(1),
+  entry_ts: epochMs,
+  exit_ts: epochMs,
+  hold_ms: z.number().int().nonnegative(),
+  /** Quantity-weighted average of the fills that opened or grew the position. */
+  avg_entry_price: positive,
+  /** Quantity-weighted average of the fills that reduced it. */
+  avg_exit_price: positive,
+  /** The largest size the position reached. */
+  quantity: positive,
+  gross_pnl_usd: finite,
+  /** Every fee paid on the round trip (entries, reductions, the closing share of a flip). */
+  fees_usd: nonNegative,
+  net_pnl_usd: finite,
+  /** net_pnl_usd / (avg_entry_price × quantity), a fraction (0.01 = 1%). */
+  return_pct: finite,
+  /** Maximum adverse / favourable excursion from the average entry over the marks and fills the monitor saw, fractions ≥ 0. */
+  mae_pct: nonNegative,
+  mfe_pct: nonNegative,
+  /** The closing fill's exit_reason; null when it carried none. */
+  exit_reason: ExitReason.nullable(),
+  /** The entry's applied Kelly fraction; null when its result did not carry it. */
+  kelly_applied: finite.nullable(),
+  ts: epochMs,
+});
+export type TradeFeedback = z.infer<typeof TradeFeedback>;
+
+export const DriftTestName = z.enum(['ks', 'calibration']);
+export type DriftTestName = z.infer<typeof DriftTestName>;
+export const DriftState = z.enum(['ok', 'drift']);
+export type DriftState = z.infer<typeof DriftState>;
+
+/**
+ * model.drift: a source's drift state changed for one test (docs/feedback.md).
+ * `ks`: the recent confidences against the reference ones (statistic D, p_value, alpha).
+ * `calibration`: the recent realized win rate (statistic) against the 95% Wilson interval
+ * around the recent mean confidence (predicted, interval).
+ */
+export const ModelDrift = z.object({
+  schema_version: schemaVersion,
+  source: z.string().min(1).max(64),
+  test: DriftTestName,
+  state: DriftState,
+  statistic: finite,
+  p_value: fraction.nullable(),
+  alpha: fraction.nullable(),
+  predicted: fraction.nullable(),
+  interval: z.object({ low: fraction, high: fraction }).nullable(),
+  reference_trades: z.number().int().nonnegative(),
+  recent_trades: z.number().int().positive(),
+  ts: epochMs,
+});
+export type ModelDrift = z.infer<typeof ModelDrift>;
+
 /** The schema of each topic's payload, keyed by the topic's base name. */
 export const TOPIC_SCHEMAS = {
   'trade.signal.v5': TradeSignalInput,
@@ -312,6 +391,8 @@ export const TOPIC_SCHEMAS = {
   'trade.position.update': PositionUpdate,
   'market.tick': PriceTick,
   'trade.exit.levels': ExitLevels,
+  'rl.feedback': TradeFeedback,
+  'model.drift': ModelDrift,
 } as const;
 
 /** Every named schema, for the JSON Schema export and the OpenAPI components. */
@@ -328,6 +409,8 @@ export const NAMED_SCHEMAS = {
   ExitLevels,
   CheckEntry,
   SizingRecord,
+  TradeFeedback,
+  ModelDrift,
 } as const;
 
 /** Formats a zod error as "field: problem; field: problem" naming every field. */

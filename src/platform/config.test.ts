@@ -196,3 +196,23 @@ describe('exits config', () => {
     expect(problems.join('\n')).toMatch(/exits\.stop_lose_pct: unknown key/);
   });
 });
+
+describe('feedback config', () => {
+  it('defaults to windows of 200 and 50 round trips and a KS alpha of 0.01', () => {
+    expect(defaultConfig().feedback).toEqual({ reference_trades: 200, recent_trades: 50, ks_alpha: 0.01 });
+  });
+
+  it.each([
+    [{ reference_trades: 1 }, 'feedback.reference_trades'],
+    [{ reference_trades: 10.5 }, 'feedback.reference_trades'],
+    [{ recent_trades: 0 }, 'feedback.recent_trades'],
+    [{ recent_trades: 5000 }, 'feedback.recent_trades'],
+    [{ ks_alpha: 0 }, 'feedback.ks_alpha'],
+    [{ ks_alpha: 1 }, 'feedback.ks_alpha'],
+    [{ ks_alpha: 'often' }, 'feedback.ks_alpha'],
+    [{ recent_window: 5 }, 'feedback.recent_window: unknown key'],
+  ])('stops start-up (exit code 2) on %j naming %s', (feedback, key) => {
+    const problems = problemsOf(() => loadConfig({ env: {}, cwd: folderWith({ feedback }) }));
+    expect(problems.join('\n')).toContain(key);
+  });
+});

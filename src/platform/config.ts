@@ -178,6 +178,17 @@ export const ConfigSchema = z.strictObject({
       signals_per_second: z.number().positive().max(100_000).default(2),
     })
     .prefault({}),
+  /** Per-source feedback analytics of the monitor (docs/feedback.md). */
+  feedback: z
+    .strictObject({
+      /** The drift tests' reference window: the round trips before the recent ones (the exact KS p-value walks O(reference × recent) once per distinct statistic). */
+      reference_trades: z.number().int().min(2).max(5000).default(200),
+      /** The drift tests' recent window: a source's last round trips. */
+      recent_trades: z.number().int().min(2).max(1000).default(50),
+      /** The KS test flags drift when its p-value is below this. */
+      ks_alpha: z.number().gt(0).lt(1).default(0.01),
+    })
+    .prefault({}),
 }).superRefine((config, ctx) => {
   if (config.execution.price_step_pct >= config.market.max_tick_jump_pct) {
     ctx.addIssue({

@@ -224,10 +224,16 @@ export interface MonitorReading {
   unrealizedPnlUsd: number;
   feesUsd: number;
   openPositions: number;
+  /** Sources in drift now, per drift test (docs/feedback.md). */
+  driftSources?: Record<string, number>;
 }
 
 export interface MonitorMetrics extends ServiceMetrics {
   observe(reading: MonitorReading): void;
+  /** model.drift state changes published, by test and new state. */
+  driftChanges: Counter<'test' | 'state'>;
+  /** rl.feedback messages published (one per closed round trip). */
+  feedbackMessages: Counter;
 }
 
 export function createMonitorMetrics(): MonitorMetrics {
@@ -237,13 +243,32 @@ export function createMonitorMetrics(): MonitorMetrics {
   const unrealized = gauge(registry, 'qt_unrealized_pnl_usd', 'Unrealized PnL in USD of the open positions at the latest marks');
   const fees = gauge(registry, 'qt_fees_usd', 'Fees paid in USD since the books started');
   const open = gauge(registry, 'qt_open_positions', 'Open positions (symbols with a non-zero quantity)');
+  const drifting = gauge(registry, 'qt_model_drift_sources', 'Signal sources whose drift state is drift now, per test (ks, calibration)', ['test'] as const);
+  const driftChanges = new Counter({
+    name: 'qt_model_drift_changes_total',
+    help: 'model.drift state changes published, by test (ks, calibration) and new state (drift, ok)',
+    labelNames: ['test', 'state'] as const,
+    registers: [registry],
+  });
+  const feedbackMessages = new Counter({
+    name: 'qt_feedback_messages_total',
+    help: 'rl.feedback messages published (one per closed round trip)',
+    registers: [registry],
+  });
+  for (const test of ['ks', 'calibration']) {
+    drifting.set({ test }, 0);
+    for (const state of ['drift', 'ok']) driftChanges.inc({ test, state }, 0);
+  }
   return {
     ...base,
+    driftChanges,
+    feedbackMessages,
     observe(r) {
       realized.set(r.realizedPnlUsd);
       unrealized.set(r.unrealizedPnlUsd);
       fees.set(r.feesUsd);
       open.set(r.openPositions);
+      for (const [test, count] of Object.entries(r.driftSources ?? {})) drifting.set({ test }, count);
     },
   };
 }

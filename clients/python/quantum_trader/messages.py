@@ -18,6 +18,8 @@ __all__ = [
     "ExitLevelsCause",
     "ExitReason",
     "Intent",
+    "ModelDrift",
+    "ModelDriftInterval",
     "OrderSide",
     "Origin",
     "PortfolioSummary",
@@ -34,7 +36,11 @@ __all__ = [
     "SignalAction",
     "SizingRecord",
     "SizingSource",
+    "State",
+    "Test",
     "TickSource",
+    "TradeFeedback",
+    "TradeFeedbackOrderSide",
     "TradeSignal",
     "TradeSignalInput",
 ]
@@ -211,10 +217,43 @@ class SizingSource(str, Enum):
         return f"{type(self).__name__}.{self.name}"
 
 
+class State(str, Enum):
+    OK = "ok"
+    DRIFT = "drift"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+
+class Test(str, Enum):
+    KS = "ks"
+    CALIBRATION = "calibration"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+
 class TickSource(str, Enum):
     SIMULATOR = "simulator"
     MANUAL = "manual"
     FEED = "feed"
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+
+class TradeFeedbackOrderSide(str, Enum):
+    LONG = "LONG"
+    SHORT = "SHORT"
 
     def __str__(self) -> str:
         return str(self.value)
@@ -267,6 +306,9 @@ class ExecutionResult(Message):
     quote_side: Optional[QuoteSide] = None
     price_age_ms: Optional[int] = None
     exit_reason: Optional[ExitReason] = None
+    source: Optional[str] = None
+    confidence: Optional[float] = None
+    kelly_applied: Optional[float] = None
 
     _FIELDS: ClassVar[Tuple[Field, ...]] = (
         Field("schema_version", "schema_version", Int(minimum=1), required=True),
@@ -290,6 +332,9 @@ class ExecutionResult(Message):
         Field("quote_side", "quote_side", EnumOf(QuoteSide), required=False),
         Field("price_age_ms", "price_age_ms", Int(minimum=0), required=False),
         Field("exit_reason", "exit_reason", EnumOf(ExitReason), required=False),
+        Field("source", "source", Str(min_length=1, max_length=64), required=False),
+        Field("confidence", "confidence", Num(minimum=0, maximum=1), required=False),
+        Field("kelly_applied", "kelly_applied", Num(), required=False),
     )
 
 
@@ -322,6 +367,52 @@ class ExitLevels(Message):
         Field("expires_ts", "expires_ts", AnyOf(Int(minimum=0), Null()), required=True),
         Field("cause", "cause", EnumOf(ExitLevelsCause), required=True),
         Field("exit_reason", "exit_reason", EnumOf(ProtectiveExitReason), required=False),
+        Field("ts", "ts", Int(minimum=0), required=True),
+    )
+
+
+@dataclass(frozen=True)
+class ModelDriftInterval(Message):
+    "The ModelDriftInterval message."
+
+    low: float
+    high: float
+
+    _FIELDS: ClassVar[Tuple[Field, ...]] = (
+        Field("low", "low", Num(minimum=0, maximum=1), required=True),
+        Field("high", "high", Num(minimum=0, maximum=1), required=True),
+    )
+
+
+@dataclass(frozen=True)
+class ModelDrift(Message):
+    "The ModelDrift message."
+
+    schema_version: int
+    source: str
+    test: Test
+    state: State
+    statistic: float
+    p_value: Optional[float]
+    alpha: Optional[float]
+    predicted: Optional[float]
+    interval: Optional[ModelDriftInterval]
+    reference_trades: int
+    recent_trades: int
+    ts: int
+
+    _FIELDS: ClassVar[Tuple[Field, ...]] = (
+        Field("schema_version", "schema_version", Int(minimum=1), required=True),
+        Field("source", "source", Str(min_length=1, max_length=64), required=True),
+        Field("test", "test", EnumOf(Test), required=True),
+        Field("state", "state", EnumOf(State), required=True),
+        Field("statistic", "statistic", Num(), required=True),
+        Field("p_value", "p_value", AnyOf(Num(minimum=0, maximum=1), Null()), required=True),
+        Field("alpha", "alpha", AnyOf(Num(minimum=0, maximum=1), Null()), required=True),
+        Field("predicted", "predicted", AnyOf(Num(minimum=0, maximum=1), Null()), required=True),
+        Field("interval", "interval", AnyOf(Obj(ModelDriftInterval), Null()), required=True),
+        Field("reference_trades", "reference_trades", Int(minimum=0), required=True),
+        Field("recent_trades", "recent_trades", Int(exclusive_minimum=0), required=True),
         Field("ts", "ts", Int(minimum=0), required=True),
     )
 
@@ -604,6 +695,61 @@ class RiskRejection(Message):
         Field("reasons", "reasons", ListOf(EnumOf(ReasonCode), min_items=1), required=True),
         Field("checks", "checks", ListOf(Obj(CheckEntry)), required=True),
         Field("sizing", "sizing", AnyOf(Obj(SizingRecord), Null()), required=True),
+    )
+
+
+@dataclass(frozen=True)
+class TradeFeedback(Message):
+    "The TradeFeedback message."
+
+    schema_version: int
+    trade_id: str
+    symbol: str
+    side: TradeFeedbackOrderSide
+    source: str
+    confidence: Optional[float]
+    entry_signal_id: str
+    exit_signal_id: str
+    entry_ts: int
+    exit_ts: int
+    hold_ms: int
+    avg_entry_price: float
+    avg_exit_price: float
+    quantity: float
+    gross_pnl_usd: float
+    fees_usd: float
+    net_pnl_usd: float
+    return_pct: float
+    mae_pct: float
+    mfe_pct: float
+    exit_reason: Optional[ExitReason]
+    kelly_applied: Optional[float]
+    ts: int
+
+    _FIELDS: ClassVar[Tuple[Field, ...]] = (
+        Field("schema_version", "schema_version", Int(minimum=1), required=True),
+        Field("trade_id", "trade_id", Str(min_length=1), required=True),
+        Field("symbol", "symbol", Str(pattern="^[A-Z0-9]{2,20}\\Z"), required=True),
+        Field("side", "side", EnumOf(TradeFeedbackOrderSide), required=True),
+        Field("source", "source", Str(min_length=1, max_length=64), required=True),
+        Field("confidence", "confidence", AnyOf(Num(minimum=0, maximum=1), Null()), required=True),
+        Field("entry_signal_id", "entry_signal_id", Str(min_length=1), required=True),
+        Field("exit_signal_id", "exit_signal_id", Str(min_length=1), required=True),
+        Field("entry_ts", "entry_ts", Int(minimum=0), required=True),
+        Field("exit_ts", "exit_ts", Int(minimum=0), required=True),
+        Field("hold_ms", "hold_ms", Int(minimum=0), required=True),
+        Field("avg_entry_price", "avg_entry_price", Num(exclusive_minimum=0), required=True),
+        Field("avg_exit_price", "avg_exit_price", Num(exclusive_minimum=0), required=True),
+        Field("quantity", "quantity", Num(exclusive_minimum=0), required=True),
+        Field("gross_pnl_usd", "gross_pnl_usd", Num(), required=True),
+        Field("fees_usd", "fees_usd", Num(minimum=0), required=True),
+        Field("net_pnl_usd", "net_pnl_usd", Num(), required=True),
+        Field("return_pct", "return_pct", Num(), required=True),
+        Field("mae_pct", "mae_pct", Num(minimum=0), required=True),
+        Field("mfe_pct", "mfe_pct", Num(minimum=0), required=True),
+        Field("exit_reason", "exit_reason", AnyOf(EnumOf(ExitReason), Null()), required=True),
+        Field("kelly_applied", "kelly_applied", AnyOf(Num(), Null()), required=True),
+        Field("ts", "ts", Int(minimum=0), required=True),
     )
 
 

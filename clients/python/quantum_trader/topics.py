@@ -8,7 +8,7 @@ from enum import Enum
 from typing import Dict, Tuple, Type
 
 from ._runtime import Message
-from .messages import ExecutionResult, ExitLevels, PositionUpdate, PriceTick, RiskApprovedSignal, RiskRejection, TradeSignalInput
+from .messages import ExecutionResult, ExitLevels, ModelDrift, PositionUpdate, PriceTick, RiskApprovedSignal, RiskRejection, TradeFeedback, TradeSignalInput
 
 
 class Topic(str, Enum):
@@ -19,6 +19,8 @@ class Topic(str, Enum):
     POSITION = "trade.position.update"
     TICK = "market.tick"
     EXITLEVELS = "trade.exit.levels"
+    FEEDBACK = "rl.feedback"
+    DRIFT = "model.drift"
 
     def __str__(self) -> str:
         return str(self.value)
@@ -27,6 +29,8 @@ class Topic(str, Enum):
 #: The payload class of each topic (what `subscribe` and `tail` decode to).
 TOPIC_MESSAGES: Dict[str, Type[Message]] = {
     "market.tick": PriceTick,
+    "model.drift": ModelDrift,
+    "rl.feedback": TradeFeedback,
     "trade.execution.res": ExecutionResult,
     "trade.exit.levels": ExitLevels,
     "trade.position.update": PositionUpdate,

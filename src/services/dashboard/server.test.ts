@@ -406,3 +406,32 @@ describe('the trading state that blocks entries', () => {
     expect(hub.state().health.bus).toMatchObject({ connected: true, down_since: null, back_at: expect.any(Number) });
   }, 60_000);
 });
+
+describe('GET /api/sources', () => {
+  it("passes the monitor's GET /sources on, and says 502 when the monitor does not answer", async () => {
+    const h = await startHarness();
+    await publishTradeSignal(h.bus, 'BTCUSDT', 'BUY', 0.8, 'xgb');
+    await until(() => h.loop.monitor.service.positions().length === 1, 'the fill');
+    await publishTradeSignal(h.bus, 'BTCUSDT', 'CLOSE', 1, 'xgb');
+    await until(() => h.loop.monitor.service.positions().length === 0, 'the close');
+    const { app } = await build(h);
+    const response = await app.inject({ method: 'GET', url: '/api/sources' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual(h.loop.monitor.service.sources());
+    expect(response.json().sources).toEqual([expect.objectContaining({ source: 'xgb', approved: 2, trades: 1 })]);
+
+    const down: Upstream = {
+      baseUrl: (s) => `http://127.0.0.1:1/${s}`,
+      get: async () => {
+        throw Object.assign(new Error('fetch failed'), { cause: { code: 'ECONNREFUSED' } });
+      },
+      post: async () => {
+        throw new Error('not used');
+      },
+    };
+    const { app: cut } = await build(h, down);
+    const failed = await cut.inject({ method: 'GET', url: '/api/sources' });
+    expect(failed.statusCode).toBe(502);
+    expect(failed.json()).toMatchObject({ error: 'monitor_unreachable', message: expect.stringContaining('connection refused') });
+  });
+});

@@ -140,6 +140,7 @@ export async function buildDashboardApp(deps: DashboardDeps): Promise<DashboardA
   const files: Record<string, { path: string; type: string }> = {
     '/': { path: join(dir, 'index.html'), type: 'text/html; charset=utf-8' },
     '/assets/app.js': { path: join(dir, 'app.js'), type: 'text/javascript; charset=utf-8' },
+    '/assets/sources.js': { path: join(dir, 'sources.js'), type: 'text/javascript; charset=utf-8' },
     '/assets/style.css': { path: join(dir, 'style.css'), type: 'text/css; charset=utf-8' },
     '/assets/lightweight-charts.js': { path: chartsLibraryPath(), type: 'text/javascript; charset=utf-8' },
   };
@@ -254,6 +255,29 @@ export async function buildDashboardApp(deps: DashboardDeps): Promise<DashboardA
     for (const res of streams) res.end();
     streams.clear();
   });
+
+  app.get(
+    '/api/sources',
+    {
+      schema: {
+        description: "The monitor's GET /sources passed on (per-source attribution, calibration, drift); 502 when the monitor does not answer",
+        tags: ['dashboard'],
+      },
+    },
+    async (_request, reply) => {
+      let answer;
+      try {
+        answer = await upstream.get('monitor', '/sources');
+      } catch (err) {
+        throw new HttpError(502, 'monitor_unreachable', `the position monitor at ${upstream.baseUrl('monitor')} cannot be reached (${describeFailure(err)})`);
+      }
+      const body =
+        typeof answer.body === 'object' && answer.body !== null
+          ? answer.body
+          : { error: 'bad_gateway', message: `the monitor answered HTTP ${answer.status} without JSON` };
+      return reply.code(answer.status).send(body);
+    },
+  );
 
   app.post<{ Params: { symbol: string } }>(
     '/api/close/:symbol',

@@ -39,6 +39,20 @@ export async function buildMonitorApp(
     async () => ({ positions: service.positions() }),
   );
 
+  app.get(
+    '/sources',
+    {
+      schema: {
+        description:
+          'Per signal source: signals, approved, rejected by reason (from the risk service\'s streams), trades, win rate, net PnL, ' +
+          'profit factor, average hold, average MAE/MFE, the calibration table (buckets of 0.05 from risk.min_confidence, 95% Wilson ' +
+          'intervals), the Brier score and the drift state (docs/feedback.md)',
+        tags: ['feedback'],
+      },
+    },
+    async () => service.sources(),
+  );
+
   app.get('/prices', { schema: { description: 'Latest marks: {"prices": {SYMBOL: price}}', tags: ['market'] } }, async () => ({
     prices: service.state.prices(),
   }));

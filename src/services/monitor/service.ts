@@ -11,7 +11,7 @@ import { toNumber } from '../../core/fixed.js';
 import { instrumentTable, type InstrumentTable } from '../../core/instruments.js';
 import { priceTick, type SetPriceResult } from '../../core/market.js';
 import { checkTickPrice } from '../../core/tick-rules.js';
-import type { ExecutionResult, ExitLevels, PriceTick, RiskRejection, TradeSignal } from '../../core/messages.js';
+import type { ExecutionResult, ExitLevels, ModelDrift, PriceTick, RiskApprovedSignal, RiskRejection, TradeSignal } from '../../core/messages.js';
 import { createMonitorMetrics, type MonitorMetrics } from '../../platform/metrics.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
@@ -49,12 +49,18 @@ export class MonitorService {
       undefined,
       tickGateFor(config),
       config.risk.inflight_timeout_ms + config.market.max_clock_skew_ms,
+      {
+        referenceTrades: config.feedback.reference_trades,
+        recentTrades: config.feedback.recent_trades,
+        ksAlpha: config.feedback.ks_alpha,
+      },
     );
     this.metrics = createMonitorMetrics();
     this.host = new ServiceHost(deps, {
       service: 'monitor',
       group: GROUPS.monitor,
-      topics: [TOPICS.tick, TOPICS.execution, TOPICS.exitLevels],
+      // The risk service's decisions are read only to count them per source (GET /sources).
+      topics: [TOPICS.tick, TOPICS.execution, TOPICS.exitLevels, TOPICS.safe, TOPICS.rejected],
       handle: (d) => this.handle(d),
       snapshot: () => this.state.toSnapshot(),
       restore: (s) => this.state.restore(s),
@@ -99,9 +105,14 @@ export class MonitorService {
    */
   private async rebuild(): Promise<Record<string, number>> {
     const now = this.deps.clock.now();
-    const folded = await this.host.replayDelivered([TOPICS.tick, TOPICS.execution, TOPICS.exitLevels], ({ topic, id, message }) => {
+    const topics = [TOPICS.tick, TOPICS.execution, TOPICS.exitLevels, TOPICS.safe, TOPICS.rejected];
+    const folded = await this.host.replayDelivered(topics, ({ topic, id, message }) => {
       if (topic === TOPICS.tick) {
         refuseIfRefused(this.state.onTick(message as PriceTick, now));
+      } else if (topic === TOPICS.safe) {
+        this.state.onApproved(message as RiskApprovedSignal);
+      } else if (topic === TOPICS.rejected) {
+        this.state.onRejected(message as RiskRejection);
       } else if (topic === TOPICS.exitLevels) {
         this.state.onExitLevels(message as ExitLevels);
       } else {
@@ -113,6 +124,8 @@ export class MonitorService {
       [`entries of ${TOPICS.execution}`]: folded.get(TOPICS.execution) ?? 0,
       [`entries of ${TOPICS.tick}`]: folded.get(TOPICS.tick) ?? 0,
       [`entries of ${TOPICS.exitLevels}`]: folded.get(TOPICS.exitLevels) ?? 0,
+      [`entries of ${TOPICS.safe}`]: folded.get(TOPICS.safe) ?? 0,
+      [`entries of ${TOPICS.rejected}`]: folded.get(TOPICS.rejected) ?? 0,
       'open positions': this.state.openPositionCount(),
     };
   }
@@ -126,6 +139,14 @@ export class MonitorService {
       if (verdict.kind === 'accept' && this.deps.config.monitor.publish_on_tick && this.state.hasOpenPosition(tick.symbol)) {
         return [{ topic: TOPICS.position, payload: this.state.update(tick.symbol, 'mark', now) }];
       }
+      return;
+    }
+    if (delivery.topic === TOPICS.safe) {
+      this.state.onApproved(delivery.message as RiskApprovedSignal);
+      return;
+    }
+    if (delivery.topic === TOPICS.rejected) {
+      this.state.onRejected(delivery.message as RiskRejection);
       return;
     }
     if (delivery.topic === TOPICS.exitLevels) {
@@ -148,7 +169,42 @@ export class MonitorService {
       return;
     }
     this.metrics.outcomes.inc({ outcome: 'applied' });
-    return [{ topic: TOPICS.position, payload: outcome.update }];
+    const out: Outbound[] = [{ topic: TOPICS.position, payload: outcome.update }];
+    // Written in the batch's transaction with the snapshot that records the close: once per round trip.
+    if (outcome.feedback !== null) {
+      out.push({ topic: TOPICS.feedback, payload: outcome.feedback });
+      this.metrics.feedbackMessages.inc();
+    }
+    for (const change of outcome.drift) {
+      out.push({ topic: TOPICS.drift, payload: change });
+      this.reportDrift(change);
+    }
+    return out;
+  }
+
+  /** One warning per drift state change (they are rare: at most one per source, test and trade). */
+  private reportDrift(change: ModelDrift): void {
+    this.metrics.driftChanges.inc({ test: change.test, state: change.state });
+    const figures =
+      change.test === 'ks'
+        ? { statistic: change.statistic, p_value: change.p_value, alpha: change.alpha }
+        : { realized_win_rate: change.statistic, predicted: change.predicted, interval: change.interval };
+    const message =
+      change.state === 'drift'
+        ? `model drift: source ${change.source} fails the ${change.test} test`
+        : `model drift over: source ${change.source} passes the ${change.test} test again`;
+    this.deps.logger.warn({ source: change.source, test: change.test, state: change.state, ...figures, reference_trades: change.reference_trades, recent_trades: change.recent_trades }, message);
+  }
+
+  /** GET /sources. */
+  sources() {
+    const { feedback, risk } = this.deps.config;
+    return {
+      sources: this.state.sourceReports(risk.min_confidence),
+      calibration_bucket_width: 0.05,
+      min_confidence: risk.min_confidence,
+      drift_windows: { reference_trades: feedback.reference_trades, recent_trades: feedback.recent_trades, ks_alpha: feedback.ks_alpha },
+    };
   }
 
   /**

@@ -88,3 +88,88 @@ describe('MonitorState', () => {
     expect(b.onExecution(f, '6-0', 60).kind).toBe('duplicate');
   });
 });
+
+describe('MonitorState: rl.feedback', () => {
+  const tickAt = (price: number, ts: number) => ({ schema_version: 1, symbol: 'BTCUSDT', price, ts, source: 'manual' as const });
+  const applied = (outcome: ReturnType<MonitorState['onExecution']>) => {
+    if (outcome.kind !== 'applied') throw new Error(`expected applied, got ${outcome.kind}`);
+    return outcome;
+  };
+
+  it('attributes a scale-in to its first entry, tracks MAE/MFE from the marks, and reports the round trip once', () => {
+    const state = new MonitorState(100_000);
+    const first = fill('BUY', 0.01, 50_000, 0.2, { source: 'xgb', confidence: 0.7, kelly_applied: 0.05, ts: 1000 });
+    expect(applied(state.onExecution(first, '1-0', 1000)).feedback).toBeNull();
+    state.onTick(tickAt(49_000, 1100), 1100); // −2% adverse
+    const more = fill('BUY', 0.01, 49_000, 0.196, { source: 'lstm', confidence: 0.95, kelly_applied: 0.09, ts: 1200 });
+    expect(applied(state.onExecution(more, '2-0', 1200)).feedback).toBeNull();
+    state.onTick(tickAt(50_985, 1300), 1300); // avg entry 49,500: +3% favourable
+    const close = fill('SELL', 0.02, 50_490, 0.4, { source: 'manual_close', confidence: 1, exit_reason: 'manual', ts: 5000 });
+    const outcome = applied(state.onExecution(close, '3-0', 5001));
+    expect(outcome.feedback).toMatchObject({
+      trade_id: first.order_id,
+      symbol: 'BTCUSDT',
+      side: 'LONG',
+      source: 'xgb',
+      confidence: 0.7,
+      kelly_applied: 0.05,
+      entry_signal_id: first.signal_id,
+      exit_signal_id: close.signal_id,
+      entry_ts: 1000,
+      exit_ts: 5000,
+      hold_ms: 4000,
+      avg_entry_price: 49_500,
+      avg_exit_price: 50_490,
+      quantity: 0.02,
+      gross_pnl_usd: 19.8,
+      fees_usd: 0.796,
+      net_pnl_usd: 19.004,
+      exit_reason: 'manual',
+      ts: 5001,
+    });
+    expect(outcome.feedback!.return_pct).toBeCloseTo(19.004 / 990, 12);
+    // MAE: the 49,000 mark against the 50,000 entry of the time (2%); MFE: 50,985 against 49,500 (3%).
+    expect(outcome.feedback!.mae_pct).toBeCloseTo(0.02, 12);
+    expect(outcome.feedback!.mfe_pct).toBeCloseTo(0.03, 12);
+    const [xgb] = state.sourceReports(0.65);
+    expect(xgb).toMatchObject({ source: 'xgb', trades: 1, wins: 1 });
+    expect(state.sourceReports(0.65).map((s) => s.source)).toEqual(['xgb']);
+    // A redelivered copy is a duplicate: no second message.
+    expect(state.onExecution(close, '3-0', 6000).kind).toBe('duplicate');
+  });
+
+  it('a flip closes one round trip and opens the next with the flipping fill as its entry', () => {
+    const state = new MonitorState(100_000);
+    state.onExecution(fill('BUY', 0.01, 50_000, 0, { source: 'a', confidence: 0.8, ts: 10 }), '1-0', 10);
+    const flip = fill('SELL', 0.03, 49_500, 0, { source: 'b', confidence: 0.9, ts: 20 });
+    const outcome = applied(state.onExecution(flip, '2-0', 20));
+    expect(outcome.feedback).toMatchObject({ source: 'a', side: 'LONG', quantity: 0.01, net_pnl_usd: -5, mae_pct: 0.01, mfe_pct: 0 });
+    const back = applied(state.onExecution(fill('BUY', 0.02, 49_000, 0, { ts: 30 }), '3-0', 30));
+    expect(back.feedback).toMatchObject({ trade_id: flip.order_id, source: 'b', confidence: 0.9, side: 'SHORT', quantity: 0.02, net_pnl_usd: 10 });
+  });
+
+  it('attributes a position opened by a result without source to "unknown", with no confidence', () => {
+    const state = new MonitorState(100_000);
+    state.onExecution(fill('BUY', 0.01, 50_000, 0), '1-0', 10);
+    const outcome = applied(state.onExecution(fill('SELL', 0.01, 50_000, 0), '2-0', 20));
+    expect(outcome.feedback).toMatchObject({ source: 'unknown', confidence: null, kelly_applied: null });
+    expect(state.sourceReports(0.65)[0]).toMatchObject({ source: 'unknown', trades: 1, scored_trades: 0 });
+  });
+
+  it('keeps the open trade and the per-source book in its snapshot', () => {
+    const a = new MonitorState(100_000);
+    a.onApproved({ source: 'xgb' } as never);
+    a.onRejected({ source: 'xgb', reasons: ['COOLDOWN'] } as never);
+    a.onExecution(fill('BUY', 0.01, 50_000, 0, { source: 'xgb', confidence: 0.7, ts: 10 }), '1-0', 10);
+    a.onTick(tickAt(49_500, 11), 11);
+    const b = new MonitorState(100_000);
+    b.restore(JSON.parse(JSON.stringify(a.toSnapshot())));
+    const close = fill('SELL', 0.01, 50_500, 0, { ts: 20 });
+    const fromA = applied(a.onExecution(close, '2-0', 20)).feedback;
+    const fromB = applied(b.onExecution(close, '2-0', 20)).feedback;
+    expect(fromB).toEqual(fromA);
+    expect(fromB).toMatchObject({ source: 'xgb', mae_pct: 0.01, mfe_pct: 0.01 });
+    expect(b.sourceReports(0.65)).toEqual(a.sourceReports(0.65));
+    expect(b.sourceReports(0.65)[0]).toMatchObject({ signals: 2, approved: 1, rejected_by_reason: { COOLDOWN: 1 }, trades: 1 });
+  });
+});

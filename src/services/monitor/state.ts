@@ -5,11 +5,18 @@
  */
 import { z } from 'zod';
 import { compareIds } from '../../bus/bus.js';
-import { fx, toNumber } from '../../core/fixed.js';
-import { Ledger, LedgerSnapshot, ledgerFillOf, type FillEffect } from '../../core/ledger.js';
+import { SourceBook, SourceBookSnapshot, type SourceReport } from '../../core/analytics/attribution.js';
+import type { DriftWindows } from '../../core/analytics/drift.js';
+import { div, fx, mul, toNumber, type Fixed } from '../../core/fixed.js';
+import { Ledger, LedgerSnapshot, ledgerFillOf, type FillEffect, type RoundTrip } from '../../core/ledger.js';
 import {
   ExitLevels,
+  SCHEMA_VERSION,
   type ExecutionResult,
+  type ModelDrift,
+  type RiskApprovedSignal,
+  type RiskRejection,
+  type TradeFeedback,
   type PositionCause,
   type PositionUpdate,
   type PositionView,
@@ -24,7 +31,28 @@ import type { MonitorReading } from '../../platform/metrics.js';
 export const DEFAULT_APPLIED_CAPACITY = 200_000;
 
 /** Bumped whenever the snapshot's shape changes: a snapshot of another version is rebuilt from the streams. */
-export const MONITOR_SNAPSHOT_VERSION = 1;
+export const MONITOR_SNAPSHOT_VERSION = 2;
+
+/** The drift windows when none are configured (config feedback.*). */
+export const DEFAULT_DRIFT_WINDOWS: DriftWindows = { referenceTrades: 200, recentTrades: 50, ksAlpha: 0.01 };
+
+/** The source a position is attributed to when the result that opened it carried none. */
+export const UNKNOWN_SOURCE = 'unknown';
+
+/**
+ * What the monitor keeps of an open position for its rl.feedback message: the first
+ * entry's attribution (a scale-in keeps it) and the excursions from the average entry.
+ */
+const OpenTrade = z.object({
+  trade_id: z.string(),
+  entry_signal_id: z.string(),
+  source: z.string(),
+  confidence: z.number().nullable(),
+  kelly_applied: z.number().nullable(),
+  mae_pct: z.number(),
+  mfe_pct: z.number(),
+});
+type OpenTrade = z.infer<typeof OpenTrade>;
 
 export const MonitorSnapshot = z.object({
   version: z.literal(MONITOR_SNAPSHOT_VERSION),
@@ -36,6 +64,10 @@ export const MonitorSnapshot = z.object({
   exit_levels: z.record(z.string(), ExitLevels).default({}),
   /** The tick gate's state (null in an older snapshot: seeded from the marks and price_ts). */
   tick_gate: TickGateSnapshot.nullable().default(null),
+  /** Per open position: its entry's attribution and excursions (rl.feedback). */
+  trades: z.record(z.string(), OpenTrade),
+  /** Per-source attribution, calibration and drift state (GET /sources). */
+  sources: SourceBookSnapshot,
   counters: z.object({
     fills_applied: z.number(),
     rejected_results: z.number(),
@@ -46,7 +78,8 @@ export const MonitorSnapshot = z.object({
 export type MonitorSnapshot = z.infer<typeof MonitorSnapshot>;
 
 export type FillOutcome =
-  | { kind: 'applied'; effect: FillEffect; update: PositionUpdate }
+  /** `feedback`: the round trip this fill closed; `drift`: the drift state changes it caused. */
+  | { kind: 'applied'; effect: FillEffect; update: PositionUpdate; feedback: TradeFeedback | null; drift: ModelDrift[] }
   | { kind: 'duplicate' }
   | { kind: 'rejected' }
   /** The ledger cannot apply it (e.g. a price below 1e-18): nothing changed; dead-letter it. */
@@ -58,6 +91,8 @@ export class MonitorState {
   private lastFillId = '0-0';
   private readonly priceTs = new Map<string, number>();
   private readonly exitLevels = new Map<string, ExitLevels>();
+  private readonly trades = new Map<string, OpenTrade>();
+  readonly sources: SourceBook;
   private counters = { fills_applied: 0, rejected_results: 0, duplicates: 0, ticks: 0 };
 
   constructor(
@@ -70,9 +105,11 @@ export class MonitorState {
      * market.max_clock_skew_ms): execution cannot fill a copy of an order after that.
      */
     private readonly appliedWindowMs = 0,
+    driftWindows: DriftWindows = DEFAULT_DRIFT_WINDOWS,
   ) {
     this.ledger = new Ledger(fx(initialBalance));
     this.applied = new DuplicateGuard(appliedCapacity);
+    this.sources = new SourceBook(driftWindows);
   }
 
   /**
@@ -90,8 +127,14 @@ export class MonitorState {
     }
     let effect: FillEffect | null = null;
     if (result.status === 'FILLED') {
+      const fill = ledgerFillOf(result);
       try {
-        effect = this.ledger.applyFill(ledgerFillOf(result));
+        // A reducing fill's price is the last price the trade saw: its excursion counts.
+        const before = this.ledger.position(result.symbol);
+        effect = this.ledger.applyFill(fill);
+        if (before !== undefined && before.quantity !== 0n && (before.quantity > 0n) !== (result.side === 'BUY')) {
+          this.observeExcursion(result.symbol, fill.price, before.entryAvg, before.quantity > 0n);
+        }
       } catch (error) {
         // The ledger validates before it changes anything; the watermark stays put.
         return { kind: 'refused', reason: `LEDGER: ${(error as Error).message}` };
@@ -105,8 +148,84 @@ export class MonitorState {
       return { kind: 'rejected' };
     }
     this.counters.fills_applied += 1;
+    let feedback: TradeFeedback | null = null;
+    let drift: ModelDrift[] = [];
+    if (effect.closedRoundTrip !== null) {
+      feedback = this.feedbackOf(effect.closedRoundTrip, result, now);
+      this.trades.delete(result.symbol);
+      drift = this.sources.onRoundTrip(feedback, effect.closedRoundTrip.net, now);
+    }
+    if (effect.opened) {
+      this.trades.set(result.symbol, {
+        trade_id: result.order_id,
+        entry_signal_id: result.signal_id,
+        source: result.source ?? UNKNOWN_SOURCE,
+        confidence: result.confidence ?? null,
+        kelly_applied: result.kelly_applied ?? null,
+        mae_pct: 0,
+        mfe_pct: 0,
+      });
+      const mark = this.ledger.mark(result.symbol);
+      const position = this.ledger.position(result.symbol);
+      if (mark !== undefined && position !== undefined) this.observeExcursion(result.symbol, mark, position.entryAvg, position.quantity > 0n);
+    }
     const cause: PositionCause = effect.closedRoundTrip && !effect.opened ? 'close' : 'fill';
-    return { kind: 'applied', effect, update: this.update(result.symbol, cause, now, result.order_id) };
+    return { kind: 'applied', effect, update: this.update(result.symbol, cause, now, result.order_id), feedback, drift };
+  }
+
+  /** The rl.feedback message of a round trip the fill `result` closed. */
+  private feedbackOf(trip: RoundTrip, result: ExecutionResult, now: number): TradeFeedback {
+    const trade = this.trades.get(trip.symbol);
+    const entryNotional = mul(trip.entryAvg, trip.quantity);
+    return {
+      schema_version: SCHEMA_VERSION,
+      trade_id: trade?.trade_id ?? `${trip.symbol}-${trip.openedTs}`,
+      symbol: trip.symbol,
+      side: trip.side,
+      source: trade?.source ?? UNKNOWN_SOURCE,
+      confidence: trade?.confidence ?? null,
+      entry_signal_id: trade?.entry_signal_id ?? UNKNOWN_SOURCE,
+      exit_signal_id: result.signal_id,
+      entry_ts: trip.openedTs,
+      exit_ts: trip.closedTs,
+      hold_ms: Math.max(0, trip.closedTs - trip.openedTs),
+      avg_entry_price: toNumber(trip.entryAvg),
+      avg_exit_price: toNumber(trip.closeAvg),
+      quantity: toNumber(trip.quantity),
+      gross_pnl_usd: toNumber(trip.gross),
+      fees_usd: toNumber(trip.fees),
+      net_pnl_usd: toNumber(trip.net),
+      return_pct: entryNotional > 0n ? toNumber(div(trip.net, entryNotional)) : 0,
+      mae_pct: trade?.mae_pct ?? 0,
+      mfe_pct: trade?.mfe_pct ?? 0,
+      exit_reason: trip.exitReason,
+      kelly_applied: trade?.kelly_applied ?? null,
+      ts: now,
+    };
+  }
+
+  /** Widens the open trade's excursions with a price it saw (relative to the average entry). */
+  private observeExcursion(symbol: string, price: Fixed, entryAvg: Fixed, long: boolean): void {
+    const trade = this.trades.get(symbol);
+    if (trade === undefined || entryAvg <= 0n) return;
+    const move = toNumber(div(long ? price - entryAvg : entryAvg - price, entryAvg));
+    if (move > trade.mfe_pct) trade.mfe_pct = move;
+    if (-move > trade.mae_pct) trade.mae_pct = -move;
+  }
+
+  /** A decision of the risk service (trade.signal.safe), counted for its source. */
+  onApproved(approval: RiskApprovedSignal): void {
+    this.sources.onApproved(approval.source);
+  }
+
+  /** A rejection of the risk service (trade.signal.rejected), counted for its source by reason. */
+  onRejected(rejection: RiskRejection): void {
+    this.sources.onRejected(rejection.source, rejection.reasons);
+  }
+
+  /** GET /sources: every source's attribution, calibration (buckets from `minConfidence`) and drift state. */
+  sourceReports(minConfidence: number): SourceReport[] {
+    return this.sources.report(minConfidence);
   }
 
   /** Remembers an order applied before the last snapshot (rebuilding the guard at start-up). */
@@ -120,6 +239,10 @@ export class MonitorState {
     if (verdict.kind !== 'accept') return verdict;
     this.priceTs.set(tick.symbol, verdict.ts);
     this.ledger.setMark(tick.symbol, verdict.price);
+    if (this.trades.has(tick.symbol)) {
+      const position = this.ledger.position(tick.symbol);
+      if (position !== undefined && position.quantity !== 0n) this.observeExcursion(tick.symbol, verdict.price, position.entryAvg, position.quantity > 0n);
+    }
     this.counters.ticks += 1;
     return verdict;
   }
@@ -181,6 +304,7 @@ export class MonitorState {
       unrealizedPnlUsd: totals.unrealized_pnl_usd,
       feesUsd: totals.fees_usd,
       openPositions: this.ledger.openPositionCount(),
+      driftSources: this.sources.driftCounts(),
     };
   }
 
@@ -204,6 +328,8 @@ export class MonitorState {
       price_ts: Object.fromEntries(this.priceTs),
       exit_levels: Object.fromEntries(this.exitLevels),
       tick_gate: this.tickGate.toSnapshot(),
+      trades: Object.fromEntries([...this.trades].map(([s, t]) => [s, { ...t }])),
+      sources: this.sources.toSnapshot(),
       counters: { ...this.counters },
     };
   }
@@ -222,6 +348,9 @@ export class MonitorState {
       this.tickGate.restore({});
       for (const [s, p] of this.ledger.marksView()) this.tickGate.seed(s, p, this.priceTs.get(s) ?? 0);
     }
+    this.trades.clear();
+    for (const [s, t] of Object.entries(snap.trades)) this.trades.set(s, { ...t });
+    this.sources.restore(snap.sources);
     this.counters = { ...snap.counters };
   }
 }
