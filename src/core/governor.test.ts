@@ -634,7 +634,7 @@ describe('protections: every rule off by default leaves the decision as it was',
       view: { killSwitch: null, dayStartEquity: fx(20_000), recentEntryTimes: [NOW, NOW, NOW], openPositions: 50, lockFor: () => null, sourceStop: () => null },
     });
     expect(withView.checks).toEqual(plain.checks);
-    expect(withView.checks.map((c) => c.rule)).not.toContain(CHECK_RULES.dailyLoss);
+    expect((withView.checks ?? []).map((c) => c.rule)).not.toContain(CHECK_RULES.dailyLoss);
   });
 });
 
