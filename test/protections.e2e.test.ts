@@ -25,7 +25,7 @@ import { ExecutionResult, RiskApprovedSignal, RiskRejection, type PositionView }
 import { defaultConfig } from '../src/platform/config.js';
 import { silentLogger } from '../src/platform/logger.js';
 import { launchService, type Launched } from '../src/services/launch.js';
-import { getJson, http, postJson, runQuantum, servicesOnRedis, waitForHealth, type ServicesOnRedis } from './helpers/processes.js';
+import { deploymentEnv, getJson, http, newDeployment, postJson, runQuantum, servicesOnRedis, waitForHealth, type ServicesOnRedis } from './helpers/processes.js';
 import { cleanupPrefix, redisUrl, uniquePrefix, waitFor } from './helpers/redis.js';
 import { isSettled } from './helpers/services.js';
 
@@ -299,4 +299,55 @@ describe('the daily loss limit resets at 00:00 UTC (risk and execution in proces
     expect(stats.daily_loss.limit_reached).toBe(false);
     expect(stats.daily_loss.day_start_equity_usd).toBeCloseTo(9_850.045, 6); // 10 000 − 0.01538 BTC × 9 750;
   }, 60_000);
+});
+
+describe('POST /halt and POST /sources/{source}/resume over HTTP (embedded bus, inject)', () => {
+  const started: Launched[] = [];
+  afterEach(async () => {
+    for (const s of started.splice(0).reverse()) await s.stop();
+  });
+  async function risk(patch: Parameters<typeof defaultConfig>[0] = {}) {
+    const bus = await createBus({ prefix: uniquePrefix('protections-http') });
+    const service = await launchService('risk', { bus, config: defaultConfig({ ...FROZEN, ...patch }), clock: new ManualClock(Date.UTC(2026, 10, 24, 12)), logger: silentLogger });
+    started.push(service);
+    return service;
+  }
+
+  it('a bad body is a 400 naming the field; an empty body halts with the default reason', async () => {
+    const { app } = await risk();
+    const bad = await app.inject({ method: 'POST', url: '/halt', payload: { flatten: 'yes' } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().message).toMatch(/flatten/);
+    const unknown = await app.inject({ method: 'POST', url: '/halt', payload: { reason: 'x', flaten: true } });
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json().message).toMatch(/flaten/);
+    const empty = await app.inject({ method: 'POST', url: '/halt', payload: {} });
+    expect(empty.statusCode, empty.body).toBe(200);
+    expect(empty.json()).toMatchObject({ trading_state: 'HALTED', kill_switch: { reason: 'operator halt' }, flatten: false, closes: [] });
+    const resumed = await app.inject({ method: 'POST', url: '/resume' });
+    expect(resumed.json()).toMatchObject({ trading_state: 'ACTIVE', kill_switch: null });
+  });
+
+  it('needs the token when api_token is set (as every POST)', async () => {
+    const { app } = await risk({ api_token: 'protections-token' });
+    expect((await app.inject({ method: 'POST', url: '/halt', payload: { reason: 'x' } })).statusCode).toBe(401);
+    const ok = await app.inject({ method: 'POST', url: '/halt', payload: { reason: 'x' }, headers: { authorization: 'Bearer protections-token' } });
+    expect(ok.statusCode).toBe(200);
+    expect((await app.inject({ method: 'POST', url: '/sources/model-a/resume' })).statusCode).toBe(401);
+    const source = await app.inject({ method: 'POST', url: '/sources/model-a/resume', headers: { authorization: 'Bearer protections-token' } });
+    expect(source.json()).toEqual({ source: 'model-a', was_stopped: false });
+  });
+});
+
+describe('a bad protections config stops start-up with exit code 2 naming the key', () => {
+  it.each([
+    [{ risk: { max_daily_loss_pct: 2 } }, 'risk.max_daily_loss_pct'],
+    [{ risk: { max_orders_per_second: 1.5 } }, 'risk.max_orders_per_second'],
+    [{ protections: [{ kind: 'max_drawdown', stop_minutes: 10 }] }, 'protections.0.max_allowed_drawdown_pct'],
+  ])('%j', async (config, key) => {
+    const deployment = await newDeployment(uniquePrefix('protections-bad'), config);
+    const result = await runQuantum(['risk'], deploymentEnv(deployment));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(key);
+  });
 });
