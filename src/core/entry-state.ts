@@ -64,3 +64,25 @@ export function describeEntryState(s: EntryState, formatTime: (epochMs: number) 
       return `HALTED (${s.reason})`;
   }
 }
+
+/** What the protections hold now, in figures a person reads (docs/protections.md). */
+export interface ProtectionsInput {
+  daily_loss?: { loss_pct: number | null; max_daily_loss_pct: number } | null;
+  locks?: ReadonlyArray<{ protection: string; symbol: string | null; until: number }>;
+  sources?: ReadonlyArray<{ source: string; stopped_at: number | null }>;
+}
+
+/**
+ * One line for the live screen: "day loss 1.2% of 2.0% · BTCUSDT locked by stoploss_guard#0
+ * until 14:05 · source xgb stopped"; null when no protection is on or holding.
+ */
+export function describeProtections(p: ProtectionsInput, now: number, formatTime: (epochMs: number) => string): string | null {
+  const parts: string[] = [];
+  const day = p.daily_loss;
+  if (day && day.max_daily_loss_pct > 0) parts.push(`day loss ${((day.loss_pct ?? 0) * 100).toFixed(1)}% of ${(day.max_daily_loss_pct * 100).toFixed(1)}%`);
+  for (const lock of p.locks ?? []) {
+    if (lock.until > now) parts.push(`${lock.symbol ?? 'every entry'} locked by ${lock.protection} until ${formatTime(lock.until)}`);
+  }
+  for (const s of p.sources ?? []) if (s.stopped_at !== null) parts.push(`source ${s.source} stopped (POST /sources/${s.source}/resume)`);
+  return parts.length > 0 ? parts.join(' · ') : null;
+}
