@@ -597,6 +597,7 @@ function checkLock({ signal, account, now, reasons, checks }: EntryContext): voi
 
 /** Rate limits over entries approved: the limit-th entry in a window passes, the next one fails. */
 function checkRateLimits({ account, limits, now, reasons, checks }: EntryContext): void {
+  if (!limits.max_orders_per_second && !limits.max_orders_per_minute) return;
   const times = account.recentEntryTimes ?? [];
   let refused = false;
   const windows: Array<[number | undefined, number, string]> = [

@@ -129,6 +129,8 @@ export class RiskService {
     });
     // Folding fills disarms nothing armed (there is nothing): no level changes to publish.
     this.state.drainExitLevels();
+    this.state.drainNotices();
+    this.state.restartDay();
     const approvals = (await this.deps.bus.readLatest(TOPICS.safe, GUARD_REBUILD_ENTRIES)).reverse();
     for (const entry of approvals) {
       let order: RiskApprovedSignal;

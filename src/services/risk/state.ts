@@ -338,7 +338,7 @@ export class RiskState {
     const staleAfter = this.options.staleAfterMs ?? 0;
     const decision = decide({
       signal,
-      account: this.accountView(),
+      account: this.accountView(now),
       instrument: this.options.instruments.get(signal.symbol),
       price: this.priceToPay(signal),
       priceAge: staleAfter > 0 && priceTs !== undefined ? { ageMs: Math.max(0, now - priceTs), limitMs: staleAfter } : undefined,
@@ -540,6 +540,14 @@ export class RiskState {
   }
 
   private notices: string[] = [];
+
+  /**
+   * After a rebuild from the streams (no snapshot): the day's starting equity is not in
+   * the streams, so the day starts again at the equity the next input sees.
+   */
+  restartDay(): void {
+    this.dayStart = null;
+  }
 
   /** On the first input of a new UTC day: the day's starting equity is the view's equity now. */
   private rollDay(now: number): void {
@@ -1027,7 +1035,8 @@ export class RiskState {
     }
   }
 
-  private accountView(): AccountView {
+  /** What the governor sees; `now` (the decision's time) picks the day whose starting equity counts. */
+  private accountView(now?: number): AccountView {
     const view = this.view;
     const stats = view.roundTripStats();
     const entries = this.entriesByDay;
@@ -1044,7 +1053,7 @@ export class RiskState {
       lastLossClosedAt: latest(stats.lastLossClosedAt, this.confirmed.roundTripStats().lastLossClosedAt),
       entriesOnDay: (day) => entries.get(day) ?? 0,
       killSwitch: this.killSwitch,
-      dayStartEquity: this.dayStart?.equity ?? null,
+      dayStartEquity: now !== undefined && this.dayStart !== null && this.dayStart.day === utcDay(now) ? this.dayStart.equity : null,
       recentEntryTimes: this.entryTimes,
       openPositions: view.openPositionCount(),
       lockFor: (symbol, now) => lockFor(this.locks, symbol, now),
