@@ -250,6 +250,11 @@ export class RiskState {
   private readonly positionSources = new Map<string, string>();
   private readonly sources = new Map<string, SourceCurve>();
   private readonly maxSourceDrawdown: Fixed | null;
+  private readonly lockForView = (symbol: string, now: number): Lock | null => lockFor(this.locks, symbol, now);
+  private readonly sourceStopView = (source: string): { since: number; reason: string } | null => {
+    const curve = this.sources.get(source);
+    return curve === undefined || curve.stoppedAt === null ? null : { since: curve.stoppedAt, reason: curve.stopReason ?? 'drawdown' };
+  };
   private readonly decided: DuplicateGuard;
   private readonly models: FillModels;
   private readonly maxDrawdown: Fixed;
@@ -1056,11 +1061,9 @@ export class RiskState {
       dayStartEquity: now !== undefined && this.dayStart !== null && this.dayStart.day === utcDay(now) ? this.dayStart.equity : null,
       recentEntryTimes: this.entryTimes,
       openPositions: view.openPositionCount(),
-      lockFor: (symbol, now) => lockFor(this.locks, symbol, now),
-      sourceStop: (source) => {
-        const curve = this.sources.get(source);
-        return curve === undefined || curve.stoppedAt === null ? null : { since: curve.stoppedAt, reason: curve.stopReason ?? 'drawdown' };
-      },
+      // Made once (not per signal): the decision path allocates as little as it can.
+      lockFor: this.locks.length === 0 ? undefined : this.lockForView,
+      sourceStop: this.sources.size === 0 ? undefined : this.sourceStopView,
     };
   }
 }
