@@ -314,6 +314,28 @@ describe.skipIf(!haveChromium && !process.env.CI)('dashboard in a browser', () =
     }
     expect(pageErrors).toEqual([]);
   });
+
+  it('the kill switch asks to confirm, halts with the reason and flattens; Resume asks too', async () => {
+    await page.locator('#halt-button').click();
+    await page.locator('#halt-dialog:not([hidden])').waitFor(WAIT);
+    await page.locator('#halt-cancel').click();
+    await page.locator('#halt-dialog').waitFor({ state: 'hidden', ...WAIT });
+    expect(await page.locator('#trading-state').getAttribute('data-state')).not.toBe('HALTED');
+
+    await page.locator('#halt-button').click();
+    await page.locator('#halt-reason').fill('browser test halt');
+    await page.locator('#halt-flatten').check();
+    await page.locator('#halt-confirm').click();
+    await page.locator('#trading-state[data-state="HALTED"]').waitFor(WAIT);
+    await page.locator('#halt-banner', { hasText: 'KILL_SWITCH: browser test halt' }).waitFor(WAIT);
+    await until(async () => (await openPositions(rig)).length === 0, 'every position flat');
+    await page.locator('#positions tbody tr[data-symbol]').first().waitFor({ state: 'detached', ...WAIT });
+
+    await page.locator('#resume-button').click();
+    await page.locator('#resume-button.armed').click();
+    await page.locator('#halt-banner').waitFor({ state: 'hidden', ...WAIT });
+    expect(pageErrors).toEqual([]);
+  });
 });
 
 describe.skipIf(!haveChromium && !process.env.CI)('dashboard in a browser, with an api_token', () => {

@@ -217,6 +217,29 @@ export function buildProgram(exit: (code: number) => void): Command {
     },
   );
 
+  program
+    .command('halt')
+    .description('the kill switch: refuse every entry on the risk service until `quantum resume` (closes still pass)')
+    .option('--flatten', 'also close every open position (reduce-only, exit_reason kill_switch)')
+    .option('--reason <text>', 'why, shown on every rejection', 'operator halt')
+    .option('--json', 'print the answer as JSON')
+    .option('-c, --config <path>', 'config file (default ./quantum.config.json, or QT_CONFIG): host, ports.risk, api_token')
+    .action(async (options: { config?: string; flatten?: boolean; reason: string; json?: boolean }) => {
+      const config = loadConfig({ configPath: options.config });
+      const { runHalt } = await import('./halt.js');
+      exit(await runHalt(config, { flatten: options.flatten === true, reason: options.reason, json: options.json === true }));
+    });
+  program
+    .command('resume')
+    .description('leave HALTED (kill switch or circuit breaker) on the risk service; peak equity restarts at current equity')
+    .option('--json', 'print the answer as JSON')
+    .option('-c, --config <path>', 'config file (default ./quantum.config.json, or QT_CONFIG): host, ports.risk, api_token')
+    .action(async (options: { config?: string; json?: boolean }) => {
+      const config = loadConfig({ configPath: options.config });
+      const { runResume } = await import('./halt.js');
+      exit(await runResume(config, { json: options.json === true }));
+    });
+
   const streams = addCommon(
     program
       .command('streams')

@@ -9,6 +9,8 @@ export interface SummaryFigures {
   topReasons: Array<[string, number]>;
   /** What blocks entries now: "ACTIVE", "COOLDOWN until 14:05", "DAILY LIMIT …", "HALTED (…)". */
   tradingState: string;
+  /** What the protections hold (day loss, locks, stopped sources), when any is on (docs/protections.md). */
+  protections?: string;
   /** "connected", "DOWN since 12:03:04 …", "connected, back since 12:04:10 (down 1m06s)". */
   busState: string;
   /** The demo profile line, when `up` runs with it. */
@@ -45,6 +47,7 @@ export function renderSummary(f: SummaryFigures): string {
     ...(f.profile ? [f.profile] : []),
     '',
     `Trading   [${f.tradingState}]   bus ${f.busState}`,
+    ...(f.protections ? [`Protect   ${f.protections}`] : []),
     `Signals   ${s.received} received · ${s.skipped} HOLD skipped · ${s.approved} approved · ${s.rejected} rejected · approval ${pct(s.approvalRate)}`,
     `Rejected  ${f.topReasons.length ? `reasons (a rejection may have several): ${f.topReasons.map(([r, n]) => `${r} ${n}`).join(' · ')}` : '—'}`,
     `Fills     ${f.fills.fills} filled of ${f.fills.orders} orders (${pct(f.fills.fillRate)}) · avg slippage ${(f.fills.avgSlippagePct * 100).toFixed(3)}%`,

@@ -8,7 +8,7 @@ import { pino, destination as pinoDestination, type DestinationStream } from 'pi
 import type { EventBus } from '../bus/bus.js';
 import { createBus } from '../bus/factory.js';
 import { BusWatch, type BusStatus } from '../core/bus-watch.js';
-import { describeEntryState, entryState } from '../core/entry-state.js';
+import { describeEntryState, describeProtections, entryState } from '../core/entry-state.js';
 import type { Config } from '../platform/config.js';
 import { systemClock } from '../platform/clock.js';
 import type { Logger } from '../platform/logger.js';
@@ -286,6 +286,7 @@ function collectFigures(
     },
     topReasons: reasons.sort((a, b) => b[1] - a[1]).slice(0, 4),
     tradingState: describeEntryState(entryState(risk, ctx.now), (ms) => timeOfDay(ms)),
+    protections: describeProtections(risk, ctx.now, (ms) => timeOfDay(ms)) ?? undefined,
     busState: describeBus(ctx.bus),
     fills: {
       orders: execution.orders,

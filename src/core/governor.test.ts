@@ -86,6 +86,8 @@ interface Case {
   now?: number;
   priceAge?: { ageMs: number; limitMs: number };
   maxSlippagePct?: number;
+  /** Protection fields of the account view (kill switch, day start, locks, ...). */
+  view?: Partial<AccountView>;
 }
 
 function run(c: Case = {}): Decision {
@@ -93,7 +95,7 @@ function run(c: Case = {}): Decision {
   const sig = signal({ ts: (c.now ?? NOW) - 1_000, ...c.signal });
   const decision = decide({
     signal: sig,
-    account: account(c.account),
+    account: c.view ? { ...account(c.account), ...c.view } : account(c.account),
     instrument: 'instrument' in c ? c.instrument : INSTRUMENTS.get(sig.symbol),
     price: 'price' in c ? c.price : fx(50_000),
     limits: c.limits ? { ...DEFAULT_LIMITS, ...c.limits } : DEFAULT_LIMITS,
@@ -619,5 +621,133 @@ describe('STALE_PRICE: entries need a fresh price, closes never', () => {
   it('never blocks a close', () => {
     const close = approved({ signal: { action: 'CLOSE' }, account: { positions: { BTCUSDT: 0.01 }, exposure: 500 }, priceAge: { ageMs: 10 ** 9, limitMs: 15_000 } });
     expect(close).toMatchObject({ intent: 'CLOSE', reduce_only: true });
+  });
+});
+
+// ---------------------------------------------------------------------------------
+// Protections (docs/protections.md): each rule at its boundaries, off by default.
+
+describe('protections: every rule off by default leaves the decision as it was', () => {
+  it('no protection check appears with the defaults, even with the view fields present', () => {
+    const plain = approved();
+    const withView = approved({
+      view: { killSwitch: null, dayStartEquity: fx(20_000), recentEntryTimes: [NOW, NOW, NOW], openPositions: 50, lockFor: () => null, sourceStop: () => null },
+    });
+    expect(withView.checks).toEqual(plain.checks);
+    expect((withView.checks ?? []).map((c) => c.rule)).not.toContain(CHECK_RULES.dailyLoss);
+  });
+});
+
+describe('KILL_SWITCH: every entry refused with the operator reason; closes pass', () => {
+  it('an entry is refused naming the reason', () => {
+    const r = rejected({ view: { killSwitch: { reason: 'news at 14:00', since: NOW - 5_000 } } });
+    expect(r.reasons).toEqual(['KILL_SWITCH']);
+    expect(check(r.checks, CHECK_RULES.killSwitch).note).toMatch(/news at 14:00/);
+  });
+  it('a close passes', () => {
+    const d = run({ signal: { action: 'CLOSE' }, account: { positions: { BTCUSDT: 0.01 } }, view: { killSwitch: { reason: 'x', since: NOW } } });
+    expect(d.kind).toBe('approve');
+  });
+});
+
+describe('DAILY_LOSS_LIMIT: the UTC day loss vs its starting equity', () => {
+  // Day start 10 000, limit 3 %: a loss of exactly 300 trips it.
+  it.each([
+    [9_700.01, []],
+    [9_700, ['DAILY_LOSS_LIMIT']],
+    [9_699.99, ['DAILY_LOSS_LIMIT']],
+    [10_500, []],
+  ])('equity %s → %j', (equity, expected) => {
+    const c: Case = { account: { equity, peakEquity: Math.max(equity, 10_000) }, view: { dayStartEquity: fx(10_000) }, limits: { max_daily_loss_pct: 0.03 } };
+    expect(reasons(c)).toEqual(expected);
+  });
+  it('the decision record has the day PnL and the limit', () => {
+    const r = rejected({ account: { equity: 9_600 }, view: { dayStartEquity: fx(10_000) }, limits: { max_daily_loss_pct: 0.03 } });
+    const entry = check(r.checks, CHECK_RULES.dailyLoss);
+    expect(entry).toMatchObject({ passed: false, value: 0.04, limit: 0.03 });
+    expect(entry.note).toMatch(/PnL -400 USDT/);
+  });
+  it('a close passes past the limit', () => {
+    const d = run({ signal: { action: 'CLOSE' }, account: { equity: 5_000, positions: { BTCUSDT: 0.01 } }, view: { dayStartEquity: fx(10_000) }, limits: { max_daily_loss_pct: 0.03 } });
+    expect(d.kind).toBe('approve');
+  });
+});
+
+describe('RATE_LIMIT: sliding windows over entries approved', () => {
+  const times = (n: number, at: number) => Array.from({ length: n }, () => at);
+  it.each([
+    // [approvals, at, limit per second, expected]
+    [4, NOW - 500, 5, []],
+    [5, NOW - 500, 5, ['RATE_LIMIT']],
+    [5, NOW - 999, 5, ['RATE_LIMIT']],
+    [5, NOW - 1000, 5, []], // 1000 ms ago: outside the window (now − 1000, now]
+    [6, NOW - 1, 5, ['RATE_LIMIT']],
+  ])('%s approvals at now−%s with max_orders_per_second %s → %j', (n, at, limit, expected) => {
+    expect(reasons({ view: { recentEntryTimes: times(n, at) }, limits: { max_orders_per_second: limit } })).toEqual(expected);
+  });
+  it.each([
+    [9, NOW - 30_000, []],
+    [10, NOW - 30_000, ['RATE_LIMIT']],
+    [10, NOW - 60_000, []],
+  ])('%s approvals at now−%s with max_orders_per_minute 10 → %j', (n, at, expected) => {
+    expect(reasons({ view: { recentEntryTimes: times(n, at) }, limits: { max_orders_per_minute: 10 } })).toEqual(expected);
+  });
+  it('the record has the count and the limit', () => {
+    const r = rejected({ view: { recentEntryTimes: times(5, NOW) }, limits: { max_orders_per_second: 5 } });
+    expect(check(r.checks, CHECK_RULES.rateLimit)).toMatchObject({ passed: false, value: 5, limit: 5 });
+  });
+});
+
+describe('MAX_OPEN_POSITIONS: a new position when the maximum is open', () => {
+  it.each([
+    [2, {}, []],
+    [3, {}, ['MAX_OPEN_POSITIONS']],
+    [4, {}, ['MAX_OPEN_POSITIONS']],
+    [3, { BTCUSDT: 0.001 }, []], // an INCREASE of an open position passes
+  ])('%s open, positions %j, max 3 → %j', (open, positions, expected) => {
+    const r = reasons({ account: { positions, exposure: 0 }, view: { openPositions: open }, limits: { max_open_positions: 3 } });
+    expect(r).toEqual(expected);
+  });
+  it('the record has the count and the limit', () => {
+    const r = rejected({ view: { openPositions: 3 }, limits: { max_open_positions: 3 } });
+    expect(check(r.checks, CHECK_RULES.openPositions)).toMatchObject({ passed: false, value: 3, limit: 3 });
+  });
+});
+
+describe('ORDER_NOTIONAL_LIMIT: the sized order against the per-order cap', () => {
+  // Default sizing: p 0.65, b 1 → Kelly 0.3 × 0.25 = 7.5 % of 10 000 = 750 USDT (0.015 BTC at 50 000).
+  it.each([
+    [750.01, []],
+    [750, []],
+    [749.99, ['ORDER_NOTIONAL_LIMIT']],
+  ])('cap %s → %j', (cap, expected) => {
+    expect(reasons({ limits: { max_notional_per_order_usd: cap } })).toEqual(expected);
+  });
+  it('the record has the notional and the cap', () => {
+    const r = rejected({ limits: { max_notional_per_order_usd: 500 } });
+    expect(check(r.checks, CHECK_RULES.orderNotional)).toMatchObject({ passed: false, value: 750, limit: 500 });
+  });
+});
+
+describe('LOCKED and SOURCE_DRAWDOWN', () => {
+  const lock = { protection: 'stoploss_guard#0', symbol: 'BTCUSDT', since: NOW - 60_000, until: NOW + 1, reason: '2 stop-loss exits' };
+  it('an entry under a lock is refused naming the protection and its end', () => {
+    const r = rejected({ view: { lockFor: () => lock } });
+    expect(r.reasons).toEqual(['LOCKED']);
+    expect(check(r.checks, CHECK_RULES.lock)).toMatchObject({ passed: false, value: 'stoploss_guard#0', limit: NOW + 1 });
+  });
+  it('a stopped source is refused; a close from it passes', () => {
+    const view: Partial<AccountView> = { sourceStop: (s) => (s === 'xgb' ? { since: NOW - 1, reason: 'drawdown 12%' } : null) };
+    expect(reasons({ view })).toEqual(['SOURCE_DRAWDOWN']);
+    expect(reasons({ view, signal: { source: 'other' } })).toEqual([]);
+    expect(run({ view, signal: { action: 'CLOSE' }, account: { positions: { BTCUSDT: 0.01 } } }).kind).toBe('approve');
+  });
+  it('new reasons come in rule order after the existing ones they sit between', () => {
+    const r = rejected({
+      signal: { confidence: 0.5 },
+      view: { killSwitch: { reason: 'x', since: NOW }, dayStartEquity: fx(20_000), lockFor: () => lock, openPositions: 9 },
+      limits: { max_daily_loss_pct: 0.01, max_open_positions: 1 },
+    });
+    expect(r.reasons).toEqual(['KILL_SWITCH', 'LOW_CONFIDENCE', 'DAILY_LOSS_LIMIT', 'LOCKED', 'MAX_OPEN_POSITIONS', 'NEGATIVE_EDGE']);
   });
 });

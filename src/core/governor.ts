@@ -11,6 +11,7 @@
 import { ONE, SCALE, ZERO, abs, floorToStep, fx, max, mul, toDecimalString, toNumber, type Fixed } from './fixed.js';
 import { NO_EXIT_DEFAULTS, hasExitInputs, resolveEntryLevels, type ExitDefaults } from './exits.js';
 import type { InstrumentSpec } from './instruments.js';
+import { approvalsInWindow, dailyLoss, type Lock } from './protections.js';
 import type {
   CheckEntry,
   ExitReason,
@@ -63,6 +64,19 @@ export interface AccountView {
   readonly lastLossClosedAt: number | null;
   /** Entries approved on that UTC day (see `utcDay`). */
   entriesOnDay(utcDay: number): number;
+  // The protections (docs/protections.md); each absent or null = its rule sees nothing.
+  /** The operator's kill switch (POST /halt): entries refused KILL_SWITCH with this reason. */
+  readonly killSwitch?: { readonly reason: string; readonly since: number } | null;
+  /** The equity the UTC day of `now` started at (risk.max_daily_loss_pct). */
+  readonly dayStartEquity?: Fixed | null;
+  /** Approval times of the entries in the last minute, ascending (the rate limits). */
+  readonly recentEntryTimes?: readonly number[];
+  /** Open positions, in-flight orders included (risk.max_open_positions). */
+  readonly openPositions?: number;
+  /** The lock holding entries in `symbol` at `now` (config `protections`); null when none. */
+  lockFor?(symbol: string, now: number): Lock | null;
+  /** Why `source` is stopped (risk.max_source_drawdown_pct) until POST /sources/{source}/resume; null when it trades. */
+  sourceStop?(source: string): { readonly since: number; readonly reason: string } | null;
 }
 
 /** The `risk` config keys the governor uses (numbers as in config; fractions for percentages). */
@@ -88,6 +102,17 @@ export interface RiskLimits {
    * exempt: a close that waited out an outage still closes (it only lowers risk).
    */
   readonly max_signal_age_ms?: number;
+  // Protections (docs/protections.md): 0 or undefined = off.
+  /** Entries refused DAILY_LOSS_LIMIT once the UTC day's loss reaches this fraction of its starting equity. */
+  readonly max_daily_loss_pct?: number;
+  /** At most this many entries approved in any 1000 ms (sliding window); RATE_LIMIT. */
+  readonly max_orders_per_second?: number;
+  /** At most this many entries approved in any 60 000 ms (sliding window); RATE_LIMIT. */
+  readonly max_orders_per_minute?: number;
+  /** An entry whose sized notional is above this is refused ORDER_NOTIONAL_LIMIT. */
+  readonly max_notional_per_order_usd?: number;
+  /** An OPEN when this many positions are open (in flight included) is refused MAX_OPEN_POSITIONS. */
+  readonly max_open_positions?: number;
 }
 
 export interface DecideInput {
@@ -129,14 +154,21 @@ export const CHECK_RULES = {
   reduceOnlyClose: 'reduce_only_close',
   priceAge: 'price_age',
   signalAge: 'signal_age',
+  killSwitch: 'kill_switch',
   confidence: 'confidence',
   circuitBreaker: 'circuit_breaker',
+  dailyLoss: 'daily_loss',
+  sourceDrawdown: 'source_drawdown',
+  lock: 'lock',
   cooldown: 'cooldown',
   dailyEntries: 'daily_entries',
+  rateLimit: 'rate_limit',
+  openPositions: 'open_positions',
   edge: 'edge',
   position: 'position',
   exposure: 'exposure',
   minNotional: 'min_notional',
+  orderNotional: 'order_notional',
 } as const;
 
 export type TradingState = 'ACTIVE' | 'HALTED';
@@ -160,6 +192,9 @@ interface CompiledLimits {
   maxDailyEntries: number;
   minOrderNotional: Fixed;
   defaultStopPct: Fixed;
+  /** Null: the rule is off. */
+  maxDailyLossPct: Fixed | null;
+  maxNotionalPerOrder: Fixed | null;
 }
 
 const compiledCache = new WeakMap<RiskLimits, CompiledLimits>();
@@ -180,6 +215,8 @@ function compile(limits: RiskLimits): CompiledLimits {
     maxDailyEntries: limits.max_daily_entries,
     minOrderNotional: fx(limits.min_order_notional_usd),
     defaultStopPct: fx(limits.default_stop_pct),
+    maxDailyLossPct: limits.max_daily_loss_pct ? fx(limits.max_daily_loss_pct) : null,
+    maxNotionalPerOrder: limits.max_notional_per_order_usd ? fx(limits.max_notional_per_order_usd) : null,
   };
   compiledCache.set(limits, c);
   return c;
@@ -400,12 +437,19 @@ function decideEntry(
   const ctx: EntryContext = { signal, account, instrument, price, L, limits, net, now, maxSlippage, priceAge, reasons: [], checks: [] };
   checkPriceAge(ctx);
   checkSignalAge(ctx);
+  checkKillSwitch(ctx);
   const p = checkConfidence(ctx);
   checkCircuitBreaker(ctx);
+  checkDailyLoss(ctx);
+  checkSourceDrawdown(ctx);
+  checkLock(ctx);
   checkCooldown(ctx);
   checkDailyEntries(ctx);
+  checkRateLimits(ctx);
+  checkOpenPositions(ctx);
   const edge = checkEdge(ctx, p);
   const size = checkSize(ctx, edge);
+  checkOrderNotional(ctx, size);
   checkExitLevels(ctx, exitDefaults);
   const sizing = sizingRecord(ctx, edge, size);
   if (ctx.reasons.length > 0) return reject(signal, now, ctx.reasons, ctx.checks, sizing);
@@ -491,6 +535,109 @@ function checkDailyEntries({ account, L, limits, now, reasons, checks }: EntryCo
   const daily: CheckEntry = { rule: CHECK_RULES.dailyEntries, passed: ok, value: entriesToday, limit: limits.max_daily_entries };
   if (!ok) daily.note = `entries already approved on UTC day ${new Date(day * MS_PER_DAY).toISOString().slice(0, 10)}; the count restarts at 00:00 UTC`;
   checks.push(daily);
+}
+
+// -- protections (docs/protections.md): each adds a check only when it is on ----------
+
+const isoTime = (ms: number): string => new Date(ms).toISOString();
+
+/** Kill switch (POST /halt): every entry is refused with the operator's reason until POST /resume. */
+function checkKillSwitch({ account, reasons, checks }: EntryContext): void {
+  const halt = account.killSwitch;
+  if (!halt) return;
+  reasons.push('KILL_SWITCH');
+  checks.push({ rule: CHECK_RULES.killSwitch, passed: false, value: halt.since, limit: null, note: `halted by the operator: ${halt.reason} (since ${isoTime(halt.since)}; leave with POST /resume)` });
+}
+
+/** Daily loss: refused once the UTC day's loss (realized + unrealized) reaches the limit; just below passes. */
+function checkDailyLoss({ account, L, limits, now, reasons, checks }: EntryContext): void {
+  const maxLoss = L.maxDailyLossPct;
+  const start = account.dayStartEquity;
+  if (maxLoss === null || start === undefined || start === null) return;
+  const { pnl, lossFraction } = dailyLoss(start, account.equity);
+  const ok = lossFraction < maxLoss;
+  if (!ok) reasons.push('DAILY_LOSS_LIMIT');
+  const next = (utcDay(now) + 1) * MS_PER_DAY;
+  checks.push({
+    rule: CHECK_RULES.dailyLoss,
+    passed: ok,
+    value: approx(lossFraction),
+    limit: limits.max_daily_loss_pct ?? null,
+    note: `UTC day PnL ${usd(pnl)} from a starting equity of ${usd(start)}${ok ? '' : `; entries refused until ${isoTime(next)}`}`,
+  });
+}
+
+/** Per-source drawdown: a stopped source is refused until POST /sources/{source}/resume. */
+function checkSourceDrawdown({ signal, account, reasons, checks }: EntryContext): void {
+  const stop = account.sourceStop?.(signal.source);
+  if (!stop) return;
+  reasons.push('SOURCE_DRAWDOWN');
+  checks.push({
+    rule: CHECK_RULES.sourceDrawdown,
+    passed: false,
+    value: signal.source,
+    limit: null,
+    note: `source ${signal.source} stopped at ${isoTime(stop.since)}: ${stop.reason}; resume with POST /sources/${signal.source}/resume`,
+  });
+}
+
+/** Locks set by the protections: held while now < until (exactly at the end it passes). */
+function checkLock({ signal, account, now, reasons, checks }: EntryContext): void {
+  const lock = account.lockFor?.(signal.symbol, now);
+  if (!lock) return;
+  reasons.push('LOCKED');
+  checks.push({
+    rule: CHECK_RULES.lock,
+    passed: false,
+    value: lock.protection,
+    limit: lock.until,
+    note: `${lock.symbol === null ? 'every entry' : lock.symbol} locked by ${lock.protection} until ${isoTime(lock.until)}: ${lock.reason}`,
+  });
+}
+
+/** Rate limits over entries approved: the limit-th entry in a window passes, the next one fails. */
+function checkRateLimits({ account, limits, now, reasons, checks }: EntryContext): void {
+  if (!limits.max_orders_per_second && !limits.max_orders_per_minute) return;
+  const times = account.recentEntryTimes ?? [];
+  let refused = false;
+  const windows: Array<[number | undefined, number, string]> = [
+    [limits.max_orders_per_second, 1000, 'risk.max_orders_per_second'],
+    [limits.max_orders_per_minute, MS_PER_MINUTE, 'risk.max_orders_per_minute'],
+  ];
+  for (const [limit, windowMs, key] of windows) {
+    if (!limit) continue;
+    const count = approvalsInWindow(times, now, windowMs);
+    const ok = count < limit;
+    if (!ok) refused = true;
+    const entry: CheckEntry = { rule: CHECK_RULES.rateLimit, passed: ok, value: count, limit };
+    entry.note = `entries approved in the last ${windowMs} ms (${key})`;
+    checks.push(entry);
+  }
+  if (refused) reasons.push('RATE_LIMIT');
+}
+
+/** Open positions: an OPEN with max_open_positions already open is refused; an INCREASE passes. */
+function checkOpenPositions({ account, limits, net, reasons, checks }: EntryContext): void {
+  const max = limits.max_open_positions;
+  if (!max) return;
+  const open = account.openPositions ?? 0;
+  const ok = net !== ZERO || open < max;
+  if (!ok) reasons.push('MAX_OPEN_POSITIONS');
+  const entry: CheckEntry = { rule: CHECK_RULES.openPositions, passed: ok, value: open, limit: max };
+  if (!ok) entry.note = `${open} positions open (in-flight orders included): no new one`;
+  checks.push(entry);
+}
+
+/** Order notional: the sized order above risk.max_notional_per_order_usd is refused; exactly at it passes. */
+function checkOrderNotional({ L, limits, reasons, checks }: EntryContext, size: Size): void {
+  const max = L.maxNotionalPerOrder;
+  if (max === null) return;
+  const notional = size.order.notional;
+  const ok = notional <= max;
+  if (!ok) reasons.push('ORDER_NOTIONAL_LIMIT');
+  const entry: CheckEntry = { rule: CHECK_RULES.orderNotional, passed: ok, value: num(notional), limit: limits.max_notional_per_order_usd ?? null };
+  if (!ok) entry.note = `the sized order ${usd(notional)} is above the per-order cap`;
+  checks.push(entry);
 }
 
 interface Edge {

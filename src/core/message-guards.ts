@@ -55,11 +55,12 @@ const ORIGINS = ['signal', 'manual_close', 'protective_exit'] as const;
 const REASONS = [
   'UNKNOWN_SYMBOL', 'NO_PRICE', 'NO_POSITION', 'LOW_CONFIDENCE', 'CIRCUIT_BREAKER',
   'COOLDOWN', 'DAILY_LIMIT', 'NEGATIVE_EDGE', 'POSITION_LIMIT', 'EXPOSURE_LIMIT', 'STALE_PRICE', 'STALE_SIGNAL', 'BELOW_MIN_ORDER',
+  'KILL_SWITCH', 'DAILY_LOSS_LIMIT', 'SOURCE_DRAWDOWN', 'LOCKED', 'RATE_LIMIT', 'MAX_OPEN_POSITIONS', 'ORDER_NOTIONAL_LIMIT',
 ] as const;
 const QUOTE_SIDES = ['ask', 'bid', 'last'] as const;
 const B_SOURCES = ['round_trips', 'take_profit_stop_loss', 'default'] as const;
 const TICK_SOURCES = ['simulator', 'manual', 'feed'] as const;
-const EXIT_REASONS = ['signal', 'manual', 'stop_loss', 'take_profit', 'trailing_stop', 'time_limit'] as const;
+const EXIT_REASONS = ['signal', 'manual', 'stop_loss', 'take_profit', 'trailing_stop', 'time_limit', 'kill_switch'] as const;
 const positiveInt = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) > 0;
 const openFraction = (v: unknown): boolean => isFinite(v) && v > 0 && v < 1;
 const STATUSES = ['FILLED', 'REJECTED'] as const;

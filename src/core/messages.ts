@@ -32,9 +32,10 @@ export const TickSource = z.enum(['simulator', 'manual', 'feed']);
 export type TickSource = z.infer<typeof TickSource>;
 /**
  * Why a position was closed: an opposite or CLOSE signal, a manual close (POST /close),
- * or one of the protective exits the risk service enforces (docs/exits.md).
+ * one of the protective exits the risk service enforces (docs/exits.md), or the
+ * operator's kill switch flattening everything (POST /halt, docs/protections.md).
  */
-export const ExitReason = z.enum(['signal', 'manual', 'stop_loss', 'take_profit', 'trailing_stop', 'time_limit']);
+export const ExitReason = z.enum(['signal', 'manual', 'stop_loss', 'take_profit', 'trailing_stop', 'time_limit', 'kill_switch']);
 export type ExitReason = z.infer<typeof ExitReason>;
 /** The exit reasons of protective exits (origin protective_exit). */
 export const ProtectiveExitReason = z.enum(['stop_loss', 'take_profit', 'trailing_stop', 'time_limit']);
@@ -54,6 +55,14 @@ export const ReasonCode = z.enum([
   'STALE_PRICE',
   'STALE_SIGNAL',
   'BELOW_MIN_ORDER',
+  // Protections (docs/protections.md)
+  'KILL_SWITCH',
+  'DAILY_LOSS_LIMIT',
+  'SOURCE_DRAWDOWN',
+  'LOCKED',
+  'RATE_LIMIT',
+  'MAX_OPEN_POSITIONS',
+  'ORDER_NOTIONAL_LIMIT',
 ]);
 export type ReasonCode = z.infer<typeof ReasonCode>;
 

@@ -115,6 +115,19 @@ describe('loadConfig', () => {
     [{ execution: { price_step_pct: 0.3 } }, 'execution.price_step_pct: must be below market.max_tick_jump_pct'],
     [{ market: { max_tick_jump_pct: 0 } }, 'market.max_tick_jump_pct'],
     [{ execution: { max_price_deviation_pct: 0 } }, 'execution.max_price_deviation_pct'],
+    // Protections (docs/protections.md).
+    [{ risk: { max_daily_loss_pct: 1.5 } }, 'risk.max_daily_loss_pct'],
+    [{ risk: { max_orders_per_second: 2.5 } }, 'risk.max_orders_per_second'],
+    [{ risk: { max_orders_per_minute: -1 } }, 'risk.max_orders_per_minute'],
+    [{ risk: { max_notional_per_order_usd: -5 } }, 'risk.max_notional_per_order_usd'],
+    [{ risk: { max_open_positions: 'three' } }, 'risk.max_open_positions'],
+    [{ risk: { max_source_drawdown_pct: 2 } }, 'risk.max_source_drawdown_pct'],
+    [{ protections: [{ kind: 'stoplossguard', stop_minutes: 10 }] }, 'protections.0.kind'],
+    [{ protections: [{ kind: 'cooldown' }] }, 'protections.0.stop_minutes'],
+    [{ protections: [{ kind: 'stoploss_guard', stop_minutes: 10, trade_limit: 0 }] }, 'protections.0.trade_limit'],
+    [{ protections: [{ kind: 'max_drawdown', stop_minutes: 10 }] }, 'protections.0.max_allowed_drawdown_pct: is required for kind max_drawdown'],
+    [{ protections: [{ kind: 'cooldown', stop_minutes: 10, required_profit_pct: 0.1 }] }, 'protections.0.required_profit_pct: applies only to kind low_profit'],
+    [{ protections: [{ kind: 'cooldown', stop_minutes: 10, lookback: 5 }] }, 'protections.0.lookback: unknown key'],
   ])('rejects %j naming the key', (file, expected) => {
     const problems = problemsOf(() => loadConfig({ env: {}, cwd: folderWith(file) }));
     expect(problems.join('\n')).toContain(expected);

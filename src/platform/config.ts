@@ -31,6 +31,30 @@ export const DEFAULT_INSTRUMENTS: InstrumentConfig[] = [
   { symbol: 'XRPUSDT', tick_size: 0.0001, step_size: 0.1, min_notional_usd: 10, start_price: 0.6 },
 ];
 
+const minutes = z.number().nonnegative().finite();
+/** One entry of `protections` (core/protections.ts). */
+export const ProtectionConfigSchema = z
+  .strictObject({
+    kind: z.enum(['stoploss_guard', 'max_drawdown', 'low_profit', 'cooldown']),
+    lookback_minutes: minutes.default(60),
+    trade_limit: z.number().int().min(1).default(1),
+    stop_minutes: z.number().positive().finite(),
+    only_per_symbol: z.boolean().default(false),
+    max_allowed_drawdown_pct: positivePct.optional(),
+    required_profit_pct: z.number().min(-1).max(10).optional(),
+  })
+  .superRefine((p, ctx) => {
+    if (p.kind === 'max_drawdown' && p.max_allowed_drawdown_pct === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['max_allowed_drawdown_pct'], message: 'is required for kind max_drawdown' });
+    }
+    if (p.kind !== 'max_drawdown' && p.max_allowed_drawdown_pct !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['max_allowed_drawdown_pct'], message: 'applies only to kind max_drawdown' });
+    }
+    if (p.kind !== 'low_profit' && p.required_profit_pct !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['required_profit_pct'], message: 'applies only to kind low_profit' });
+    }
+  });
+
 export const ConfigSchema = z.strictObject({
   redis_url: z
     .string()
@@ -91,6 +115,19 @@ export const ConfigSchema = z.strictObject({
       inflight_timeout_ms: z.number().int().positive().default(30_000),
       /** A signal older than this (by its `ts`) is rejected STALE_SIGNAL; 0 = off. */
       max_signal_age_ms: z.number().int().nonnegative().default(60_000),
+      // Protections (docs/protections.md); 0 = off.
+      /** Entries refused DAILY_LOSS_LIMIT once the UTC day's loss reaches this fraction of its starting equity. */
+      max_daily_loss_pct: pct.default(0),
+      /** At most this many entries approved in any 1000 ms (sliding window); closes exempt. */
+      max_orders_per_second: z.number().int().nonnegative().default(0),
+      /** At most this many entries approved in any 60 000 ms (sliding window); closes exempt. */
+      max_orders_per_minute: z.number().int().nonnegative().default(0),
+      /** An entry whose sized notional is above this is refused ORDER_NOTIONAL_LIMIT. */
+      max_notional_per_order_usd: z.number().nonnegative().finite().default(0),
+      /** A new position when this many are open is refused MAX_OPEN_POSITIONS. */
+      max_open_positions: z.number().int().nonnegative().default(0),
+      /** A source whose own round trips fall more than this from their peak is refused SOURCE_DRAWDOWN until resumed. */
+      max_source_drawdown_pct: pct.default(0),
     })
     .prefault({}),
   execution: z
@@ -189,6 +226,9 @@ export const ConfigSchema = z.strictObject({
       ks_alpha: z.number().gt(0).lt(1).default(0.01),
     })
     .prefault({}),
+
+  /** Locks after losses, like Freqtrade's protections (docs/protections.md); none by default. */
+  protections: z.array(ProtectionConfigSchema).default([]),
 }).superRefine((config, ctx) => {
   if (config.execution.price_step_pct >= config.market.max_tick_jump_pct) {
     ctx.addIssue({

@@ -87,11 +87,11 @@ export async function renderMetricsDoc(): Promise<string> {
     '`execution`, `position-monitor`); `outcome` is one of a fixed set (`approved`,',
     '`rejected:<REASON_CODE>` per reason of a risk rejection, `skipped`, `duplicate`,',
     '`protective_exit:<exit_reason>` per protective close risk fires (`stop_loss`,',
-    '`take_profit`, `trailing_stop`, `time_limit`), `filled`,',
+    '`take_profit`, `trailing_stop`, `time_limit`), `kill_switch_close` per close the kill switch publishes, `filled`,',
     '`rejected:<REJECT_CODE>` per execution rejection (`EXPIRED`, `PRICE_DEVIATION`,',
     '`NOT_REDUCING`, `MIN_NOTIONAL`, ..., `OTHER`), `applied`, `rejected_fill`); `symbol` is a',
     'configured instrument; `reason` (on `qt_trading_halted`) is the halt\'s code, e.g.',
-    '`CIRCUIT_BREAKER`; `source` (on `qt_feed_connected`) is the price feed, `simulator` or',
+    '`CIRCUIT_BREAKER` or `KILL_SWITCH`; `source` (on `qt_feed_connected`) is the price feed, `simulator` or',
     '`binance`.',
     '',
   ].join('\n');

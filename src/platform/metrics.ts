@@ -146,6 +146,15 @@ export interface RiskReading {
   inflightOrders: number;
   priceTs: ReadonlyMap<string, number>;
   now: number;
+  // Protections (docs/protections.md); absent = 0.
+  /** The operator's kill switch (POST /halt) is on. */
+  killSwitch?: boolean;
+  /** The UTC day's loss as a fraction of its starting equity (0 when not losing). */
+  dailyLossRatio?: number;
+  /** Entry locks set by config `protections` still holding. */
+  activeLocks?: number;
+  /** Sources stopped by risk.max_source_drawdown_pct. */
+  sourcesStopped?: number;
 }
 
 export interface RiskMetrics extends ServiceMetrics {
@@ -156,13 +165,17 @@ export interface RiskMetrics extends ServiceMetrics {
 export function createRiskMetrics(): RiskMetrics {
   const base = createServiceMetrics('risk');
   const { registry } = base;
-  const halted = gauge(registry, 'qt_trading_halted', '1 while the circuit breaker holds trading HALTED (label reason: its code), else 0', ['reason']);
+  const halted = gauge(registry, 'qt_trading_halted', '1 while the circuit breaker or the kill switch holds trading HALTED (label reason: its code), else 0', ['reason']);
   const equity = gauge(registry, 'qt_equity_usd', "Account equity in USD in the risk gate's view (in-flight orders included)");
   const peak = gauge(registry, 'qt_peak_equity_usd', 'Peak equity in USD the drawdown is measured from');
   const drawdown = gauge(registry, 'qt_drawdown_ratio', 'Drawdown from peak equity as a fraction (0.1 = 10%)');
   const limit = gauge(registry, 'qt_drawdown_limit_ratio', 'The drawdown at which the circuit breaker halts trading (risk.max_drawdown_pct)');
   const inflight = gauge(registry, 'qt_inflight_orders', 'Approved orders with no execution result yet');
   const priceAge = gauge(registry, 'qt_price_age_seconds', PRICE_AGE_HELP, ['symbol']);
+  const killSwitch = gauge(registry, 'qt_kill_switch', "1 while the operator's kill switch (POST /halt) holds entries, else 0");
+  const dailyLoss = gauge(registry, 'qt_daily_loss_ratio', "The UTC day's loss (realized + unrealized) as a fraction of the day's starting equity; 0 when not losing");
+  const locks = gauge(registry, 'qt_protection_locks', 'Entry locks set by config protections that still hold');
+  const sourcesStopped = gauge(registry, 'qt_sources_stopped', 'Signal sources refused SOURCE_DRAWDOWN until POST /sources/{source}/resume');
   // Pre-set so the approval-collapse alert sees a 0 rate, not an absent series, when nothing is approved.
   base.outcomes.inc({ outcome: 'approved' }, 0);
   return {
@@ -177,6 +190,10 @@ export function createRiskMetrics(): RiskMetrics {
       limit.set(r.drawdownLimitRatio);
       inflight.set(r.inflightOrders);
       setPriceAges(priceAge, r.priceTs, r.now);
+      killSwitch.set(r.killSwitch ? 1 : 0);
+      dailyLoss.set(r.dailyLossRatio ?? 0);
+      locks.set(r.activeLocks ?? 0);
+      sourcesStopped.set(r.sourcesStopped ?? 0);
     },
   };
 }

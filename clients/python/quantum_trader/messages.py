@@ -78,6 +78,7 @@ class ExitReason(str, Enum):
     TAKE_PROFIT = "take_profit"
     TRAILING_STOP = "trailing_stop"
     TIME_LIMIT = "time_limit"
+    KILL_SWITCH = "kill_switch"
 
     def __str__(self) -> str:
         return str(self.value)
@@ -184,6 +185,13 @@ class ReasonCode(str, Enum):
     STALE_PRICE = "STALE_PRICE"
     STALE_SIGNAL = "STALE_SIGNAL"
     BELOW_MIN_ORDER = "BELOW_MIN_ORDER"
+    KILL_SWITCH = "KILL_SWITCH"
+    DAILY_LOSS_LIMIT = "DAILY_LOSS_LIMIT"
+    SOURCE_DRAWDOWN = "SOURCE_DRAWDOWN"
+    LOCKED = "LOCKED"
+    RATE_LIMIT = "RATE_LIMIT"
+    MAX_OPEN_POSITIONS = "MAX_OPEN_POSITIONS"
+    ORDER_NOTIONAL_LIMIT = "ORDER_NOTIONAL_LIMIT"
 
     def __str__(self) -> str:
         return str(self.value)

@@ -97,6 +97,8 @@ export interface HostOptions {
   restore: (snapshot: unknown) => void;
   /** The `version` the service's snapshots carry; a snapshot of any other version is rebuilt. */
   snapshotVersion: number;
+  /** Older versions `restore` still reads (it upgrades them); any other version is rebuilt. */
+  readsOlderVersions?: readonly number[];
   /**
    * Rebuilds the state from the streams when there is no snapshot or it cannot be read
    * (usually with `replayDelivered`); returns the figures named in the log line.
@@ -161,7 +163,7 @@ export class ServiceHost {
       return 'the snapshot is not valid JSON';
     }
     const version = typeof parsed === 'object' && parsed !== null ? (parsed as { version?: unknown }).version : undefined;
-    if (version !== this.options.snapshotVersion) {
+    if (version !== this.options.snapshotVersion && !(typeof version === 'number' && this.options.readsOlderVersions?.includes(version))) {
       return `the snapshot has version ${JSON.stringify(version ?? null)}, this build reads version ${this.options.snapshotVersion}`;
     }
     try {

@@ -122,6 +122,10 @@ export interface RiskFigures {
   max_daily_entries: number | null;
   cooldown_until: number | null;
   counts: { received: number; skipped: number; approved: number; rejected: number; rejected_by_reason: Record<string, number> } | null;
+  /** The operator's kill switch (POST /halt); null when off (docs/protections.md). */
+  kill_switch: { reason: string; since: number } | null;
+  /** Protection locks still holding, with their end times. */
+  locks: Array<{ protection: string; symbol: string | null; since: number; until: number; reason: string }>;
   /** True when the risk service did not answer the last fetch: these are the last known figures. */
   stale: boolean;
 }
@@ -572,6 +576,17 @@ export class DashboardHub {
     const entriesToday = numOr(b.entries_today, null);
     const maxDaily = numOr(b.max_daily_entries, null);
     const cooldownUntil = numOr(b.cooldown_until, null);
+    const ks = isRecord(b.kill_switch) && typeof b.kill_switch.reason === 'string' ? { reason: b.kill_switch.reason, since: numOr(b.kill_switch.since, 0) } : null;
+    const locks = (Array.isArray(b.locks) ? b.locks : []).filter(isRecord).map((l) => ({
+      protection: String(l.protection ?? ''),
+      symbol: typeof l.symbol === 'string' ? l.symbol : null,
+      since: numOr(l.since, 0),
+      until: numOr(l.until, 0),
+      reason: String(l.reason ?? ''),
+    }));
+    const dailyLoss = isRecord(b.daily_loss)
+      ? { limit_reached: b.daily_loss.limit_reached === true, resets_at: numOr(b.daily_loss.resets_at, 0) }
+      : null;
     return {
       trading_state: state,
       entry_state: entryState(
@@ -581,6 +596,9 @@ export class DashboardHub {
           cooldown_until: cooldownUntil,
           entries_today: entriesToday ?? 0,
           max_daily_entries: maxDaily ?? Number.POSITIVE_INFINITY,
+          kill_switch: ks,
+          daily_loss: dailyLoss,
+          locks,
         },
         this.deps.clock.now(),
       ),
@@ -591,6 +609,8 @@ export class DashboardHub {
       max_daily_entries: numOr(b.max_daily_entries, null),
       cooldown_until: numOr(b.cooldown_until, null),
       counts,
+      kill_switch: ks,
+      locks,
       stale: false,
     };
   }

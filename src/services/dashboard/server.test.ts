@@ -230,6 +230,26 @@ describe('POST /api/close/:symbol', () => {
   });
 });
 
+describe('POST /api/halt and /api/resume (the kill switch, docs/protections.md)', () => {
+  it('halts with flatten through the risk service, shows it in the stats, and resumes', async () => {
+    const h = await startHarness();
+    await publishTradeSignal(h.bus, 'BTCUSDT', 'BUY', 0.8, 'test');
+    await until(() => h.loop.monitor.service.positions().length === 1, 'the fill');
+    const { app, hub } = await build(h);
+    const halt = await app.inject({ method: 'POST', url: '/api/halt', payload: { reason: 'dashboard test', flatten: true } });
+    expect(halt.statusCode, halt.body).toBe(200);
+    expect(halt.json()).toMatchObject({ kill_switch: { reason: 'dashboard test' }, closes: [{ symbol: 'BTCUSDT', side: 'SELL' }] });
+    await until(() => h.loop.monitor.service.positions().length === 0, 'the kill switch close');
+    await hub.refresh();
+    const state = (await app.inject({ method: 'GET', url: '/api/state' })).json<DashboardState>();
+    expect(state.risk).toMatchObject({ trading_state: 'HALTED', kill_switch: { reason: 'dashboard test' }, entry_state: { state: 'HALTED', reason: 'kill switch: dashboard test' } });
+    expect((await app.inject({ method: 'POST', url: '/api/halt', payload: { flatten: 'yes' } })).statusCode).toBe(400);
+    const resumed = await app.inject({ method: 'POST', url: '/api/resume' });
+    expect(resumed.statusCode).toBe(200);
+    expect(resumed.json()).toMatchObject({ trading_state: 'ACTIVE', kill_switch: null });
+  });
+});
+
 describe('the token rule (api_token set)', () => {
   it('needs the bearer token on POST and on the API, adds it when proxying, and leaves the page open', async () => {
     const h = await startHarness({ api_token: TOKEN });

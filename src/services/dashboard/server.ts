@@ -97,6 +97,9 @@ function bearerOf(header: string | undefined): string | undefined {
 }
 
 const symbolParams = jsonSchemaOf(z.object({ symbol: z.string().regex(SYMBOL_PATTERN).describe('instrument symbol, e.g. BTCUSDT') }));
+const haltBody = jsonSchemaOf(
+  z.object({ reason: z.string().min(1).max(200).optional(), flatten: z.boolean().optional() }).strict(),
+);
 
 /** The decoded path of a URL with repeated slashes collapsed; '' when it cannot be decoded. */
 function normalisedPath(url: string): string {
@@ -312,6 +315,42 @@ export async function buildDashboardApp(deps: DashboardDeps): Promise<DashboardA
           : { error: 'bad_gateway', message: `the monitor answered HTTP ${answer.status} without JSON` };
       return reply.code(answer.status).send(body);
     },
+  );
+
+  // The kill switch (docs/protections.md): the page's guarded button posts here; the
+  // dashboard adds the api_token and passes the risk service's answer on.
+  const toRisk = async (path: string, body: unknown, reply: FastifyReply) => {
+    let answer;
+    try {
+      answer = await upstream.post('risk', path, body);
+    } catch (err) {
+      throw new HttpError(502, 'risk_unreachable', `the risk service at ${upstream.baseUrl('risk')} cannot be reached (${describeFailure(err)})`);
+    } finally {
+      hub.requestRefresh();
+    }
+    const out =
+      typeof answer.body === 'object' && answer.body !== null
+        ? answer.body
+        : { error: 'bad_gateway', message: `the risk service answered HTTP ${answer.status} without JSON` };
+    return reply.code(answer.status).send(out);
+  };
+  app.post<{ Body: { reason?: string; flatten?: boolean } }>(
+    '/api/halt',
+    {
+      schema: {
+        description:
+          "The kill switch: the risk service's POST /halt (adding the api_token); entries are refused KILL_SWITCH until " +
+          '/api/resume, and with flatten every open position gets a reduce-only close. 502 when risk does not answer',
+        tags: ['dashboard'],
+        body: haltBody,
+      },
+    },
+    async (request, reply) => toRisk('/halt', request.body ?? {}, reply),
+  );
+  app.post(
+    '/api/resume',
+    { schema: { description: "Leaves HALTED: the risk service's POST /resume (adding the api_token)", tags: ['dashboard'] } },
+    async (_request, reply) => toRisk('/resume', {}, reply),
   );
 
   return { app, hub };

@@ -46,6 +46,33 @@ export async function buildRiskApp(service: RiskService, options: ServiceHttpOpt
     async () => service.resume(),
   );
 
+  app.post<{ Body: { reason?: string; flatten?: boolean } | undefined }>(
+    '/halt',
+    {
+      schema: {
+        description:
+          'The kill switch (docs/protections.md): entries are refused KILL_SWITCH with the reason until POST /resume; closes ' +
+          'still pass. With flatten: true, also publishes a reduce-only close (origin manual_close, exit_reason kill_switch) ' +
+          'for every open position, in-flight orders included, and lists them in `closes`. Survives restarts.',
+        tags: ['risk'],
+        body: haltBodySchema,
+      },
+    },
+    async (request) => service.halt(request.body?.reason ?? 'operator halt', request.body?.flatten ?? false),
+  );
+
+  app.post<{ Params: { source: string } }>(
+    '/sources/:source/resume',
+    {
+      schema: {
+        description: 'A source refused SOURCE_DRAWDOWN (risk.max_source_drawdown_pct) trades again; its peak restarts at its current value',
+        tags: ['risk'],
+        params: sourceParamsSchema,
+      },
+    },
+    async (request) => service.resumeSource(request.params.source),
+  );
+
   app.get(
     '/positions/exits',
     { schema: { description: 'The armed exit levels of every position: {"exits": [ExitLevels]}', tags: ['exits'] } },
@@ -77,6 +104,18 @@ export async function buildRiskApp(service: RiskService, options: ServiceHttpOpt
 
   return app;
 }
+
+const haltBodySchema = jsonSchemaOf(
+  z
+    .object({
+      reason: z.string().min(1).max(200).optional().describe("the operator's reason, shown on every rejection (default: operator halt)"),
+      flatten: z.boolean().optional().describe('also close every open position (reduce-only); default false'),
+    })
+    .strict()
+    .nullable(),
+);
+
+const sourceParamsSchema = jsonSchemaOf(z.object({ source: z.string().min(1).max(64) }));
 
 const exitPatchSchema = jsonSchemaOf(
   z

@@ -12,7 +12,7 @@ import { staleAfterMs } from '../../platform/config.js';
 import { createRiskMetrics, type RiskMetrics } from '../../platform/metrics.js';
 import { ServiceHost, decodeTopic, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
-import { RISK_SNAPSHOT_VERSION, RiskState } from './state.js';
+import { RISK_SNAPSHOT_OLDER_VERSIONS, RISK_SNAPSHOT_VERSION, RiskState } from './state.js';
 
 /** How far back the decision streams are read at start to rebuild the duplicate guard. */
 const GUARD_REBUILD_ENTRIES = 50_000;
@@ -39,6 +39,8 @@ export class RiskService {
       expiryGraceMs: config.market.max_clock_skew_ms,
       tickGate: tickGateFor(config),
       exits: config.exits,
+      protections: config.protections,
+      maxSourceDrawdownPct: config.risk.max_source_drawdown_pct,
     });
     this.metrics = createRiskMetrics();
     this.host = new ServiceHost(deps, {
@@ -51,6 +53,7 @@ export class RiskService {
       snapshotJson: () => this.state.snapshotJson(),
       restore: (s) => this.state.restore(s),
       snapshotVersion: RISK_SNAPSHOT_VERSION,
+      readsOlderVersions: RISK_SNAPSHOT_OLDER_VERSIONS,
       rebuild: () => this.rebuild(),
       metrics: this.metrics,
       readGauges: () => this.metrics.observe(this.state.metricsReading(this.deps.clock.now())),
@@ -126,6 +129,8 @@ export class RiskService {
     });
     // Folding fills disarms nothing armed (there is nothing): no level changes to publish.
     this.state.drainExitLevels();
+    this.state.drainNotices();
+    this.state.restartDay();
     const approvals = (await this.deps.bus.readLatest(TOPICS.safe, GUARD_REBUILD_ENTRIES)).reverse();
     for (const entry of approvals) {
       let order: RiskApprovedSignal;
@@ -145,7 +150,13 @@ export class RiskService {
 
   private handle(delivery: Delivery<unknown>): Outbound[] | void {
     const out = this.handleEntry(delivery);
+    this.logNotices();
     return withExitOutputs(out, this.state.drainExitLevels());
+  }
+
+  /** Rare protection events (a lock set, a source stopped), one log line each. */
+  private logNotices(): void {
+    for (const notice of this.state.drainNotices()) this.deps.logger.warn({ protection: true }, notice);
   }
 
   private handleEntry(delivery: Delivery<unknown>): Outbound[] | void {
@@ -259,6 +270,41 @@ export class RiskService {
     return this.stats();
   }
 
+  /**
+   * POST /halt (the kill switch, docs/protections.md): entries are refused KILL_SWITCH at
+   * once (saved before anything is published, so a crash after the answer keeps it); with
+   * `flatten`, a reduce-only close for every open position is published and persisted.
+   */
+  async halt(reason: string, flatten: boolean) {
+    const now = this.deps.clock.now();
+    const halt = await this.host.mutate(() => this.state.halt(reason, now));
+    let closes: RiskApprovedSignal[] = [];
+    if (flatten) {
+      await this.host.emit(() => {
+        closes = this.state.flattenAll(this.deps.clock.now());
+        return closes.map((payload) => ({ topic: TOPICS.safe, payload }));
+      });
+      if (closes.length > 0) this.metrics.outcomes.inc({ outcome: 'kill_switch_close' }, closes.length);
+    }
+    this.deps.logger.error(
+      { reason, flatten, closes: closes.map((c) => ({ symbol: c.symbol, side: c.side, quantity: c.quantity, signal_id: c.signal_id })) },
+      'kill switch: entries HALTED by the operator until POST /resume',
+    );
+    return {
+      trading_state: 'HALTED' as const,
+      kill_switch: halt,
+      flatten,
+      closes: closes.map((c) => ({ signal_id: c.signal_id, symbol: c.symbol, side: c.side, quantity: c.quantity, reference_price: c.reference_price })),
+    };
+  }
+
+  /** POST /sources/{source}/resume: a source stopped by its drawdown trades again. */
+  async resumeSource(source: string) {
+    const result = await this.host.mutate(() => this.state.resumeSource(source));
+    this.deps.logger.warn({ source, was_stopped: result.was_stopped }, 'source resumed by operator');
+    return result;
+  }
+
   async reset() {
     await this.host.mutate(() => this.state.resetStatistics());
     return this.stats();
@@ -275,6 +321,8 @@ export class RiskService {
       service: 'risk-safety',
       bus: { kind: this.deps.bus.kind, connected: bus },
       trading_state: this.state.state,
+      halt_reason: this.state.shownState().reason,
+      kill_switch: this.state.killSwitchState(),
       approval_rate: this.state.approvalRate(),
       /** Consumer groups far behind (the stream grows until they catch up); still 200. */
       warnings: this.host.streamWarnings(),

@@ -16,7 +16,7 @@
  */
 import { z } from 'zod';
 import { compareIds } from '../../bus/bus.js';
-import { ONE, ZERO, div, fx, toNumber, type Fixed } from '../../core/fixed.js';
+import { ONE, ZERO, div, fx, mul, toNumber, type Fixed } from '../../core/fixed.js';
 import { createFillModels, paperFill, type FillModels } from '../../core/fills.js';
 import {
   decide,
@@ -39,6 +39,22 @@ import {
   type RiskApprovedSignal,
   type TradeSignal,
 } from '../../core/messages.js';
+import {
+  MS_PER_MINUTE,
+  activeLocks,
+  dailyLoss,
+  lockFor,
+  locksAfterClose,
+  longestLookbackMs,
+  newSourceCurve,
+  resumeSource,
+  sourceAfterClose,
+  sourceDrawdown,
+  type ClosedTrade,
+  type Lock,
+  type ProtectionConfig,
+  type SourceCurve,
+} from '../../core/protections.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 import type { RiskReading } from '../../platform/metrics.js';
@@ -68,6 +84,16 @@ export interface RiskStateOptions {
   decidedCapacity?: number;
   /** Exit-level defaults (config `exits`); none when omitted. */
   exits?: ExitDefaults;
+  /** Config `protections` (docs/protections.md); none when omitted. */
+  protections?: readonly ProtectionConfig[];
+  /** risk.max_source_drawdown_pct; 0 or omitted = off. */
+  maxSourceDrawdownPct?: number;
+}
+
+/** The operator's kill switch (POST /halt). */
+export interface KillSwitch {
+  reason: string;
+  since: number;
 }
 
 interface InFlight {
@@ -107,11 +133,30 @@ const emptyCounters = (): Counters => ({
 
 export type SignalOutcome = Decision | { kind: 'duplicate' };
 
-/** Bumped whenever the snapshot's shape changes: a snapshot of another version is rebuilt from the streams. */
-export const RISK_SNAPSHOT_VERSION = 1;
+/**
+ * Bumped whenever the snapshot's shape changes: a snapshot of another version is rebuilt
+ * from the streams, except the older versions in RISK_SNAPSHOT_OLDER_VERSIONS, which
+ * restore with the fields they lack at their defaults.
+ * 2: the protections (kill switch, day start, entry times, locks, round trips, sources).
+ */
+export const RISK_SNAPSHOT_VERSION = 2;
+export const RISK_SNAPSHOT_OLDER_VERSIONS: readonly number[] = [1];
+
+const Fx = z.string().regex(/^-?\d+$/);
+const LockSnapshot = z.object({ protection: z.string(), symbol: z.string().nullable(), since: z.number(), until: z.number(), reason: z.string() });
+const TradeSnapshot = z.object({
+  symbol: z.string(),
+  source: z.string(),
+  closed_at: z.number(),
+  net: Fx,
+  entry_notional: Fx,
+  exit_reason: z.string().nullable(),
+  balance_after: Fx,
+});
+const SourceSnapshot = z.object({ value: Fx, peak: Fx, stopped_at: z.number().nullable(), stop_reason: z.string().nullable() });
 
 export const RiskSnapshot = z.object({
-  version: z.literal(RISK_SNAPSHOT_VERSION),
+  version: z.union([z.literal(RISK_SNAPSHOT_VERSION), z.literal(1)]),
   confirmed: LedgerSnapshot,
   inflight: z.array(ApprovalSchema),
   prices: z.record(z.string(), z.string()),
@@ -130,6 +175,14 @@ export const RiskSnapshot = z.object({
   last_signal_entry_id: z.string().nullable().default(null),
   /** Protective exits: armed levels, trail marks, the in-flight close per position (exit-book.ts). */
   exits: ExitBookSnapshot.default(EMPTY_EXIT_BOOK),
+  // Version 2: the protections (docs/protections.md); defaults for a version-1 snapshot.
+  kill_switch: z.object({ reason: z.string(), since: z.number() }).nullable().default(null),
+  day_start: z.object({ day: z.number(), equity: Fx }).nullable().default(null),
+  entry_times: z.array(z.number()).default([]),
+  locks: z.array(LockSnapshot).default([]),
+  closed_trades: z.array(TradeSnapshot).default([]),
+  position_sources: z.record(z.string(), z.string()).default({}),
+  sources: z.record(z.string(), SourceSnapshot).default({}),
   counters: z.object({
     received: z.number(),
     skipped: z.number(),
@@ -145,6 +198,8 @@ export const RiskSnapshot = z.object({
 export type RiskSnapshot = z.infer<typeof RiskSnapshot>;
 
 export const DEFAULT_DECIDED_CAPACITY = 200_000;
+/** The most closed round trips kept for the protections' lookbacks. */
+const MAX_CLOSED_TRADES = 10_000;
 
 /**
  * Until when a decided signal id is kept (undefined when risk.max_signal_age_ms is 0).
@@ -182,6 +237,24 @@ export class RiskState {
    */
   private peak: Fixed;
   private counters: Counters = emptyCounters();
+  // -- protections (docs/protections.md) --
+  private killSwitch: KillSwitch | null = null;
+  /** The UTC day and the view's equity at its first input (risk.max_daily_loss_pct). */
+  private dayStart: { day: number; equity: Fixed } | null = null;
+  /** Approval times of the entries of the last minute, ascending (the rate limits). */
+  private entryTimes: number[] = [];
+  private locks: Lock[] = [];
+  /** Round trips closed within the longest protection lookback, oldest first. */
+  private closedTrades: ClosedTrade[] = [];
+  /** The source of the signal that opened each open position (confirmed fold). */
+  private readonly positionSources = new Map<string, string>();
+  private readonly sources = new Map<string, SourceCurve>();
+  private readonly maxSourceDrawdown: Fixed | null;
+  private readonly lockForView = (symbol: string, now: number): Lock | null => lockFor(this.locks, symbol, now);
+  private readonly sourceStopView = (source: string): { since: number; reason: string } | null => {
+    const curve = this.sources.get(source);
+    return curve === undefined || curve.stoppedAt === null ? null : { since: curve.stoppedAt, reason: curve.stopReason ?? 'drawdown' };
+  };
   private readonly decided: DuplicateGuard;
   private readonly models: FillModels;
   private readonly maxDrawdown: Fixed;
@@ -198,6 +271,7 @@ export class RiskState {
     this.maxDrawdown = fx(options.limits.max_drawdown_pct);
     const deviation = options.execution.max_price_deviation_pct;
     this.maxPriceDeviation = deviation === undefined ? undefined : fx(deviation);
+    this.maxSourceDrawdown = options.maxSourceDrawdownPct ? fx(options.maxSourceDrawdownPct) : null;
   }
 
   // -- inputs -------------------------------------------------------------------
@@ -210,6 +284,7 @@ export class RiskState {
     const verdict = this.options.tickGate.offer(tick, now);
     if (verdict.kind !== 'accept') return verdict;
     const price = verdict.price;
+    this.rollDay(now);
     this.prices.set(tick.symbol, price);
     this.priceTs.set(tick.symbol, tick.ts);
     if (verdict.quote !== undefined) this.quotes.set(tick.symbol, verdict.quote);
@@ -233,12 +308,15 @@ export class RiskState {
       this.exitsAfterResult(result);
       return undefined;
     }
+    this.rollDay(result.ts);
+    let effect: ReturnType<Ledger['applyFill']>;
     try {
-      this.confirmed.applyFill(ledgerFillOf(result));
+      effect = this.confirmed.applyFill(ledgerFillOf(result));
     } catch (error) {
       return `LEDGER: ${(error as Error).message}`;
     }
     if (pending) this.inflight.delete(result.signal_id);
+    this.protectionsAfterFill(result, effect, pending?.order);
     this.counters.fills_seen += 1;
     // The view's projection of this fill is stamped with the approval time, so its round
     // trip closed earlier there; the cooldown clock takes the confirmed fold's close time
@@ -259,12 +337,13 @@ export class RiskState {
     }
     this.counters.received += 1;
     this.refreshView();
+    this.rollDay(now);
     this.updateTradingState(now);
     const priceTs = this.priceTs.get(signal.symbol);
     const staleAfter = this.options.staleAfterMs ?? 0;
     const decision = decide({
       signal,
-      account: this.accountView(),
+      account: this.accountView(now),
       instrument: this.options.instruments.get(signal.symbol),
       price: this.priceToPay(signal),
       priceAge: staleAfter > 0 && priceTs !== undefined ? { ageMs: Math.max(0, now - priceTs), limitMs: staleAfter } : undefined,
@@ -288,6 +367,7 @@ export class RiskState {
         const day = utcDay(now);
         this.entriesByDay.set(day, (this.entriesByDay.get(day) ?? 0) + 1);
         for (const d of this.entriesByDay.keys()) if (d < day - 2) this.entriesByDay.delete(d);
+        this.noteEntryTime(now);
         this.armEntryLevels(signal, order, now);
       }
       this.addInflight(order, this.prices.get(order.symbol), now);
@@ -379,15 +459,215 @@ export class RiskState {
     return expired;
   }
 
-  /** Leaves HALTED; peak equity restarts at current equity. */
+  /** Leaves HALTED (the circuit breaker and the kill switch); peak equity restarts at current equity. */
   resume(): void {
     this.refreshView();
+    this.killSwitch = null;
     this.tradingState = 'ACTIVE';
     this.haltedAt = null;
     this.haltReason = null;
     this.confirmed.resetPeak();
     this.view.resetPeak();
     this.peak = this.view.equity();
+  }
+
+  // -- protections (docs/protections.md; the rules are in core/protections.ts) -------
+
+  /**
+   * POST /halt: entries are refused KILL_SWITCH with `reason` until POST /resume. A second
+   * halt while halted keeps the first one's time and takes the new reason.
+   */
+  halt(reason: string, now: number): KillSwitch {
+    this.killSwitch = { reason, since: this.killSwitch?.since ?? now };
+    return { ...this.killSwitch };
+  }
+
+  /**
+   * The kill switch's flatten: a reduce-only close (origin manual_close, exit_reason
+   * kill_switch) for every position of the view, in-flight orders included, through the
+   * governor's close path. A position already going flat (its close in flight) gets none,
+   * so a second call, or one while execution is slow, never doubles a close.
+   */
+  flattenAll(now: number): RiskApprovedSignal[] {
+    this.refreshView();
+    const closes: RiskApprovedSignal[] = [];
+    for (const position of this.view.openPositions()) {
+      const symbol = position.symbol;
+      if (this.view.quantity(symbol) === ZERO) continue;
+      const signal: TradeSignal = {
+        schema_version: 1,
+        signal_id: `kill-switch-${symbol}-${position.openedTs}-${now}`,
+        symbol,
+        action: 'CLOSE',
+        confidence: 1,
+        source: 'manual_close',
+        ts: now,
+      };
+      const decision = decide({
+        signal,
+        account: this.accountView(),
+        instrument: this.options.instruments.get(symbol),
+        price: this.priceToPay(signal),
+        limits: this.options.limits,
+        now,
+      });
+      if (decision.kind !== 'approve') continue;
+      const order = decision.message;
+      order.exit_reason = 'kill_switch';
+      (order.checks ??= []).push({
+        rule: 'kill_switch',
+        passed: true,
+        value: order.quantity,
+        limit: null,
+        note: `kill switch: flatten ${symbol} (${this.killSwitch?.reason ?? 'operator halt'})`,
+      });
+      this.decided.add(signal.signal_id, undefined);
+      this.counters.approved += 1;
+      this.addInflight(order, this.prices.get(symbol), now);
+      closes.push(order);
+    }
+    return closes;
+  }
+
+  /** POST /sources/{source}/resume: the source trades again, its peak restarts at its current value. */
+  resumeSource(source: string): { source: string; was_stopped: boolean } {
+    const curve = this.sources.get(source);
+    if (curve === undefined) return { source, was_stopped: false };
+    this.sources.set(source, resumeSource(curve));
+    return { source, was_stopped: curve.stoppedAt !== null };
+  }
+
+  /** Notices of rare events (a source stopped, a lock set) since the last call, for the log. */
+  drainNotices(): string[] {
+    const out = this.notices;
+    this.notices = [];
+    return out;
+  }
+
+  private notices: string[] = [];
+
+  /**
+   * After a rebuild from the streams (no snapshot): the day's starting equity is not in
+   * the streams, so the day starts again at the equity the next input sees.
+   */
+  restartDay(): void {
+    this.dayStart = null;
+  }
+
+  /** On the first input of a new UTC day: the day's starting equity is the view's equity now. */
+  private rollDay(now: number): void {
+    const day = utcDay(now);
+    if (this.dayStart !== null && this.dayStart.day >= day) return;
+    this.refreshView();
+    this.dayStart = { day, equity: this.view.equity() };
+  }
+
+  /** How long entry approval times are kept: the longest rate-limit window in use (0 = none kept). */
+  private rateWindowMs(): number {
+    const l = this.options.limits;
+    return l.max_orders_per_minute ? MS_PER_MINUTE : l.max_orders_per_second ? 1000 : 0;
+  }
+
+  private noteEntryTime(now: number): void {
+    const windowMs = this.rateWindowMs();
+    if (windowMs === 0) return;
+    const times = this.entryTimes;
+    times.push(now);
+    let drop = 0;
+    while (drop < times.length && times[drop]! <= now - windowMs) drop += 1;
+    if (drop > 0) times.splice(0, drop);
+  }
+
+  private protectionsOn(): boolean {
+    return (this.options.protections?.length ?? 0) > 0 || this.maxSourceDrawdown !== null;
+  }
+
+  /** After a confirmed fill: remembers who opened a position; feeds a closed round trip to the protections. */
+  private protectionsAfterFill(result: ExecutionResult, effect: ReturnType<Ledger['applyFill']>, order: RiskApprovedSignal | undefined): void {
+    const trip = effect.closedRoundTrip;
+    const symbol = result.symbol;
+    const source = this.positionSources.get(symbol) ?? 'unknown';
+    if (trip !== null) this.positionSources.delete(symbol);
+    if (effect.opened) this.positionSources.set(symbol, order?.source ?? 'unknown');
+    if (trip === null || !this.protectionsOn()) return;
+    const trade: ClosedTrade = {
+      symbol,
+      source,
+      closedAt: trip.closedTs,
+      net: trip.net,
+      entryNotional: mul(trip.entryAvg, trip.quantity),
+      exitReason: trip.exitReason,
+      balanceAfter: this.confirmed.balance(),
+    };
+    const configs = this.options.protections ?? [];
+    if (configs.length > 0) {
+      const keepFrom = trade.closedAt - longestLookbackMs(configs);
+      this.closedTrades = this.closedTrades.filter((t) => t.closedAt > keepFrom);
+      this.closedTrades.push(trade);
+      if (this.closedTrades.length > MAX_CLOSED_TRADES) this.closedTrades.splice(0, this.closedTrades.length - MAX_CLOSED_TRADES);
+      const fresh = locksAfterClose(configs, this.closedTrades, trade);
+      this.locks = activeLocks(this.locks, trade.closedAt).concat(fresh);
+      for (const lock of fresh) {
+        if (lock.protection.startsWith('cooldown#')) continue; // one per exit: not a rare event
+        this.notices.push(`${lock.symbol ?? 'every entry'} locked by ${lock.protection} until ${new Date(lock.until).toISOString()}: ${lock.reason}`);
+      }
+    }
+    if (this.maxSourceDrawdown !== null) {
+      const before = this.sources.get(source) ?? newSourceCurve(fx(this.options.initialBalance));
+      const after = sourceAfterClose(before, trade.net, trade.closedAt, this.maxSourceDrawdown);
+      this.sources.set(source, after);
+      if (before.stoppedAt === null && after.stoppedAt !== null) {
+        this.notices.push(`source ${source} stopped (SOURCE_DRAWDOWN until POST /sources/${source}/resume): ${after.stopReason}`);
+      }
+    }
+  }
+
+  /** What /stats, /health and the live screen show of the protections. */
+  private protectionStats(now: number) {
+    const l = this.options.limits;
+    const start = this.dayStart !== null && this.dayStart.day === utcDay(now) ? this.dayStart.equity : null;
+    const day = start === null ? null : dailyLoss(start, this.view.equity());
+    const windowCount = (ms: number) => this.entryTimes.filter((t) => t > now - ms && t <= now).length;
+    return {
+      kill_switch: this.killSwitch === null ? null : { ...this.killSwitch },
+      daily_loss: {
+        day_start_equity_usd: start === null ? null : toNumber(start),
+        day_pnl_usd: day === null ? null : toNumber(day.pnl),
+        loss_pct: day === null ? null : toNumber(day.lossFraction),
+        max_daily_loss_pct: l.max_daily_loss_pct ?? 0,
+        limit_reached: day !== null && !!l.max_daily_loss_pct && day.lossFraction >= fx(l.max_daily_loss_pct),
+        resets_at: (utcDay(now) + 1) * 86_400_000,
+      },
+      rate_limits: {
+        entries_last_second: windowCount(1000),
+        entries_last_minute: windowCount(MS_PER_MINUTE),
+        max_orders_per_second: l.max_orders_per_second ?? 0,
+        max_orders_per_minute: l.max_orders_per_minute ?? 0,
+      },
+      max_open_positions: l.max_open_positions ?? 0,
+      max_notional_per_order_usd: l.max_notional_per_order_usd ?? 0,
+      locks: activeLocks(this.locks, now).map((lock) => ({ ...lock })),
+      sources: [...this.sources].map(([source, c]) => ({
+        source,
+        value_usd: toNumber(c.value),
+        peak_usd: toNumber(c.peak),
+        drawdown_pct: toNumber(sourceDrawdown(c)),
+        stopped_at: c.stoppedAt,
+        stop_reason: c.stopReason,
+      })),
+      max_source_drawdown_pct: this.options.maxSourceDrawdownPct ?? 0,
+    };
+  }
+
+  /** The kill switch (null when off). */
+  killSwitchState(): KillSwitch | null {
+    return this.killSwitch === null ? null : { ...this.killSwitch };
+  }
+
+  /** The trading state as shown: HALTED by the circuit breaker or the kill switch. */
+  shownState(): { state: TradingState; since: number | null; reason: string | null } {
+    if (this.killSwitch !== null) return { state: 'HALTED', since: this.killSwitch.since, reason: `KILL_SWITCH: ${this.killSwitch.reason}` };
+    return { state: this.tradingState, since: this.haltedAt, reason: this.haltReason };
   }
 
   resetStatistics(): void {
@@ -528,7 +808,7 @@ export class RiskState {
   // -- views ----------------------------------------------------------------------
 
   get state(): TradingState {
-    return this.tradingState;
+    return this.shownState().state;
   }
 
   isHalted(): boolean {
@@ -542,10 +822,16 @@ export class RiskState {
   /** What the risk gauges show (qt_trading_halted, qt_equity_usd, ...), read at each scrape. */
   metricsReading(now: number): RiskReading {
     this.refreshView();
+    const shown = this.shownState();
+    const start = this.dayStart !== null && this.dayStart.day === utcDay(now) ? this.dayStart.equity : null;
     return {
-      halted: this.tradingState === 'HALTED',
+      halted: shown.state === 'HALTED',
       // The code before the explanation ("CIRCUIT_BREAKER: drawdown ..."): a label value from a small set.
-      haltReason: this.haltReason === null ? null : (this.haltReason.split(':')[0] ?? null),
+      haltReason: shown.reason === null ? null : (shown.reason.split(':')[0] ?? null),
+      killSwitch: this.killSwitch !== null,
+      dailyLossRatio: start === null ? 0 : toNumber(dailyLoss(start, this.view.equity()).lossFraction),
+      activeLocks: activeLocks(this.locks, now).length,
+      sourcesStopped: [...this.sources.values()].filter((c) => c.stoppedAt !== null).length,
       equityUsd: toNumber(this.view.equity()),
       peakEquityUsd: toNumber(this.peak),
       drawdownRatio: toNumber(this.drawdown()),
@@ -567,10 +853,11 @@ export class RiskState {
     const rt = view.roundTripStats();
     const cooldownMs = this.options.limits.cooldown_minutes * 60_000;
     const cooldownUntil = rt.lastLossClosedAt === null ? null : rt.lastLossClosedAt + cooldownMs;
+    const shown = this.shownState();
     return {
-      trading_state: this.tradingState,
-      halted_at: this.haltedAt,
-      halt_reason: this.haltReason,
+      trading_state: shown.state,
+      halted_at: shown.since,
+      halt_reason: shown.reason,
       balance_usd: toNumber(view.balance()),
       equity_usd: toNumber(view.equity()),
       peak_equity_usd: toNumber(this.peak),
@@ -590,6 +877,7 @@ export class RiskState {
       /** Filled closes by exit_reason (signal, manual, stop_loss, take_profit, trailing_stop, time_limit). */
       exits_by_reason: this.exitBook.exitCounts(),
       protective_closes_in_flight: this.exitBook.closingCount(),
+      ...this.protectionStats(now),
     };
   }
 
@@ -611,6 +899,23 @@ export class RiskState {
       peak_equity: this.peak.toString(),
       last_signal_entry_id: this.lastSignalEntryId,
       exits: this.exitBook.toSnapshot(),
+      kill_switch: this.killSwitch === null ? null : { ...this.killSwitch },
+      day_start: this.dayStart === null ? null : { day: this.dayStart.day, equity: this.dayStart.equity.toString() },
+      entry_times: [...this.entryTimes],
+      locks: this.locks.map((l) => ({ ...l })),
+      closed_trades: this.closedTrades.map((t) => ({
+        symbol: t.symbol,
+        source: t.source,
+        closed_at: t.closedAt,
+        net: t.net.toString(),
+        entry_notional: t.entryNotional.toString(),
+        exit_reason: t.exitReason,
+        balance_after: t.balanceAfter.toString(),
+      })),
+      position_sources: Object.fromEntries(this.positionSources),
+      sources: Object.fromEntries(
+        [...this.sources].map(([k, c]) => [k, { value: c.value.toString(), peak: c.peak.toString(), stopped_at: c.stoppedAt, stop_reason: c.stopReason }]),
+      ),
       counters: structuredClone(this.counters) as RiskSnapshot['counters'],
     };
   }
@@ -652,6 +957,25 @@ export class RiskState {
     this.lastSignalEntryId = snap.last_signal_entry_id;
     this.counters = snap.counters as Counters;
     this.exitBook.restore(snap.exits);
+    this.killSwitch = snap.kill_switch === null ? null : { ...snap.kill_switch };
+    this.dayStart = snap.day_start === null ? null : { day: snap.day_start.day, equity: BigInt(snap.day_start.equity) };
+    this.entryTimes = [...snap.entry_times];
+    this.locks = snap.locks.map((l) => ({ ...l }));
+    this.closedTrades = snap.closed_trades.map((t) => ({
+      symbol: t.symbol,
+      source: t.source,
+      closedAt: t.closed_at,
+      net: BigInt(t.net),
+      entryNotional: BigInt(t.entry_notional),
+      exitReason: (t.exit_reason ?? null) as ClosedTrade['exitReason'],
+      balanceAfter: BigInt(t.balance_after),
+    }));
+    this.positionSources.clear();
+    for (const [sym, src] of Object.entries(snap.position_sources)) this.positionSources.set(sym, src);
+    this.sources.clear();
+    for (const [k, c] of Object.entries(snap.sources)) {
+      this.sources.set(k, { value: BigInt(c.value), peak: BigInt(c.peak), stoppedAt: c.stopped_at, stopReason: c.stop_reason });
+    }
     // Projected at the mark each order was approved at (its reference_price), exactly as
     // before the restart: today's marks would give other fills, another view, other decisions.
     for (const order of snap.inflight) this.addInflight(order, fx(order.reference_price), order.approved_ts, false);
@@ -716,7 +1040,8 @@ export class RiskState {
     }
   }
 
-  private accountView(): AccountView {
+  /** What the governor sees; `now` (the decision's time) picks the day whose starting equity counts. */
+  private accountView(now?: number): AccountView {
     const view = this.view;
     const stats = view.roundTripStats();
     const entries = this.entriesByDay;
@@ -732,6 +1057,13 @@ export class RiskState {
       // the confirmed fold has the real time; the view adds losses projected in flight.
       lastLossClosedAt: latest(stats.lastLossClosedAt, this.confirmed.roundTripStats().lastLossClosedAt),
       entriesOnDay: (day) => entries.get(day) ?? 0,
+      killSwitch: this.killSwitch,
+      dayStartEquity: now !== undefined && this.dayStart !== null && this.dayStart.day === utcDay(now) ? this.dayStart.equity : null,
+      recentEntryTimes: this.entryTimes,
+      openPositions: view.openPositionCount(),
+      // Made once (not per signal): the decision path allocates as little as it can.
+      lockFor: this.locks.length === 0 ? undefined : this.lockForView,
+      sourceStop: this.sources.size === 0 ? undefined : this.sourceStopView,
     };
   }
 }

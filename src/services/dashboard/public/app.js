@@ -78,7 +78,8 @@
   }
 
   async function api(path, init) {
-    const response = await fetch(path, { ...(init || {}), headers: { accept: 'application/json', ...authHeaders() } });
+    const extra = (init && init.headers) || {};
+    const response = await fetch(path, { ...(init || {}), headers: { accept: 'application/json', ...extra, ...authHeaders() } });
     let body = null;
     try {
       body = await response.json();
@@ -107,6 +108,66 @@
     sessionStorage.setItem(TOKEN_KEY, ui.token);
     $('token-dialog').hidden = true;
     connect();
+  });
+
+  // -- kill switch (docs/protections.md): a button, then a confirm step ---------------
+  function haltError(message) {
+    $('halt-error').hidden = !message;
+    $('halt-error').textContent = message || '';
+  }
+
+  $('halt-button').addEventListener('click', () => {
+    haltError('');
+    $('halt-dialog').hidden = false;
+    $('halt-reason').focus();
+  });
+  $('halt-cancel').addEventListener('click', () => {
+    $('halt-dialog').hidden = true;
+  });
+  $('halt-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const body = { flatten: $('halt-flatten').checked };
+    const reason = $('halt-reason').value.trim();
+    if (reason) body.reason = reason;
+    $('halt-confirm').disabled = true;
+    try {
+      const { status, body: answer } = await api('/api/halt', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      if (status === 200) {
+        $('halt-dialog').hidden = true;
+        const n = answer && Array.isArray(answer.closes) ? answer.closes.length : 0;
+        showCloseResult(`HALTED${body.flatten ? `: ${n} close${n === 1 ? '' : 's'} published` : ''}`, 'error');
+      } else {
+        haltError((answer && answer.message) || `HTTP ${status}`);
+      }
+    } catch (err) {
+      haltError(err.status === 401 ? 'token needed' : err.message);
+    } finally {
+      $('halt-confirm').disabled = false;
+    }
+  });
+  $('resume-button').addEventListener('click', async () => {
+    const button = $('resume-button');
+    if (!button.classList.contains('armed')) {
+      button.classList.add('armed');
+      button.textContent = 'Confirm resume';
+      setTimeout(() => {
+        button.classList.remove('armed');
+        button.textContent = 'Resume';
+      }, 4000);
+      return;
+    }
+    button.classList.remove('armed');
+    button.textContent = 'Resume';
+    try {
+      const { status, body } = await api('/api/resume', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      showCloseResult(status === 200 ? 'trading resumed' : (body && body.message) || `HTTP ${status}`, status === 200 ? 'muted' : 'error');
+    } catch (err) {
+      showCloseResult(err.status === 401 ? 'token needed' : err.message, 'error');
+    }
   });
 
   // -- chart ------------------------------------------------------------------------
@@ -298,7 +359,7 @@
       // What blocks entries now; a cooldown that ran out since the last poll no longer does.
       const es = risk.entry_state || { state: risk.trading_state, until: null };
       const blocking = es.state === 'COOLDOWN' && isNum(es.until) && es.until <= Date.now() ? 'ACTIVE' : es.state;
-      const label = blocking === 'DAILY_LIMIT' ? 'DAILY LIMIT' : blocking;
+      const label = blocking === 'DAILY_LIMIT' ? 'DAILY LIMIT' : blocking === 'DAILY_LOSS_LIMIT' ? 'DAILY LOSS LIMIT' : blocking;
       state.dataset.state = risk.stale ? 'UNKNOWN' : blocking;
       state.textContent = risk.stale ? `${label}?` : label;
       state.title = risk.stale ? 'risk service not answering: last known state' : 'What blocks entries now (closes always pass)';
@@ -318,6 +379,13 @@
             ? `COOLDOWN until ${hms(risk.cooldown_until)} UTC`
             : '';
       $('f-approval').parentElement.classList.toggle('stale', Boolean(risk.stale));
+      // Protection locks with their end times; the kill switch's buttons.
+      const locks = (risk.locks || []).filter((l) => isNum(l.until) && l.until > Date.now());
+      $('locks').hidden = locks.length === 0;
+      $('locks').textContent = locks.map((l) => `${l.symbol || 'ALL'} LOCKED until ${hms(l.until)} UTC`).join(' · ');
+      $('locks').title = locks.map((l) => `${l.protection}: ${l.reason}`).join('\n') || 'Entry locks set by the protections';
+      $('resume-button').hidden = risk.trading_state !== 'HALTED';
+      $('halt-button').hidden = Boolean(risk.kill_switch);
     } else {
       state.dataset.state = 'UNKNOWN';
       state.textContent = '—';
