@@ -87,6 +87,8 @@ export class SingleRedisLink implements RedisLink {
 
 /** Errors after which the slot map may be stale: the retry must go where the slot lives now. */
 const TOPOLOGY_ERRORS = /MOVED|ASK|EXECABORT|CLUSTERDOWN|TRYAGAIN|READONLY/;
+/** Tries of one MULTI across a failover before its error is the caller's. */
+const TRANSACTION_ATTEMPTS = 5;
 
 function rootNodesOf(urls: readonly string[]): { url: string }[] {
   return urls.map((url) => ({ url }));
@@ -127,17 +129,24 @@ export class ClusterRedisLink implements RedisLink {
     return this.client.sendCommand<T>(key, false, args as string[]);
   }
 
+  /**
+   * A MULTI that meets a topology change (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, READONLY while
+   * queueing) is discarded by Redis at EXEC, so nothing of it ran: it is sent again, to
+   * where the slot lives now, a few times before the error goes to the caller.
+   */
   async transaction(key: string, commands: readonly (readonly string[])[]): Promise<unknown[]> {
-    const multi = this.client.multi(key);
-    for (const command of commands) multi.addCommand(key, false, command as string[]);
-    try {
-      return await multi.exec();
-    } catch (error) {
-      if (error instanceof Error && TOPOLOGY_ERRORS.test(`${error.message} ${String((error as { replies?: unknown }).replies ?? '')}`)) {
-        // A plain command follows the redirection and refreshes the slot map; the caller retries.
+    for (let attempt = 1; ; attempt++) {
+      const multi = this.client.multi(key);
+      for (const command of commands) multi.addCommand(key, false, command as string[]);
+      try {
+        return await multi.exec();
+      } catch (error) {
+        if (!(error instanceof Error) || !TOPOLOGY_ERRORS.test(`${error.message} ${String((error as { replies?: unknown }).replies ?? '')}`)) throw error;
+        // A plain command follows the redirection and refreshes the slot map.
         await this.client.sendCommand(key, false, ['EXISTS', key]).catch(() => undefined);
+        if (attempt >= TRANSACTION_ATTEMPTS) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50 * attempt));
       }
-      throw error;
     }
   }
 

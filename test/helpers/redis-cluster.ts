@@ -98,7 +98,7 @@ export async function startPrivateCluster({ masters = 3, replicas = 1 }: Cluster
       await waitFor(
         async () => {
           if (spawnError) throw new Error(`cannot start redis-server: ${(spawnError as Error).message}`);
-          return withClient(port, async (client) => (await client.sendCommand(['PING'])) === 'PONG');
+          return withClient(port, async (client) => (await client.sendCommand<string>(['PING'])) === 'PONG');
         },
         { timeoutMs: 10_000, what: `cluster node on port ${port}` },
       );
