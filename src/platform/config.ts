@@ -426,9 +426,7 @@ function checkScaleOut(config: ParsedConfig, ctx: z.core.$RefinementCtx<ParsedCo
       ctx.addIssue({ code: 'custom', path: at('stream_prefix'), message: `"${account.stream_prefix}" is also accounts.${prefixes.get(account.stream_prefix)}.stream_prefix; each account needs its own` });
     }
     prefixes.set(account.stream_prefix, index);
-    if (onCluster && !holdsHashTag(account.stream_prefix)) {
-      ctx.addIssue({ code: 'custom', path: at('stream_prefix'), message: `"${account.stream_prefix}": ${hashTagRule}` });
-    }
+    // The merged config is checked whole: on a cluster that includes the hash tag in its prefix.
     const result = ConfigSchema.safeParse(mergeAccount(config, account));
     if (!result.success) {
       for (const issue of result.error.issues) {
