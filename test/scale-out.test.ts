@@ -62,6 +62,7 @@ describe.runIf(present)('scale-out on a three-master Redis Cluster', () => {
   let up: QuantumProcess;
   let router: QuantumProcess;
   let shared: EventBus;
+  let dashboardPort = 0;
   const url = (account: 'alpha' | 'beta', service: 'risk' | 'execution' | 'monitor'): string => `http://127.0.0.1:${ports[account][service]}`;
 
   beforeAll(async () => {
@@ -70,7 +71,8 @@ describe.runIf(present)('scale-out on a three-master Redis Cluster', () => {
     const stem = `acct${process.pid}`;
     alpha = await tagOnAnotherMaster(cluster, `${stem}a`, []);
     beta = await tagOnAnotherMaster(cluster, `${stem}b`, [alpha.master]);
-    const [a1 = 0, a2 = 0, a3 = 0, b1 = 0, b2 = 0, b3 = 0] = await freePorts(6);
+    const [a1 = 0, a2 = 0, a3 = 0, b1 = 0, b2 = 0, b3 = 0, d = 0] = await freePorts(7);
+    dashboardPort = d;
     ports = { alpha: { risk: a1, execution: a2, monitor: a3 }, beta: { risk: b1, execution: b2, monitor: b3 } };
     const configPath = writeConfig({
       // Frozen prices and no costs: the NEGATIVE_EDGE rule never starts rejecting.
@@ -78,6 +80,7 @@ describe.runIf(present)('scale-out on a three-master Redis Cluster', () => {
       market: { simulator_spread_pct: 0 },
       monitor: { mark_interval_ms: 0 },
       risk: { cooldown_minutes: 0, max_daily_entries: 1000 },
+      ports: { dashboard: dashboardPort },
       accounts: [
         { name: 'alpha', stream_prefix: `${alpha.tag}:`, ports: ports.alpha },
         // The stricter one, marked shadow: refuses what alpha would take below 0.9.
@@ -89,7 +92,7 @@ describe.runIf(present)('scale-out on a three-master Redis Cluster', () => {
       ],
     });
     env = envFor(configPath, cluster);
-    up = spawnQuantum(['up', '--no-demo', '--no-dashboard', '--no-journal', '--plain'], env, 'up');
+    up = spawnQuantum(['up', '--no-demo', '--no-journal', '--plain'], env, 'up');
     for (const account of ['alpha', 'beta'] as const) for (const service of ['risk', 'execution', 'monitor'] as const) await waitForHealth(url(account, service), up);
     router = spawnQuantum(['route'], env, 'route');
     await router.waitForOutput(/quantum route: routing/);
@@ -151,6 +154,16 @@ describe.runIf(present)('scale-out on a three-master Redis Cluster', () => {
     const json = JSON.parse((await runQuantum(['accounts', '--json'], env)).stdout) as { name: string; equity_usd: number; return: number }[];
     expect(json.map((a) => a.name)).toEqual(['alpha', 'beta']);
     expect(json.every((a) => a.equity_usd === 10_000 && a.return === 0)).toBe(true);
+
+    // The dashboard's accounts view serves the same comparison.
+    const view = await getJson<{ accounts: { name: string; shadow: boolean; received: number; rejected_by_reason: Record<string, number> }[] }>(
+      `http://127.0.0.1:${dashboardPort}/api/accounts`,
+    );
+    expect(view.accounts.map((a) => [a.name, a.shadow, a.received])).toEqual([['alpha', false, 1], ['beta', true, 2]]);
+    expect(view.accounts[1]!.rejected_by_reason).toMatchObject({ LOW_CONFIDENCE: 1 });
+    const page = await fetch(`http://127.0.0.1:${dashboardPort}/accounts`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('/assets/accounts.js');
   });
 
   it("a master failover under the running services: the account's loop resumes by itself", async () => {

@@ -85,7 +85,7 @@ export function buildProgram(exit: (code: number) => void): Command {
     });
     if (config.accounts.length > 0) {
       const { runUpAccounts } = await import('./up-accounts.js');
-      exit(await runUpAccounts(config, { demo: options.demo }));
+      exit(await runUpAccounts(config, { demo: options.demo, dashboard: options.dashboard }));
       return;
     }
     const { runUp } = await import('./up.js');

@@ -16,7 +16,7 @@ import { upLogger } from './up.js';
 
 const REFRESH_MS = 5000;
 
-export async function runUpAccounts(config: Config, options: { demo: boolean }): Promise<number> {
+export async function runUpAccounts(config: Config, options: { demo: boolean; dashboard: boolean }): Promise<number> {
   const logger = upLogger(pinoDestination(2));
   const runs = accountRuns(config);
   const label = config.redis_cluster_nodes.length > 0 || config.redis_url ? `redis ${redisDisplay(config)}` : 'embedded';
@@ -52,7 +52,24 @@ export async function runUpAccounts(config: Config, options: { demo: boolean }):
     await buses.close();
     return 1;
   }
+  // The dashboard: the first account's loop, and the accounts view comparing them all.
+  let dashboard: { url: string; stop(): Promise<void> } | undefined;
+  const first = runs[0];
+  if (options.dashboard && first) {
+    try {
+      const { startDashboard } = await import('../services/dashboard/server.js');
+      const dashboardConfig = { ...first.config, ports: { ...first.config.ports, dashboard: config.ports.dashboard } };
+      dashboard = await startDashboard({ bus: buses.buses.get(first.name)!, config: dashboardConfig, accountsConfig: config, clock: systemClock, logger, listen: true });
+    } catch (err) {
+      console.error(`quantum up: ${(err as Error).message}; or run with --no-dashboard`);
+      await running.stop();
+      await Promise.all(leases.map((lease) => lease.release()));
+      await buses.close();
+      return 1;
+    }
+  }
   const stopSignal = untilSignal();
+  if (dashboard) console.log(`quantum up: dashboard ${dashboard.url} (account ${first!.name}); accounts compared at ${dashboard.url.replace(/\/$/, '')}/accounts`);
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   for (const [name, loop] of running.loops) {
     const shadow = runs.find((run) => run.name === name)?.shadow ? ' (shadow)' : '';
@@ -80,6 +97,7 @@ export async function runUpAccounts(config: Config, options: { demo: boolean }):
   const lost = leases.map((lease) => lease.lost.then((why) => ({ why })));
   const outcome = await Promise.race([stopSignal.then((signal) => ({ signal })), ...lost]);
   clearInterval(timer);
+  await dashboard?.stop();
   await running.stop();
   if ('why' in outcome) {
     console.error(`quantum up: lease lost (${outcome.why}), stopping`);
