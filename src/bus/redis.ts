@@ -8,6 +8,10 @@
  * results and its acknowledgement land together or not at all.
  * Commands go through sendCommand with the raw RESP2 replies parsed here: stream
  * replies are small and regular, and this keeps the hot path free of reply transforms.
+ *
+ * The connection is one Redis or a Redis Cluster (redis-link.ts); on a cluster the prefix
+ * holds a hash tag, so every key of the bus — and so every transaction — is in one slot
+ * (docs/scale-out.md).
  */
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../platform/clock.js';
