@@ -233,5 +233,52 @@ describe.runIf(present)('scale-out on a three-master Redis Cluster', () => {
       await bus.close();
     }
   });
+
+  it('a master that crashes (kill -9): once a replica is promoted the consumer resumes by itself; replicated work survives', async () => {
+    const Numbered = z.object({ n: z.number().int() });
+    const prefix = `test:{crash-${process.pid}}:`;
+    const bus = await RedisBus.connect({ clusterNodes: cluster.urls, prefix, trimIntervalMs: 0, onError: () => undefined });
+    try {
+      const handled = new Set<number>();
+      bus.subscribe<z.infer<typeof Numbered>>({
+        topic: 'orders',
+        group: 'relay',
+        consumer: 'c1',
+        decode: decoderFor(Numbered),
+        blockMs: 200,
+        handler: (delivery) => {
+          handled.add(delivery.message.n);
+          return [{ topic: 'relayed', payload: delivery.message }];
+        },
+      });
+      const numbers = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => ({ topic: 'orders', payload: { n: from + i } }));
+      await bus.publishMany(numbers(0, 100));
+      await waitFor(async () => handled.size === 100 && (await bus.info('orders')).groups[0]?.pending === 0, { ...POLL, what: 'the first 100 done' });
+      // Asynchronous replication: only what the replica has survives a crash. Wait until it has everything.
+      const master = await cluster.masterOf(keySlot(prefix));
+      const offsets = async () => {
+        const info = await cluster.command<string>(master, ['INFO', 'replication']);
+        return { master: /master_repl_offset:(\d+)/.exec(info)?.[1], replica: /slave0:.*offset=(\d+)/.exec(info)?.[1] };
+      };
+      await waitFor(async () => {
+        const o = await offsets();
+        return o.master !== undefined && o.master === o.replica;
+      }, { ...POLL, what: 'the replica to have every write' });
+      const pid = Number(/process_id:(\d+)/.exec(await cluster.command<string>(master, ['INFO', 'server']))?.[1]);
+      process.kill(pid, 'SIGKILL');
+      await waitFor(async () => (await cluster.masterOf(keySlot(prefix))) !== master, { ...POLL, what: 'a replica to be promoted' });
+      // Published once the bus answers again (the first tries may meet the dead node).
+      await waitFor(async () => {
+        await bus.publishMany(numbers(100, 200));
+        return true;
+      }, { ...POLL, intervalMs: 200, what: 'publishing after the crash' });
+      await waitFor(() => handled.size === 200, { ...POLL, what: 'consumption to resume after the crash' });
+      const relayed = new Set((await bus.readAfter('relayed', '0', 10_000)).map((e) => JSON.parse(e.fields.payload!).n));
+      expect(relayed.size).toBe(200);
+      expect((await bus.readAfter('orders', '0', 1000)).length).toBeGreaterThanOrEqual(200);
+    } finally {
+      await bus.close();
+    }
+  });
 });
 

@@ -87,6 +87,8 @@ export class SingleRedisLink implements RedisLink {
 
 /** Errors after which the slot map may be stale: the retry must go where the slot lives now. */
 const TOPOLOGY_ERRORS = /MOVED|ASK|EXECABORT|CLUSTERDOWN|TRYAGAIN|READONLY/;
+/** How long after a node's connection drops the topology is looked up again (repeated while it stays down). */
+const REDISCOVER_DELAY_MS = 500;
 /** Tries of one MULTI across a failover before its error is the caller's. */
 const TRANSACTION_ATTEMPTS = 5;
 
@@ -106,6 +108,26 @@ export class ClusterRedisLink implements RedisLink {
     readonly homeKey: string,
   ) {
     this.#homeSlot = keySlot(homeKey);
+    // A node that went away (a crashed master): its connection retries forever and the slot
+    // map still points at it, so nothing would move on by itself. Look the topology up again;
+    // once a replica is promoted the dead node's connection is dropped, its queued commands
+    // fail (and are retried by their callers) and new ones go to the new master.
+    client.on('node-reconnecting', () => this.#rediscoverSoon());
+  }
+
+  #rediscovering: NodeJS.Timeout | null = null;
+
+  #rediscoverSoon(): void {
+    if (this.#rediscovering || !this.#open) return;
+    this.#rediscovering = setTimeout(() => {
+      const seeds = this.client._options.rootNodes;
+      const startWith = { options: seeds[Math.floor(performance.now()) % seeds.length] } as unknown as Parameters<RedisCluster['_slots']['rediscover']>[0];
+      void this.client._slots
+        .rediscover(startWith)
+        .catch(() => undefined)
+        .finally(() => (this.#rediscovering = null));
+    }, REDISCOVER_DELAY_MS);
+    this.#rediscovering.unref();
   }
 
   static create(urls: readonly string[], homeKey: string, socket: LinkSocketOptions): ClusterRedisLink {
@@ -165,11 +187,13 @@ export class ClusterRedisLink implements RedisLink {
 
   async close(): Promise<void> {
     this.#open = false;
+    if (this.#rediscovering) clearTimeout(this.#rediscovering);
     await this.client.close();
   }
 
   destroy(): void {
     this.#open = false;
+    if (this.#rediscovering) clearTimeout(this.#rediscovering);
     this.client.destroy();
   }
 
