@@ -11,6 +11,10 @@
  * Prints a table and writes bench/results/latest.json. Everything it starts it stops,
  * also on failure or Ctrl-C; a watchdog bounds the whole run.
  *
+ * Separately, `--only cluster` (never part of the default run: it starts a six-node Redis
+ * Cluster and takes a few minutes): total signals/s for 1, 2 and 4 accounts on one Redis
+ * and on a private Redis Cluster (bench/lib/cluster.ts), written to bench/results/cluster.json.
+ *
  * Options: --full; --profile (services run with --cpu-prof, profiles summarised at the
  * end; see bench/profile.ts); --only embedded,baseline,redis; --repeat N; --keep (keep the
  * temp folder with every process' log); --node-args "..." (extra node flags for the services).
@@ -42,6 +46,7 @@ import {
 } from './lib/services.js';
 import { EXPECTED_APPROVED_FRACTION } from './lib/signals.js';
 import { summarizeProfile, formatProfile } from './profile.js';
+import { formatClusterRows, runClusterBench } from './lib/cluster.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = join(REPO, 'bench', 'results');
@@ -176,7 +181,34 @@ function memorySample(services: RunningServices, signals: number): MemorySample 
   return { signals, risk: now.risk?.rss_mb ?? null, execution: now.execution?.rss_mb ?? null, monitor: now.monitor?.rss_mb ?? null };
 }
 
+async function mainCluster(): Promise<number> {
+  const started = new Date();
+  ensureBuilt();
+  const redis = await startBenchRedis(tmpDir);
+  try {
+    log(`redis ${redis.version} at ${redis.url}${redis.child ? ' (private)' : ''}`);
+    const rows = await runClusterBench({
+      redisUrl: redis.url,
+      tmpDir,
+      perAccount: mode === 'full' ? 50_000 : 10_000,
+      warmup: 2_000,
+      counts: [1, 2, 4],
+      log,
+    });
+    console.log(`\n${formatClusterRows(rows)}\n`);
+    mkdirSync(RESULTS, { recursive: true });
+    const result = { started: started.toISOString(), mode, cpus: cpus().length, node: process.version, redis: redis.version, rows };
+    writeFileSync(join(RESULTS, 'cluster.json'), `${JSON.stringify(result, null, 2)}\n`);
+    log(`wrote ${join('bench', 'results', 'cluster.json')}`);
+    return 0;
+  } finally {
+    await redis.stop();
+    await stopAll();
+  }
+}
+
 async function main(): Promise<number> {
+  if (phases.has('cluster')) return mainCluster();
   const started = new Date();
   log(`${mode} mode, ${repeat} repeat(s); temp folder ${tmpDir}`);
   ensureBuilt();

@@ -34,6 +34,8 @@ umask 022
 readonly UNITS=(quantum-risk-safety.service quantum-execution.service quantum-position-monitor.service)
 # Installed beside them but enabled by the operator (it needs a journal.url decision).
 readonly JOURNAL_UNIT=quantum-journal.service
+# Several accounts (docs/scale-out.md): template units per account and the router; installed, not enabled.
+readonly ACCOUNT_UNITS=(quantum-risk-safety@.service quantum-execution@.service quantum-position-monitor@.service quantum-route.service)
 readonly SERVICE_USER=quantum
 readonly LOG_DIR=/var/log/quantum
 readonly ETC_DIR=/etc/quantum
@@ -132,8 +134,8 @@ render_unit() { # template out: fill in @APP_DIR@ and @NODE@
 
 if [ -n "$RENDER_ONLY" ]; then
   mkdir -p "$RENDER_ONLY"
-  for unit in "${UNITS[@]}" "$JOURNAL_UNIT"; do render_unit "$SRC_DIR/deploy/$unit" "$RENDER_ONLY/$unit"; done
-  echo "rendered ${UNITS[*]} $JOURNAL_UNIT into $RENDER_ONLY (install dir $APP_DIR, node $NODE_BIN)"
+  for unit in "${UNITS[@]}" "$JOURNAL_UNIT" "${ACCOUNT_UNITS[@]}"; do render_unit "$SRC_DIR/deploy/$unit" "$RENDER_ONLY/$unit"; done
+  echo "rendered ${UNITS[*]} $JOURNAL_UNIT ${ACCOUNT_UNITS[*]} into $RENDER_ONLY (install dir $APP_DIR, node $NODE_BIN)"
   exit 0
 fi
 
@@ -295,7 +297,7 @@ fi
 # ---- 4. units, wrapper, logrotate --------------------------------------------------
 say "writing units to $UNIT_DIR"
 mkdir -p "$ROOT$UNIT_DIR"
-for unit in "${UNITS[@]}" "$JOURNAL_UNIT"; do
+for unit in "${UNITS[@]}" "$JOURNAL_UNIT" "${ACCOUNT_UNITS[@]}"; do
   render_unit "$DEST/deploy/$unit" "$ROOT$UNIT_DIR/$unit.tmp"
   chmod 0644 "$ROOT$UNIT_DIR/$unit.tmp"
   mv -f "$ROOT$UNIT_DIR/$unit.tmp" "$ROOT$UNIT_DIR/$unit"

@@ -15,6 +15,7 @@ set -euo pipefail
 
 readonly UNITS=(quantum-risk-safety.service quantum-execution.service quantum-position-monitor.service)
 readonly JOURNAL_UNIT=quantum-journal.service
+readonly ACCOUNT_UNITS=(quantum-risk-safety@.service quantum-execution@.service quantum-position-monitor@.service quantum-route.service)
 readonly SERVICE_USER=quantum
 
 usage() {
@@ -58,13 +59,15 @@ fi
 echo "==> stopping and disabling the services (monitor -> execution -> risk)"
 # The journal first: it reads what the others publish.
 "${SYSTEMCTL_CMD[@]}" stop "$JOURNAL_UNIT" 2>/dev/null || true
+# Then the router and every account's instances (docs/scale-out.md).
+"${SYSTEMCTL_CMD[@]}" stop quantum-route.service 'quantum-*@*.service' 2>/dev/null || true
 for ((i = ${#UNITS[@]} - 1; i >= 0; i--)); do
   "${SYSTEMCTL_CMD[@]}" stop "${UNITS[$i]}" 2>/dev/null || true
 done
 "${SYSTEMCTL_CMD[@]}" disable "${UNITS[@]}" "$JOURNAL_UNIT" 2>/dev/null || true
 
 echo "==> removing units, /usr/local/bin/quantum, /etc/logrotate.d/quantum-trader"
-for unit in "${UNITS[@]}" "$JOURNAL_UNIT"; do rm -f -- "$ROOT/etc/systemd/system/$unit"; done
+for unit in "${UNITS[@]}" "$JOURNAL_UNIT" "${ACCOUNT_UNITS[@]}"; do rm -f -- "$ROOT/etc/systemd/system/$unit"; done
 "${SYSTEMCTL_CMD[@]}" daemon-reload || true
 "${SYSTEMCTL_CMD[@]}" reset-failed "${UNITS[@]}" "$JOURNAL_UNIT" 2>/dev/null || true
 rm -f -- "$ROOT/usr/local/bin/quantum" "$ROOT/etc/logrotate.d/quantum-trader"

@@ -5,7 +5,7 @@
  * poll with a deadline.
  */
 import { randomBytes } from 'node:crypto';
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { RefusedEntry, compareIds, type Delivery, type EventBus, type Outbound, type StreamEntry, type SubscribeOptions, type Subscription } from '../src/bus/bus.js';
@@ -14,11 +14,12 @@ import { EmbeddedBus } from '../src/bus/embedded.js';
 import { RedisBus } from '../src/bus/redis.js';
 import { TOPICS, dlqTopic } from '../src/bus/topics.js';
 import { cleanupPrefix, redisUrl, startPrivateRedis, uniquePrefix, waitFor } from './helpers/redis.js';
+import { startPrivateCluster, type PrivateCluster } from './helpers/redis-cluster.js';
 
 type RawClient = ReturnType<typeof createClient>;
 
 interface BusHarness {
-  kind: 'embedded' | 'redis';
+  kind: 'embedded' | 'redis' | 'redis cluster';
   setup(): Promise<void>;
   teardown(): Promise<void>;
   /** A fresh bus with a prefix of its own; closed after the test. */
@@ -27,6 +28,8 @@ interface BusHarness {
   deliverToDeadConsumer(bus: EventBus, topic: string, group: string, consumer: string, count: number): Promise<string[]>;
   /** Whether the backing store holds this exact key (prefix included). */
   keyExists(bus: EventBus, key: string): Promise<boolean>;
+  /** XACK through a subscription-free path: a consumer finishing entries it was handed. */
+  ack(bus: EventBus, topic: string, group: string, ids: readonly string[]): Promise<void>;
 }
 
 const created: EventBus[] = [];
@@ -49,6 +52,7 @@ const embeddedHarness: BusHarness = {
     if (!(bus instanceof EmbeddedBus)) throw new Error('not an embedded bus');
     return bus.keys().includes(key);
   },
+  ack: (bus, topic, group, ids) => ackRange(bus, topic, group, ids),
 };
 
 function redisHarness(): BusHarness {
@@ -90,6 +94,55 @@ function redisHarness(): BusHarness {
       return (reply?.[0]?.[1] ?? []).map(([id]) => id);
     },
     keyExists: async (_bus, key) => (await client().sendCommand<number>(['EXISTS', key])) === 1,
+    ack: (bus, topic, group, ids) => ackRange(bus, topic, group, ids),
+  };
+}
+
+/**
+ * The same suite on a private three-master Redis Cluster (one replica each): every bus
+ * gets a prefix with a hash tag of its own (`test:bus:{3f9a1c2b}:`), so its keys share one
+ * slot, and the prefixes spread over the masters.
+ */
+function clusterHarness(): BusHarness {
+  let cluster: PrivateCluster | null = null;
+  let raw: ReturnType<typeof createCluster> | null = null;
+  const client = (): ReturnType<typeof createCluster> => {
+    if (!raw) throw new Error('cluster harness not set up');
+    return raw;
+  };
+  return {
+    kind: 'redis cluster',
+    setup: async () => {
+      cluster = await startPrivateCluster();
+      raw = createCluster({ rootNodes: cluster.urls.map((url) => ({ url })) });
+      raw.on('error', () => undefined);
+      await raw.connect();
+    },
+    teardown: async () => {
+      raw?.destroy();
+      raw = null;
+      await cluster?.destroy();
+      cluster = null;
+    },
+    create: async ({ maxlen } = {}) => {
+      if (!cluster) throw new Error('cluster harness not set up');
+      const prefix = `test:bus:{${randomBytes(4).toString('hex')}}:`;
+      const bus = await RedisBus.connect({ clusterNodes: cluster.urls, prefix, maxlen, trimIntervalMs: 0, onError: ignoreRetriedErrors });
+      created.push(bus);
+      return bus;
+    },
+    deliverToDeadConsumer: async (bus, topic, group, consumer, count) => {
+      const key = bus.prefix + topic;
+      const reply = await client().sendCommand<[string, [string, string[]][]][] | null>(key, false, [
+        'XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count), 'STREAMS', key, '>',
+      ]);
+      return (reply?.[0]?.[1] ?? []).map(([id]) => id);
+    },
+    keyExists: async (_bus, key) => (await client().sendCommand<number>(key, false, ['EXISTS', key])) === 1,
+    ack: async (bus, topic, group, ids) => {
+      const key = bus.prefix + topic;
+      await client().sendCommand(key, false, ['XACK', key, group, ...ids]);
+    },
   };
 }
 
@@ -157,7 +210,7 @@ async function settle(bus: EventBus): Promise<void> {
 }
 
 function busContract(harness: BusHarness): void {
-  beforeAll(() => harness.setup());
+  beforeAll(() => harness.setup(), 60_000);
   afterAll(() => harness.teardown());
 
   it('keeps entries in order, with increasing ids, and delivers them in that order', async () => {
@@ -440,7 +493,7 @@ function busContract(harness: BusHarness): void {
     await waitFor(async () => (await bus.info('ticks')).groups[0]?.lag === 0 && (await pendingOf(bus, 'ticks', 'g')) === 400, { what: 'the rest read' });
     await sub.close();
     // Acknowledge the dead consumer's first 100 by hand, as if it had finished them.
-    await ackRange(bus, 'ticks', 'g', delivered.slice(0, 100));
+    await harness.ack(bus, 'ticks', 'g', delivered.slice(0, 100));
     [result] = (await bus.trimNow()).filter((r) => r.topic === 'ticks');
     expect(result).toMatchObject({ removed: 100, length: 900 });
     expect(result?.keptBecause).toMatch(/300 entries pending/);
@@ -449,7 +502,7 @@ function busContract(harness: BusHarness): void {
     expect(result?.backlogs).toEqual([{ topic: 'ticks', group: 'g', lag: 0, pending: 300 }]);
 
     // Once everything is acknowledged: exactly maxlen left, the newest.
-    await ackRange(bus, 'ticks', 'g', delivered.slice(100));
+    await harness.ack(bus, 'ticks', 'g', delivered.slice(100));
     [result] = (await bus.trimNow()).filter((r) => r.topic === 'ticks');
     expect(result).toMatchObject({ removed: 800, length: 100, keptBecause: null });
     expect(await numbersIn(bus, 'ticks')).toEqual(range(900, 1000));
@@ -726,7 +779,7 @@ function busContract(harness: BusHarness): void {
   });
 }
 
-describe.each([embeddedHarness, redisHarness()])('$kind bus', (harness) => {
+describe.each([embeddedHarness, redisHarness(), clusterHarness()])('$kind bus', (harness) => {
   busContract(harness);
 });
 

@@ -8,8 +8,11 @@
  * results and its acknowledgement land together or not at all.
  * Commands go through sendCommand with the raw RESP2 replies parsed here: stream
  * replies are small and regular, and this keeps the hot path free of reply transforms.
+ *
+ * The connection is one Redis or a Redis Cluster (redis-link.ts); on a cluster the prefix
+ * holds a hash tag, so every key of the bus — and so every transaction — is in one slot
+ * (docs/scale-out.md).
  */
-import { createClient } from 'redis';
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../platform/clock.js';
 import {
@@ -37,10 +40,11 @@ import {
   type PendingEntry,
   type TopicBatch,
 } from './consumer.js';
-import { StreamNames } from './topics.js';
+import { ClusterRedisLink, SingleRedisLink, type LinkSocketOptions, type RedisLink } from './redis-link.js';
+import { hashTag, keySlot } from './slot.js';
+import { StreamNames, TOPICS } from './topics.js';
 import { DEFAULT_TRIM_INTERVAL_MS, PeriodicTrimmer, nextId, type GroupBacklog, type TrimResult } from './trim.js';
 
-type RedisClient = ReturnType<typeof createClient>;
 
 /** RESP2 shapes of the stream replies used here. */
 type RawEntry = [id: string, fields: string[] | null];
@@ -65,7 +69,15 @@ const EXACT_TRIM_WINDOW = 10_000;
 const PING_TIMEOUT_MS = 750;
 
 export interface RedisBusOptions {
-  url: string;
+  /** One Redis (default redis://127.0.0.1:6379); ignored when clusterNodes is given. */
+  url?: string;
+  /** Seed nodes of a Redis Cluster (`redis_cluster_nodes`): the bus then runs on the cluster. */
+  clusterNodes?: readonly string[];
+  /**
+   * On a cluster, allow a prefix without a hash tag (the router's shared, unprefixed input):
+   * its commits then span slots and are split (see runCommands). Accounts never set it.
+   */
+  spanSlots?: boolean;
   prefix?: string;
   /** Default maxlen of the default policy (100 000): the periodic trimmer's target. */
   maxlen?: number;
@@ -120,9 +132,40 @@ function infoMap(flat: RawInfo): Map<string, RawInfo[number]> {
   return map;
 }
 
-async function createGroup(client: RedisClient, key: string, group: string, startId: string): Promise<void> {
+/**
+ * One MULTI/EXEC of `commands` (each names its key at [1]). On a cluster, when the keys
+ * span several slots (only the unprefixed shared streams of `quantum route` do: an
+ * account's prefix holds a hash tag), no single transaction can hold them: the commands
+ * run as one transaction per slot, everything but the acknowledgements first, the XACKs
+ * last. A crash in between delivers the batch again and its writes repeat, which the
+ * consumers downstream absorb (signal_id: docs/scale-out.md). Replies keep their order.
+ */
+async function runCommands(link: RedisLink, commands: readonly string[][]): Promise<unknown[]> {
+  const routing = commands[0]![1]!;
+  if (!link.cluster) return link.transaction(routing, commands);
+  const slots = commands.map((command) => keySlot(command[1]!));
+  if (slots.every((slot) => slot === slots[0])) return link.transaction(routing, commands);
+  const replies: unknown[] = new Array(commands.length);
+  for (const acks of [false, true]) {
+    const bySlot = new Map<number, number[]>();
+    commands.forEach((command, index) => {
+      if ((command[0] === 'XACK') !== acks) return;
+      const group = bySlot.get(slots[index]!) ?? [];
+      group.push(index);
+      bySlot.set(slots[index]!, group);
+    });
+    for (const indexes of bySlot.values()) {
+      const part = indexes.map((index) => commands[index]!);
+      const answers = await link.transaction(part[0]![1]!, part);
+      indexes.forEach((index, at) => (replies[index] = answers[at]));
+    }
+  }
+  return replies;
+}
+
+async function createGroup(client: RedisLink, key: string, group: string, startId: string): Promise<void> {
   try {
-    await client.sendCommand(['XGROUP', 'CREATE', key, group, startId, 'MKSTREAM']);
+    await client.send(key, ['XGROUP', 'CREATE', key, group, startId, 'MKSTREAM']);
   } catch (error) {
     if (!isRedisError(error, 'BUSYGROUP')) throw error;
   }
@@ -131,16 +174,22 @@ async function createGroup(client: RedisClient, key: string, group: string, star
 export class RedisBus implements EventBus {
   readonly kind = 'redis' as const;
   readonly prefix: string;
-  readonly #client: RedisClient;
+  /** True on a Redis Cluster. */
+  get cluster(): boolean {
+    return this.#client.cluster;
+  }
+  readonly #client: RedisLink;
   readonly #names: StreamNames;
   readonly #trimmer: PeriodicTrimmer;
   readonly #clock: Clock;
   readonly #onError: (error: unknown) => void;
   readonly #subscriptions = new Set<Subscription>();
+  readonly #homeKey: string;
   #closed = false;
 
-  private constructor(client: RedisClient, options: RedisBusOptions, onError: (error: unknown) => void) {
+  private constructor(client: RedisLink, options: RedisBusOptions, onError: (error: unknown) => void) {
     this.#client = client;
+    this.#homeKey = new StreamNames(options.prefix ?? '').stream(TOPICS.signal);
     this.prefix = options.prefix ?? '';
     this.#names = new StreamNames(this.prefix);
     this.#trimmer = new PeriodicTrimmer(
@@ -162,24 +211,61 @@ export class RedisBus implements EventBus {
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const giveUpAt = performance.now() + timeoutMs;
     let connected = false;
-    const client = createClient({
-      url: options.url,
-      socket: {
-        connectTimeout: timeoutMs,
-        reconnectStrategy: (retries: number, cause: Error) =>
-          !connected && performance.now() >= giveUpAt ? cause : Math.min(50 * 2 ** retries, RECONNECT_MAX_MS),
-      },
-    });
+    const socket = {
+      connectTimeout: timeoutMs,
+      reconnectStrategy: (retries: number, cause: Error) =>
+        !connected && performance.now() >= giveUpAt ? cause : Math.min(50 * 2 ** retries, RECONNECT_MAX_MS),
+    };
+    const prefix = options.prefix ?? '';
+    const clusterNodes = options.clusterNodes ?? [];
+    if (clusterNodes.length > 0) {
+      if (hashTag(prefix) === null && !options.spanSlots) {
+        throw new Error(
+          `stream_prefix "${prefix}" holds no hash tag: on a Redis Cluster it must hold one (e.g. "{acct7}:") so the account's streams, snapshots, leases and groups share one slot`,
+        );
+      }
+      return RedisBus.#connectCluster(clusterNodes, options, socket, giveUpAt, onError, () => (connected = true));
+    }
+    const url = options.url ?? 'redis://127.0.0.1:6379';
+    const client = SingleRedisLink.create(url, socket);
     // node-redis emits 'error' on every failed (re)connection; unhandled, that would crash.
-    client.on('error', onError);
+    client.onError(onError);
     try {
       await client.connect();
     } catch (error) {
       if (client.isOpen) client.destroy();
-      throw new Error(`Redis at ${redactUrl(options.url)} did not answer within ${timeoutMs} ms: ${errorMessage(error)}`);
+      throw new Error(`Redis at ${redactUrl(url)} did not answer within ${timeoutMs} ms: ${errorMessage(error)}`);
     }
     connected = true;
     return new RedisBus(client, options, onError);
+  }
+
+  /** The cluster's topology is discovered from the seed nodes; attempts repeat until the deadline. */
+  static async #connectCluster(
+    nodes: readonly string[],
+    options: RedisBusOptions,
+    socket: LinkSocketOptions,
+    giveUpAt: number,
+    onError: (error: unknown) => void,
+    onConnected: () => void,
+  ): Promise<RedisBus> {
+    const homeKey = new StreamNames(options.prefix ?? '').stream(TOPICS.signal);
+    const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    let lastError: unknown;
+    for (let attempt = 0; attempt === 0 || performance.now() < giveUpAt; attempt++) {
+      const link = ClusterRedisLink.create(nodes, homeKey, socket);
+      link.onError(onError);
+      try {
+        await link.connect();
+        onConnected();
+        return new RedisBus(link, options, onError);
+      } catch (error) {
+        lastError = error;
+        link.destroy();
+        await new Promise((resolve) => setTimeout(resolve, Math.min(200, Math.max(0, giveUpAt - performance.now()))));
+      }
+    }
+    throw new Error(`Redis Cluster at ${nodes.map(redactUrl).join(', ')} did not answer within ${timeoutMs} ms: ${errorMessage(lastError)}`);
   }
 
   async publish(topic: string, payload: unknown): Promise<string> {
@@ -188,22 +274,22 @@ export class RedisBus implements EventBus {
 
   async publishMany(items: readonly Outbound[]): Promise<string[]> {
     if (items.length === 0) return [];
-    const multi = this.#client.multi();
-    for (const item of items) multi.addCommand(this.#xadd(item.topic, encodePayload(item.payload)));
-    const replies = await multi.exec();
+    const commands = items.map((item) => this.#xadd(item.topic, encodePayload(item.payload)));
+    const replies = await runCommands(this.#client, commands);
     return replies.map(String);
   }
 
   async publishRaw(topic: string, fields: Record<string, string>): Promise<string> {
     assertHasFields(fields);
-    return this.#client.sendCommand<string>(this.#xadd(topic, fields));
+    const command = this.#xadd(topic, fields);
+    return this.#client.send<string>(command[1], command);
   }
 
   subscribe<T>(options: SubscribeOptions<T> | MultiSubscribeOptions<T>): Subscription {
     if (this.#closed) throw new Error('the Redis bus is closed');
     for (const topic of topicsOf(options)) this.#trimmer.touch(topic);
     const reader = new RedisGroupReader({
-      client: this.#client.duplicate({ disableOfflineQueue: true }),
+      client: this.#client.duplicate(),
       names: this.#names,
       topics: topicsOf(options),
       group: options.group,
@@ -229,19 +315,20 @@ export class RedisBus implements EventBus {
   async readAfter(topic: string, afterId: string, count: number): Promise<StreamEntry[]> {
     if (count <= 0) return [];
     const key = this.#names.stream(topic);
-    const reply = await this.#client.sendCommand<RawEntry[]>(['XRANGE', key, `(${afterId}`, '+', 'COUNT', String(count)]);
+    const reply = await this.#client.send<RawEntry[]>(key, ['XRANGE', key, `(${afterId}`, '+', 'COUNT', String(count)]);
     return reply.map(toStreamEntry);
   }
 
   async readLatest(topic: string, count: number): Promise<StreamEntry[]> {
     if (count <= 0) return [];
     const key = this.#names.stream(topic);
-    const reply = await this.#client.sendCommand<RawEntry[]>(['XREVRANGE', key, '+', '-', 'COUNT', String(count)]);
+    const reply = await this.#client.send<RawEntry[]>(key, ['XREVRANGE', key, '+', '-', 'COUNT', String(count)]);
     return reply.map(toStreamEntry);
   }
 
   async length(topic: string): Promise<number> {
-    return this.#client.sendCommand<number>(['XLEN', this.#names.stream(topic)]);
+    const key = this.#names.stream(topic);
+    return this.#client.send<number>(key, ['XLEN', key]);
   }
 
   async info(topic: string): Promise<StreamInfo> {
@@ -250,8 +337,8 @@ export class RedisBus implements EventBus {
     let groups: RawInfo[];
     try {
       [stream, groups] = await Promise.all([
-        this.#client.sendCommand<RawInfo>(['XINFO', 'STREAM', key]).then(infoMap),
-        this.#client.sendCommand<RawInfo[]>(['XINFO', 'GROUPS', key]),
+        this.#client.send<RawInfo>(key, ['XINFO', 'STREAM', key]).then(infoMap),
+        this.#client.send<RawInfo[]>(key, ['XINFO', 'GROUPS', key]),
       ]);
     } catch (error) {
       if (!isRedisError(error, 'no such key')) throw error;
@@ -283,11 +370,12 @@ export class RedisBus implements EventBus {
 
   async trim(topic: string, maxlen: number): Promise<number> {
     const key = this.#names.stream(topic);
-    return this.#client.sendCommand<number>(['XTRIM', key, 'MAXLEN', '~', String(Math.max(0, maxlen))]);
+    return this.#client.send<number>(key, ['XTRIM', key, 'MAXLEN', '~', String(Math.max(0, maxlen))]);
   }
 
   async trimBefore(topic: string, minId: string): Promise<number> {
-    return this.#client.sendCommand<number>(['XTRIM', this.#names.stream(topic), 'MINID', '~', minId]);
+    const key = this.#names.stream(topic);
+    return this.#client.send<number>(key, ['XTRIM', key, 'MINID', '~', minId]);
   }
 
   async trimOldest(topic: string, count: number, beforeId: string | null): Promise<number> {
@@ -297,7 +385,7 @@ export class RedisBus implements EventBus {
     let removed = 0;
     // Whole stream nodes first (cheap), each round at most `left` entries...
     while (left > 0) {
-      const n = await this.#client.sendCommand<number>(['XTRIM', key, 'MINID', '~', bound, 'LIMIT', String(left)]);
+      const n = await this.#client.send<number>(key, ['XTRIM', key, 'MINID', '~', bound, 'LIMIT', String(left)]);
       if (n === 0) break;
       removed += n;
       left -= n;
@@ -305,19 +393,18 @@ export class RedisBus implements EventBus {
     if (left === 0) return removed;
     // ...then exactly: what remains to remove lies within one node (or is < `left`).
     const take = Math.min(left, EXACT_TRIM_WINDOW);
-    const head = await this.#client.sendCommand<RawEntry[]>(['XRANGE', key, '-', '+', 'COUNT', String(take + 1)]);
+    const head = await this.#client.send<RawEntry[]>(key, ['XRANGE', key, '-', '+', 'COUNT', String(take + 1)]);
     const firstKept = head[take]?.[0];
     let cut = firstKept ?? (head.length > 0 ? nextId(head[head.length - 1]![0]) : null);
     if (cut === null) return removed;
     if (compareIds(bound, cut) < 0) cut = bound;
-    return removed + (await this.#client.sendCommand<number>(['XTRIM', key, 'MINID', cut]));
+    return removed + (await this.#client.send<number>(key, ['XTRIM', key, 'MINID', cut]));
   }
 
   async oldestPending(topic: string, group: string): Promise<string | null> {
     try {
-      const [count, smallest] = await this.#client.sendCommand<[number, string | null, ...unknown[]]>([
-        'XPENDING', this.#names.stream(topic), group,
-      ]);
+      const key = this.#names.stream(topic);
+      const [count, smallest] = await this.#client.send<[number, string | null, ...unknown[]]>(key, ['XPENDING', key, group]);
       return Number(count) > 0 ? smallest : null;
     } catch (error) {
       if (isRedisError(error, 'NOGROUP')) return null;
@@ -334,7 +421,7 @@ export class RedisBus implements EventBus {
     const key = this.#names.stream(topic);
     let consumers: RawInfo[];
     try {
-      consumers = await this.#client.sendCommand<RawInfo[]>(['XINFO', 'CONSUMERS', key, group]);
+      consumers = await this.#client.send<RawInfo[]>(key, ['XINFO', 'CONSUMERS', key, group]);
     } catch (error) {
       if (isRedisError(error, 'NOGROUP') || isRedisError(error, 'no such key')) return 0;
       throw error;
@@ -343,7 +430,7 @@ export class RedisBus implements EventBus {
     for (const consumer of consumers.map(infoMap)) {
       const name = String(consumer.get('name'));
       if (name === keep || Number(consumer.get('pending') ?? 0) > 0 || Number(consumer.get('idle') ?? 0) < minIdleMs) continue;
-      await this.#client.sendCommand(['XGROUP', 'DELCONSUMER', key, group, name]);
+      await this.#client.send(key, ['XGROUP', 'DELCONSUMER', key, group, name]);
       removed += 1;
     }
     return removed;
@@ -362,21 +449,21 @@ export class RedisBus implements EventBus {
    * when `holder` already has it, for ttlMs; false while someone else holds it.
    */
   async acquireOrRenewLease(key: string, holder: string, ttlMs: number): Promise<boolean> {
-    const reply = await this.#client.sendCommand<number>(['EVAL', LEASE_SCRIPT, '1', this.prefix + key, holder, String(ttlMs)]);
+    const reply = await this.#client.send<number>(this.prefix + key, ['EVAL', LEASE_SCRIPT, '1', this.prefix + key, holder, String(ttlMs)]);
     return Number(reply) === 1;
   }
 
   /** Gives the lease up when `holder` has it (a clean shutdown: the standby need not wait for it to lapse). */
   async releaseLease(key: string, holder: string): Promise<void> {
-    await this.#client.sendCommand(['EVAL', RELEASE_SCRIPT, '1', this.prefix + key, holder]);
+    await this.#client.send(this.prefix + key, ['EVAL', RELEASE_SCRIPT, '1', this.prefix + key, holder]);
   }
 
   async getValue(key: string): Promise<string | null> {
-    return this.#client.sendCommand<string | null>(['GET', this.prefix + key]);
+    return this.#client.send<string | null>(this.prefix + key, ['GET', this.prefix + key]);
   }
 
   async setValue(key: string, value: string): Promise<void> {
-    await this.#client.sendCommand(['SET', this.prefix + key, value]);
+    await this.#client.send(this.prefix + key, ['SET', this.prefix + key, value]);
   }
 
   async ping(): Promise<boolean> {
@@ -388,7 +475,7 @@ export class RedisBus implements EventBus {
       timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS);
     });
     try {
-      const answer = this.#client.sendCommand<string>(['PING']).then((reply) => reply === 'PONG', () => false);
+      const answer = this.#client.send<string>(this.#homeKey, ['PING']).then((reply) => reply === 'PONG', () => false);
       return await Promise.race([answer, timeout]);
     } finally {
       clearTimeout(timer);
@@ -412,7 +499,7 @@ export class RedisBus implements EventBus {
 
 interface ReaderSettings {
   /** A dedicated, not yet connected connection with the offline queue disabled. */
-  client: RedisClient;
+  client: RedisLink;
   names: StreamNames;
   topics: readonly string[];
   group: string;
@@ -424,7 +511,7 @@ interface ReaderSettings {
 
 /** The GroupReader of one Redis subscription, on its own connection. */
 class RedisGroupReader implements GroupReader {
-  readonly #client: RedisClient;
+  readonly #client: RedisLink;
   readonly #settings: ReaderSettings;
   readonly #keys: readonly string[];
   /** Stream key → position of its topic in the subscription (for handling order). */
@@ -437,7 +524,7 @@ class RedisGroupReader implements GroupReader {
     this.#client = settings.client;
     this.#keys = settings.topics.map((topic) => settings.names.stream(topic));
     this.#topicIndex = new Map(this.#keys.map((key, index) => [key, index]));
-    this.#client.on('error', settings.onError);
+    this.#client.onError(settings.onError);
   }
 
   async prepare(): Promise<void> {
@@ -449,16 +536,18 @@ class RedisGroupReader implements GroupReader {
 
   async readOwnPending(topic: string, afterId: string, count: number): Promise<PendingEntry[]> {
     const { names, group, consumer } = this.#settings;
-    const reply = await this.#client.sendCommand<RawStreams>([
-      'XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count), 'STREAMS', names.stream(topic), afterId,
+    const key = names.stream(topic);
+    const reply = await this.#client.send<RawStreams>(key, [
+      'XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count), 'STREAMS', key, afterId,
     ]);
     return (reply?.[0]?.[1] ?? []).map(([id, flat]) => ({ id, fields: flat === null ? null : fieldsOf(flat) }));
   }
 
   async claimIdle(topic: string, minIdleMs: number, cursor: string, count: number): Promise<ClaimPage> {
     const { names, group, consumer } = this.#settings;
-    const [next, claimed] = await this.#client.sendCommand<RawAutoClaim>([
-      'XAUTOCLAIM', names.stream(topic), group, consumer, String(minIdleMs), cursor, 'COUNT', String(count),
+    const key = names.stream(topic);
+    const [next, claimed] = await this.#client.send<RawAutoClaim>(key, [
+      'XAUTOCLAIM', key, group, consumer, String(minIdleMs), cursor, 'COUNT', String(count),
     ]);
     const entries: StreamEntry[] = [];
     // Redis 6.2 answers nil for claimed ids that were deleted; 7 lists them separately.
@@ -471,7 +560,7 @@ class RedisGroupReader implements GroupReader {
     this.#blocking = true;
     let reply: RawStreams;
     try {
-      reply = await this.#client.sendCommand<RawStreams>([
+      reply = await this.#client.send<RawStreams>(this.#keys[0], [
         'XREADGROUP', 'GROUP', group, consumer, 'COUNT', String(count), 'BLOCK', String(blockMs),
         'STREAMS', ...this.#keys, ...this.#keys.map(() => '>'),
       ]);
@@ -490,13 +579,13 @@ class RedisGroupReader implements GroupReader {
 
   async commit({ writes, acks, state }: Commit): Promise<void> {
     const { names, group } = this.#settings;
-    const multi = this.#client.multi();
-    for (const write of writes) multi.addCommand(this.#settings.xadd(write.topic, write.fields));
-    if (state) multi.addCommand(['SET', names.prefix + state.key, state.value]);
+    const commands: string[][] = [];
+    for (const write of writes) commands.push(this.#settings.xadd(write.topic, write.fields));
+    if (state) commands.push(['SET', names.prefix + state.key, state.value]);
     for (const [topic, ids] of acks) {
-      if (ids.length > 0) multi.addCommand(['XACK', names.stream(topic), group, ...ids]);
+      if (ids.length > 0) commands.push(['XACK', names.stream(topic), group, ...ids]);
     }
-    await multi.exec();
+    if (commands.length > 0) await runCommands(this.#client, commands);
   }
 
   /**

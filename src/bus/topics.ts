@@ -51,6 +51,16 @@ export const EXPECTED_GROUPS: Readonly<Record<string, readonly string[]>> = {
   [TOPICS.exitLevels]: [GROUPS.monitor],
 };
 
+/**
+ * `quantum route` (docs/scale-out.md): it reads the shared, unprefixed trade.signal.v5 under
+ * its own group and writes what no route selects to trade.signal.v5.unrouted.
+ */
+export const ROUTER = {
+  group: 'router',
+  input: TOPICS.signal,
+  unrouted: `${TOPICS.signal}.unrouted`,
+} as const;
+
 export const DLQ_SUFFIX = '.dlq';
 
 export function dlqTopic(topic: string): string {

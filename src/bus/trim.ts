@@ -9,7 +9,7 @@
  * `quantum streams trim` trim it).
  */
 import { compareIds, type EventBus, type StreamInfo } from './bus.js';
-import { EXPECTED_GROUPS, dlqTopic } from './topics.js';
+import { EXPECTED_GROUPS, ROUTER, dlqTopic } from './topics.js';
 
 /** How often a bus trims the streams it writes to or reads from. */
 export const DEFAULT_TRIM_INTERVAL_MS = 10_000;
@@ -82,6 +82,8 @@ async function boundOf(bus: EventBus, topic: string, info: StreamInfo, missing: 
 }
 
 function missingGroups(topic: string, info: StreamInfo): string[] {
+  // The router's shared input is read by the router, not by a risk service.
+  if (topic === ROUTER.input && info.groups.some((g) => g.name === ROUTER.group)) return [];
   return (EXPECTED_GROUPS[topic] ?? []).filter((group) => !info.groups.some((g) => g.name === group));
 }
 

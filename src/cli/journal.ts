@@ -33,7 +33,7 @@ export async function runJournal(config: Config & { redis_url: string }): Promis
   }
   let bus;
   try {
-    bus = await createBus({ redisUrl: config.redis_url, prefix: config.stream_prefix, maxlen: config.streams.maxlen });
+    bus = await createBus({ redisUrl: config.redis_url, clusterNodes: config.redis_cluster_nodes, prefix: config.stream_prefix, maxlen: config.streams.maxlen });
   } catch (err) {
     console.error(`quantum journal: cannot connect to Redis at ${redactUrl(config.redis_url)}: ${(err as Error).message}`);
     await store.close();

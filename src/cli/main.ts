@@ -4,17 +4,20 @@
  * or bad arguments).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ConfigError, loadConfig, type Config } from '../platform/config.js';
+import { ConfigError, accountRun, loadConfig, type Config } from '../platform/config.js';
 
 const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
 
 interface CommonOptions {
   config?: string;
   redis?: string;
+  account?: string;
 }
 
+/** The config, or with --account the named account's own (its prefix, ports and overrides). */
 function readConfig(options: CommonOptions, extra: Record<string, unknown> = {}): Config {
-  return loadConfig({ configPath: options.config, overrides: { redis_url: options.redis, ...extra } });
+  const config = loadConfig({ configPath: options.config, overrides: { redis_url: options.redis, ...extra } });
+  return options.account === undefined ? config : accountRun(config, options.account).config;
 }
 
 /** Commands that talk to a separate deployment need Redis: default to the local one. */
@@ -43,7 +46,8 @@ function oneLine(text: string): string {
 function addCommon(command: Command, redisHelp: string): Command {
   return command
     .option('-c, --config <path>', 'config file (default ./quantum.config.json, or QT_CONFIG)')
-    .option('--redis <url>', redisHelp);
+    .option('--redis <url>', redisHelp)
+    .option('--account <name>', 'act on this one account of the config\'s accounts (its stream_prefix, ports and overrides)');
 }
 
 export function buildProgram(exit: (code: number) => void): Command {
@@ -79,6 +83,11 @@ export function buildProgram(exit: (code: number) => void): Command {
       ...(options.rate ? { 'demo.signals_per_second': options.rate } : {}),
       ...(options.feed ? { 'market.source': options.feed } : {}),
     });
+    if (config.accounts.length > 0) {
+      const { runUpAccounts } = await import('./up-accounts.js');
+      exit(await runUpAccounts(config, { demo: options.demo, dashboard: options.dashboard }));
+      return;
+    }
     const { runUp } = await import('./up.js');
     exit(
       await runUp(config, {
@@ -105,6 +114,29 @@ export function buildProgram(exit: (code: number) => void): Command {
       exit(await runService(name, config));
     });
   }
+
+  addCommon(
+    program
+      .command('route')
+      .description('route the shared trade.signal.v5 (unprefixed, group router) to the accounts its routes select (docs/scale-out.md)'),
+    `Redis URL (default REDIS_URL, else ${DEFAULT_REDIS}; or redis_cluster_nodes)`,
+  ).action(async (options: CommonOptions) => {
+    const config = withRedis(readConfig(options));
+    const { runRoute } = await import('./route.js');
+    exit(await runRoute(config));
+  });
+
+  addCommon(
+    program
+      .command('accounts')
+      .description("print the accounts side by side (equity, return, drawdown, win rate, trades, approval rate, rejections by reason) from their services' HTTP APIs")
+      .option('--json', 'print JSON'),
+    'unused (the figures come over HTTP)',
+  ).action(async (options: CommonOptions & { json?: boolean }) => {
+    const config = readConfig(options);
+    const { runAccounts } = await import('./accounts.js');
+    exit(await runAccounts(config, { json: options.json === true }));
+  });
 
   program
     .command('feed')

@@ -18,7 +18,8 @@ export async function runService(name: ServiceName, config: Config & { redis_url
     bus = await connectWhenRedisIsUp({
       service: SERVICE_LABELS[name],
       redisUrl: config.redis_url,
-      displayUrl: redactUrl(config.redis_url),
+      clusterNodes: config.redis_cluster_nodes,
+      displayUrl: redisDisplay(config),
       prefix: config.stream_prefix,
       maxlen: config.streams.maxlen,
       logger: logger.child({ service: name }),
@@ -113,7 +114,8 @@ export async function runDashboard(config: Config & { redis_url: string }): Prom
     bus = await connectWhenRedisIsUp({
       service: 'dashboard',
       redisUrl: config.redis_url,
-      displayUrl: redactUrl(config.redis_url),
+      clusterNodes: config.redis_cluster_nodes,
+      displayUrl: redisDisplay(config),
       prefix: config.stream_prefix,
       maxlen: config.streams.maxlen,
       logger,
@@ -145,4 +147,10 @@ export async function runDashboard(config: Config & { redis_url: string }): Prom
 /** Hides a password in a Redis URL for messages. */
 export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+}
+
+/** Where the Redis bus runs, for messages: the URL, or the cluster's seed nodes. */
+export function redisDisplay(config: Pick<Config, 'redis_url' | 'redis_cluster_nodes'>): string {
+  if (config.redis_cluster_nodes.length > 0) return `Redis Cluster ${config.redis_cluster_nodes.map(redactUrl).join(',')}`;
+  return redactUrl(config.redis_url ?? '');
 }

@@ -15,7 +15,8 @@ type RedisConfig = Config & { redis_url: string };
 async function withBus<T>(config: RedisConfig, fn: (bus: EventBus) => Promise<T>): Promise<T> {
   let bus: EventBus;
   try {
-    bus = await createBus({ redisUrl: config.redis_url, prefix: config.stream_prefix, maxlen: config.streams.maxlen, connectTimeoutMs: 5000, trimIntervalMs: 0 });
+    // With accounts, the top-level (often empty) prefix is the router's shared namespace.
+    bus = await createBus({ redisUrl: config.redis_url, clusterNodes: config.redis_cluster_nodes, spanSlots: config.accounts.length > 0, prefix: config.stream_prefix, maxlen: config.streams.maxlen, connectTimeoutMs: 5000, trimIntervalMs: 0 });
   } catch (err) {
     throw new Error(`cannot connect to Redis at ${redactUrl(config.redis_url)}: ${(err as Error).message}`);
   }

@@ -17,7 +17,7 @@ import type { JournalStore } from '../services/journal/store.js';
 import { startLoop, type Loop } from '../services/loop.js';
 import { describeDemoProfile } from './demo-profile.js';
 import { openJournalStore } from './journal.js';
-import { redactUrl } from './serve.js';
+import { redactUrl, redisDisplay } from './serve.js';
 import { untilSignal } from './signals.js';
 import { holdServiceLeases } from '../services/common/lease.js';
 import { hostname } from 'node:os';
@@ -76,7 +76,7 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
 
   let bus: EventBus;
   try {
-    bus = await createBus({ redisUrl: config.redis_url, prefix: config.stream_prefix, maxlen: config.streams.maxlen });
+    bus = await createBus({ redisUrl: config.redis_url, clusterNodes: config.redis_cluster_nodes, prefix: config.stream_prefix, maxlen: config.streams.maxlen });
   } catch (err) {
     console.error(`quantum up: cannot connect to Redis at ${redactUrl(config.redis_url ?? '')}: ${(err as Error).message}`);
     logger.error({ err: (err as Error).message }, 'quantum up: cannot connect to Redis');
@@ -147,7 +147,7 @@ export async function runUp(config: Config, options: UpOptions): Promise<number>
     monitor: `http://${host}:${loop.monitor.port}`,
     dashboard: dashboard?.url,
   };
-  const busLabel = bus.kind === 'redis' ? `redis ${redactUrl(config.redis_url ?? '')}` : 'embedded';
+  const busLabel = bus.kind === 'redis' ? `redis ${redisDisplay(config)}` : 'embedded';
   const profile = options.demoProfile ? describeDemoProfile() : undefined;
   const journal = new UpJournal(logger);
   journal.started(startedAt, { bus: busLabel, urls, demo: options.demo, profile, seed: config.seed }, activityTotals(loop));

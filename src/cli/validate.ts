@@ -162,7 +162,7 @@ export async function observe(config: Config & { redis_url: string }, options: V
 
   let bus: EventBus | undefined;
   try {
-    bus = await createBus({ redisUrl: config.redis_url, prefix: config.stream_prefix, connectTimeoutMs: 3000, trimIntervalMs: 0 });
+    bus = await createBus({ redisUrl: config.redis_url, clusterNodes: config.redis_cluster_nodes, prefix: config.stream_prefix, connectTimeoutMs: 3000, trimIntervalMs: 0 });
     Object.assign(observations, await observeBus(bus, now(), config.streams.maxlen));
   } catch (err) {
     observations.busError = err instanceof Error ? err.message : String(err);

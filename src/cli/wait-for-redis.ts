@@ -18,6 +18,8 @@ export interface WaitForRedisOptions {
   /** e.g. "risk-safety": the service name /health reports. */
   service: string;
   redisUrl: string;
+  /** Seed nodes of a Redis Cluster (redis_cluster_nodes); when non-empty the cluster is used. */
+  clusterNodes?: readonly string[];
   /** The URL without its password, for the log. */
   displayUrl: string;
   prefix: string;
@@ -50,6 +52,7 @@ export async function connectWhenRedisIsUp(options: WaitForRedisOptions): Promis
       try {
         const bus = await createBus({
           redisUrl: options.redisUrl,
+          clusterNodes: options.clusterNodes,
           prefix: options.prefix,
           maxlen: options.maxlen,
           onError,

@@ -54,6 +54,38 @@ export const ProtectionConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['required_profit_pct'], message: 'applies only to kind low_profit' });
     }
   });
+/** A stream prefix: letters, digits and _ . : { } - (a hash tag `{…}` keeps one account in one cluster slot). */
+const streamPrefix = z
+  .string()
+  .max(64)
+  .regex(/^[A-Za-z0-9_.:{}-]*$/, { error: 'may hold letters, digits and _ . : { } -' });
+/** An account's overrides of one config section, checked against the whole schema once merged (checkScaleOut). */
+const sectionOverride = z.record(z.string(), z.unknown()).optional();
+/** The config sections an account may override. */
+export const ACCOUNT_SECTIONS = ['ports', 'account', 'risk', 'execution', 'exits', 'monitor', 'journal', 'feedback'] as const;
+const AccountEntry = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, { error: 'must be 1-32 lower-case letters, digits, _ or - (starting with a letter or digit)' }),
+  stream_prefix: streamPrefix.min(1, { error: 'must not be empty (the unprefixed streams are the router\'s shared input)' }),
+  /** A shadow account trades the signals routed to it like any other; it is marked so in comparisons. */
+  shadow: z.boolean().default(false),
+  ports: sectionOverride,
+  account: sectionOverride,
+  risk: sectionOverride,
+  execution: sectionOverride,
+  exits: sectionOverride,
+  monitor: sectionOverride,
+  journal: sectionOverride,
+  feedback: sectionOverride,
+  /** Replaces the base `protections` list for this account (a stricter profile in the shadow of the live one). */
+  protections: z.array(z.unknown()).optional(),
+});
+const RouteEntry = z.strictObject({
+  /** Glob on the signal's source (`*` any run of characters, `?` one); unset: any source. */
+  source: z.string().min(1).optional(),
+  /** Glob on the signal's symbol; unset: any symbol. */
+  symbol: z.string().min(1).optional(),
+  accounts: z.array(z.string().min(1)).min(1),
+});
 
 export const ConfigSchema = z.strictObject({
   redis_url: z
@@ -229,7 +261,17 @@ export const ConfigSchema = z.strictObject({
 
   /** Locks after losses, like Freqtrade's protections (docs/protections.md); none by default. */
   protections: z.array(ProtectionConfigSchema).default([]),
+  /**
+   * Seed nodes of a Redis Cluster (docs/scale-out.md); when set, the Redis bus runs on the
+   * cluster (redis_url is not used) and every stream_prefix must hold a hash tag.
+   */
+  redis_cluster_nodes: z.array(z.string().regex(/^rediss?:\/\/.+/, { error: 'must be a redis:// or rediss:// URL' })).default([]),
+  /** Several accounts side by side, each its own prefix, state, ports and APIs (docs/scale-out.md). */
+  accounts: z.array(AccountEntry).default([]),
+  /** Which accounts `quantum route` forwards each shared signal to (first match on source and/or symbol glob). */
+  routes: z.array(RouteEntry).default([]),
 }).superRefine((config, ctx) => {
+  checkScaleOut(config, ctx);
   if (config.execution.price_step_pct >= config.market.max_tick_jump_pct) {
     ctx.addIssue({
       code: 'custom',
@@ -278,6 +320,7 @@ const ENV_KEYS: ReadonlyArray<{ env: string; path: string[]; kind: 'string' | 'i
   { env: 'QT_DASHBOARD_PORT', path: ['ports', 'dashboard'], kind: 'int' },
   { env: 'QT_JOURNAL_URL', path: ['journal', 'url'], kind: 'string' },
   { env: 'QT_JOURNAL_SCHEMA', path: ['journal', 'schema'], kind: 'string' },
+  { env: 'REDIS_CLUSTER_NODES', path: ['redis_cluster_nodes'], kind: 'list' },
 ];
 
 export class ConfigError extends Error {
@@ -397,4 +440,101 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+type ParsedConfig = z.infer<typeof ConfigSchema>;
+type AccountEntry = z.infer<typeof AccountEntry>;
+
+/** Whether a prefix holds a Redis Cluster hash tag (same rule as src/bus/slot.ts hashTag). */
+function holdsHashTag(prefix: string): boolean {
+  const open = prefix.indexOf('{');
+  return open >= 0 && prefix.indexOf('}', open + 1) > open + 1;
+}
+
+/** The base config with one account's overrides merged over it (still to be validated). */
+function mergeAccount(config: ParsedConfig, account: AccountEntry): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...config, accounts: [], routes: [], stream_prefix: account.stream_prefix };
+  for (const section of ACCOUNT_SECTIONS) {
+    const override = account[section];
+    if (override) merged[section] = { ...(config[section] as Record<string, unknown>), ...override };
+  }
+  if (account.protections) merged.protections = account.protections;
+  return merged;
+}
+
+/** The cluster, accounts and routes rules; every issue names its key path. */
+function checkScaleOut(config: ParsedConfig, ctx: z.core.$RefinementCtx<ParsedConfig>): void {
+  const onCluster = config.redis_cluster_nodes.length > 0;
+  const hashTagRule = 'on a Redis Cluster (redis_cluster_nodes) it must hold a hash tag, e.g. "{acct7}:", so the account\'s streams, snapshots, leases and groups share one slot';
+  if (onCluster && config.accounts.length === 0 && !holdsHashTag(config.stream_prefix)) {
+    ctx.addIssue({ code: 'custom', path: ['stream_prefix'], message: `"${config.stream_prefix}": ${hashTagRule}` });
+  }
+  const names = new Map<string, number>();
+  const prefixes = new Map<string, number>();
+  const ports = new Map<number, string>();
+  config.accounts.forEach((account, index) => {
+    const at = (...path: (string | number)[]) => ['accounts', index, ...path];
+    if (names.has(account.name)) ctx.addIssue({ code: 'custom', path: at('name'), message: `"${account.name}" is also accounts.${names.get(account.name)}.name` });
+    names.set(account.name, index);
+    if (prefixes.has(account.stream_prefix)) {
+      ctx.addIssue({ code: 'custom', path: at('stream_prefix'), message: `"${account.stream_prefix}" is also accounts.${prefixes.get(account.stream_prefix)}.stream_prefix; each account needs its own` });
+    }
+    prefixes.set(account.stream_prefix, index);
+    // The merged config is checked whole: on a cluster that includes the hash tag in its prefix.
+    const result = ConfigSchema.safeParse(mergeAccount(config, account));
+    if (!result.success) {
+      for (const issue of result.error.issues) {
+        if (issue.code === 'unrecognized_keys') {
+          for (const key of issue.keys) ctx.addIssue({ code: 'custom', path: at(...issue.path.map(String), key), message: 'unknown key' });
+        } else {
+          ctx.addIssue({ code: 'custom', path: at(...issue.path.map(String)), message: issue.message });
+        }
+      }
+      return;
+    }
+    for (const [service, port] of Object.entries(result.data.ports)) {
+      if (service === 'dashboard') continue; // one dashboard serves every account
+      const other = ports.get(port);
+      if (port !== 0 && other !== undefined) {
+        ctx.addIssue({ code: 'custom', path: at('ports', service), message: `port ${port} is also ${other}; every account's services need ports of their own` });
+      }
+      ports.set(port, `accounts.${index}.ports.${service}`);
+    }
+  });
+  config.routes.forEach((route, index) => {
+    route.accounts.forEach((name, at) => {
+      if (!names.has(name)) {
+        ctx.addIssue({ code: 'custom', path: ['routes', index, 'accounts', at], message: `no account named "${name}" (accounts: ${[...names.keys()].join(', ') || 'none'})` });
+      }
+    });
+  });
+  if (config.routes.length > 0 && config.accounts.length === 0) {
+    ctx.addIssue({ code: 'custom', path: ['routes'], message: 'routes need accounts to route to' });
+  }
+}
+
+/** One account's own, complete configuration: the base config with its overrides. */
+export interface AccountRun {
+  name: string;
+  shadow: boolean;
+  config: Config;
+}
+
+/** Every configured account as a full config of its own (validated with the rest at load time). */
+export function accountRuns(config: Config): AccountRun[] {
+  return config.accounts.map((account) => ({
+    name: account.name,
+    shadow: account.shadow,
+    config: deepFreeze(ConfigSchema.parse(mergeAccount(config as ParsedConfig, account))),
+  }));
+}
+
+/** The config of the account `name`, or an error naming the accounts there are. */
+export function accountRun(config: Config, name: string): AccountRun {
+  const run = accountRuns(config).find((account) => account.name === name);
+  if (!run) {
+    const known = config.accounts.map((account) => account.name);
+    throw new ConfigError([`--account ${name}: no such account in accounts (${known.join(', ') || 'none configured'})`]);
+  }
+  return run;
 }

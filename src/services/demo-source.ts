@@ -24,7 +24,8 @@ export class DemoSource {
   private runId = '';
 
   constructor(
-    private readonly deps: { bus: EventBus; config: Config; clock: Clock; logger: Logger },
+    /** `ticks`: where prices are read, when not `bus` (the shared input of several accounts has none of its own). */
+    private readonly deps: { bus: EventBus; config: Config; clock: Clock; logger: Logger; ticks?: EventBus },
   ) {
     this.strategy = new DemoStrategy({
       symbols: deps.config.instruments.map((i) => i.symbol),
@@ -39,7 +40,7 @@ export class DemoSource {
     // randomness is keyed by signal_id); a later run on the same Redis gets new ids.
     this.runId = `demo-${config.seed}-${this.deps.clock.now()}`;
     const decodeTick = decoderFor(PriceTick);
-    this.subscription = bus.subscribe({
+    this.subscription = (this.deps.ticks ?? bus).subscribe({
       topics: [TOPICS.tick],
       group: DEMO_GROUP,
       consumer: 'demo-1',

@@ -27,6 +27,7 @@ import type { Logger } from '../../platform/logger.js';
 import { createDashboardMetrics } from '../../platform/metrics.js';
 import { DashboardHub, type HubEvent } from './hub.js';
 import { describeFailure, httpUpstream, serviceHost, type Upstream } from './upstream.js';
+import { registerAccountsView } from './accounts.js';
 
 export { DashboardHub } from './hub.js';
 export type { DashboardState } from './hub.js';
@@ -41,6 +42,8 @@ export interface DashboardDeps {
   upstream?: Upstream;
   pollIntervalMs?: number;
   healthIntervalMs?: number;
+  /** The config whose `accounts` the accounts view compares (default: config). */
+  accountsConfig?: Config;
 }
 
 export interface DashboardApp {
@@ -176,6 +179,8 @@ export async function buildDashboardApp(deps: DashboardDeps): Promise<DashboardA
       }
     });
   }
+
+  registerAccountsView(app, deps.accountsConfig ?? config, dir);
 
   app.get(
     '/health',
