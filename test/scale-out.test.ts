@@ -184,6 +184,22 @@ describe.runIf(present)('scale-out on a three-master Redis Cluster', () => {
     expect(router.exit).toBeNull();
   });
 
+  it('quantum halt acts on one account with --account, on every account without it; quantum resume likewise', async () => {
+    const state = async (account: 'alpha' | 'beta') =>
+      (await getJson<{ kill_switch: { reason: string } | null }>(`${url(account, 'risk')}/health`)).kill_switch?.reason ?? null;
+    const one = await runQuantum(['halt', '--account', 'beta', '--reason', 'beta only'], env);
+    expect(one.code, one.stderr).toBe(0);
+    expect(await state('beta')).toBe('beta only');
+    expect(await state('alpha')).toBeNull();
+    const all = await runQuantum(['halt', '--reason', 'everyone'], env);
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.stdout).toMatch(/account alpha:[\s\S]*HALTED[\s\S]*account beta:[\s\S]*HALTED/);
+    expect([await state('alpha'), await state('beta')]).toEqual(['everyone', 'everyone']);
+    const resumed = await runQuantum(['resume'], env);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect([await state('alpha'), await state('beta')]).toEqual([null, null]);
+  });
+
   it('refuses a prefix without a hash tag at start-up (exit 2, naming stream_prefix)', async () => {
     const plain = { ...env, QT_CONFIG: writeConfig({}), QT_STREAM_PREFIX: 'acct7:' };
     const result = await runQuantum(['risk'], plain);

@@ -4,7 +4,7 @@
  * or bad arguments).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ConfigError, accountRun, loadConfig, type Config } from '../platform/config.js';
+import { ConfigError, accountRun, accountRuns, loadConfig, type Config } from '../platform/config.js';
 
 const DEFAULT_REDIS = 'redis://127.0.0.1:6379';
 
@@ -18,6 +18,23 @@ interface CommonOptions {
 function readConfig(options: CommonOptions, extra: Record<string, unknown> = {}): Config {
   const config = loadConfig({ configPath: options.config, overrides: { redis_url: options.redis, ...extra } });
   return options.account === undefined ? config : accountRun(config, options.account).config;
+}
+
+/**
+ * The kill switch acts on one account with --account, else on every configured account
+ * (an operator who halts expects everything to stop), else on the single deployment.
+ * Every account is tried even when one fails; the exit code is the worst one.
+ */
+async function forEachAccount(options: { config?: string; account?: string }, act: (config: Config) => Promise<number>): Promise<number> {
+  const config = loadConfig({ configPath: options.config });
+  if (options.account !== undefined) return act(accountRun(config, options.account).config);
+  if (config.accounts.length === 0) return act(config);
+  let worst = 0;
+  for (const run of accountRuns(config)) {
+    console.log(`account ${run.name}:`);
+    worst = Math.max(worst, await act(run.config));
+  }
+  return worst;
 }
 
 /** Commands that talk to a separate deployment need Redis: default to the local one. */
@@ -256,20 +273,20 @@ export function buildProgram(exit: (code: number) => void): Command {
     .option('--reason <text>', 'why, shown on every rejection', 'operator halt')
     .option('--json', 'print the answer as JSON')
     .option('-c, --config <path>', 'config file (default ./quantum.config.json, or QT_CONFIG): host, ports.risk, api_token')
-    .action(async (options: { config?: string; flatten?: boolean; reason: string; json?: boolean }) => {
-      const config = loadConfig({ configPath: options.config });
+    .option('--account <name>', "only this account of the config's accounts (default: every account)")
+    .action(async (options: { config?: string; account?: string; flatten?: boolean; reason: string; json?: boolean }) => {
       const { runHalt } = await import('./halt.js');
-      exit(await runHalt(config, { flatten: options.flatten === true, reason: options.reason, json: options.json === true }));
+      exit(await forEachAccount(options, (config) => runHalt(config, { flatten: options.flatten === true, reason: options.reason, json: options.json === true })));
     });
   program
     .command('resume')
     .description('leave HALTED (kill switch or circuit breaker) on the risk service; peak equity restarts at current equity')
     .option('--json', 'print the answer as JSON')
     .option('-c, --config <path>', 'config file (default ./quantum.config.json, or QT_CONFIG): host, ports.risk, api_token')
-    .action(async (options: { config?: string; json?: boolean }) => {
-      const config = loadConfig({ configPath: options.config });
+    .option('--account <name>', "only this account of the config's accounts (default: every account)")
+    .action(async (options: { config?: string; account?: string; json?: boolean }) => {
       const { runResume } = await import('./halt.js');
-      exit(await runResume(config, { json: options.json === true }));
+      exit(await forEachAccount(options, (config) => runResume(config, { json: options.json === true })));
     });
 
   const streams = addCommon(
