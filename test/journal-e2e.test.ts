@@ -168,6 +168,8 @@ describe.each(BACKENDS.filter((b) => b.name === 'sqlite' || WITH_POSTGRES))('qua
         const exit = await journal.kill();
         expect(exit.signal).toBe('SIGKILL');
         journal = await startJournal(services.env, 'journal#1');
+        // The start-up log line goes through pino and can reach stdout after the ready line.
+        await journal.waitForOutput(/"restored":(true|false)/, 15_000);
         if (fillsBeforeKill > 0) expect(journal.stdout).toMatch(/"restored":true/);
       }
     }
