@@ -17,6 +17,7 @@ import { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, RiskRejecti
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/logger.js';
 import type { ServiceMetrics } from '../../platform/metrics.js';
+import type { Scheduler } from '../../platform/scheduler.js';
 
 export interface ServiceDeps {
   bus: EventBus;
@@ -31,6 +32,8 @@ export interface ServiceDeps {
   consumer?: string;
   /** This instance holds the service's lease: the group's pending entries are all its to finish. */
   takeOverPending?: boolean;
+  /** Periodic work (risk's sweep, the monitor's marks); real timers unless a backtest injects simulated ones. */
+  scheduler?: Scheduler;
 }
 
 const DECODERS: Record<string, (fields: Fields, id: string) => unknown> = {
