@@ -154,7 +154,7 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
   const scheduler = new SimScheduler(clock);
   const bus = new EmbeddedBus({ clock, trimIntervalMs: 0, maxlen: config.streams.maxlen, onError: (e) => input.logger.warn({ err: e }, 'bus error') });
   const settler = new Settler(bus, input.settleTimeoutMs ?? 60_000);
-  const loop: Loop = await startLoop({ bus, config, clock, logger: input.logger, listen: false, demo: false, scheduler });
+  const loop: Loop = await startLoop({ bus, config, clock, logger: input.logger, listen: false, demo: false, scheduler, snapshots: false });
   const collector = new Collector(config.account.initial_balance_usd, startTs, prices.symbols);
   const conflate = input.conflate ?? true;
   const shadow = new TickGate(instruments, { maxClockSkewMs: config.market.max_clock_skew_ms, maxJumpPct: config.market.max_tick_jump_pct });
@@ -183,7 +183,10 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
     await afterSettle();
   };
   const publishTick = async (tick: PriceTick): Promise<void> => {
+    const own = bus.appendCount === lastAppends;
     await bus.publish(TOPICS.tick, tick);
+    // Our own tick is not an output to collect: only what the services add after it is.
+    if (own) lastAppends = bus.appendCount;
     published += 1;
     lastSent.set(tick.symbol, fx(tick.price));
     await settle();

@@ -30,6 +30,8 @@ export interface LaunchOptions {
   takeOverPending?: boolean;
   /** Periodic work; real timers by default (a backtest passes simulated ones). */
   scheduler?: Scheduler;
+  /** false: no state snapshots (see ServiceDeps.snapshots). */
+  snapshots?: boolean;
 }
 
 interface ServiceByName {
@@ -58,6 +60,7 @@ export async function launchService<N extends ServiceName>(name: N, options: Lau
     consumer: options.consumer,
     takeOverPending: options.takeOverPending,
     scheduler: options.scheduler,
+    snapshots: options.snapshots,
   };
   const http = { apiToken: options.config.api_token, logger, host: options.config.host, allowedHosts: options.config.allowed_hosts };
   let service: RiskService | ExecutionService | MonitorService;

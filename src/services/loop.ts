@@ -24,11 +24,13 @@ export interface LoopOptions {
   demo: boolean;
   /** Periodic work of the services; real timers by default. */
   scheduler?: Scheduler;
+  /** false: no state snapshots (a backtest). */
+  snapshots?: boolean;
 }
 
 /** Starts risk → execution → monitor (the systemd order), then the demo source. */
 export async function startLoop(options: LoopOptions): Promise<Loop> {
-  const common = { bus: options.bus, config: options.config, clock: options.clock, logger: options.logger, listen: options.listen, scheduler: options.scheduler };
+  const common = { bus: options.bus, config: options.config, clock: options.clock, logger: options.logger, listen: options.listen, scheduler: options.scheduler, snapshots: options.snapshots };
   const started: Launched[] = [];
   try {
     const risk = await launchService('risk', common);
