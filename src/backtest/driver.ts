@@ -26,7 +26,7 @@ import { TOPICS } from '../bus/topics.js';
 import { abs, fx, mul, toNumber, type Fixed } from '../core/fixed.js';
 import { instrumentTable } from '../core/instruments.js';
 import { Ledger, ledgerFillOf } from '../core/ledger.js';
-import type { ExecutionResult, PriceTick, RiskApprovedSignal, RiskRejection, TradeSignal } from '../core/messages.js';
+import type { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, RiskRejection, TradeSignal } from '../core/messages.js';
 import { keyedRandom } from '../core/random.js';
 import { TickGate } from '../core/tick-rules.js';
 import type { Config, InstrumentConfig } from '../platform/config.js';
@@ -181,6 +181,7 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
   const settle = async (): Promise<void> => {
     await settler.settle();
     await afterSettle();
+    noteShown();
   };
   const publishTick = async (tick: PriceTick): Promise<void> => {
     const own = bus.appendCount === lastAppends;
@@ -202,8 +203,24 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
     await bus.publish(TOPICS.signal, signal);
     await settle();
   };
-  const flat = (symbol: string): boolean =>
-    loop.risk.service.state.inflightCount() === 0 && !loop.monitor.service.state.hasOpenPosition(symbol) && collector.isFlat(symbol);
+  const flat = (symbol: string): boolean => !loop.monitor.service.state.hasOpenPosition(symbol) && collector.isFlat(symbol);
+  // The highest equity any published input has shown the services (risk's peak is at least this).
+  let shownPeak = config.account.initial_balance_usd;
+  const haltMargin = Math.max(0, config.risk.max_drawdown_pct - 0.005);
+  /** May this tick (already folded into the collector) be held back? See the file comment. */
+  const mayHold = (symbol: string): boolean => {
+    if (loop.risk.service.state.inflightCount() !== 0) return false;
+    if (flat(symbol)) return true;
+    if (config.monitor.publish_on_tick || collector.armed.size > 0) return false;
+    const equity = collector.equity();
+    return equity <= shownPeak && (shownPeak - equity) / shownPeak < haltMargin;
+  };
+  const noteShown = (): void => {
+    shownPeak = Math.max(shownPeak, collector.equity());
+  };
+  const flushAll = async (): Promise<void> => {
+    for (const symbol of [...held.keys()]) await flush(symbol);
+  };
 
   let nextStrategyAt = startTs;
   const strategyEvery = input.strategyIntervalMs ?? 60_000;
@@ -238,7 +255,7 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
       forwardNext.delete(raw.symbol);
       if (verdict.kind === 'refuse') forwardNext.add(raw.symbol);
       if (verdict.kind === 'accept') collector.onPrice(raw.symbol, verdict.price);
-      if (conflate && clean && seen.has(raw.symbol) && pending === undefined && flat(raw.symbol)) {
+      if (conflate && clean && seen.has(raw.symbol) && pending === undefined && mayHold(raw.symbol)) {
         const within = (ref: Fixed | undefined) => ref !== undefined && abs(verdict.price - ref) <= mul(maxJump, ref);
         if (!within(lastSent.get(raw.symbol))) await flush(raw.symbol);
         if (within(lastSent.get(raw.symbol))) held.set(raw.symbol, tick);
@@ -251,6 +268,8 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
       if (pending !== undefined) {
         while (pending.length > 0 && pending[0]!.ts <= raw.ts) {
           const signal = pending.shift()!;
+          // Every held price first: a decision sees equity and exposure at the latest marks.
+          await flushAll();
           await publishSignal({ schema_version: 1, ...signal } as TradeSignal);
         }
         if (pending.length === 0) waiting.delete(raw.symbol);
@@ -262,7 +281,7 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
           const proposal = input.strategy.next(keyedRandom(config.seed, `backtest-strategy:${strategyCount}`));
           strategyCount += 1;
           if (proposal) {
-            for (const s of prices.symbols) await flush(s);
+            await flushAll();
             await publishSignal({ ...proposal, schema_version: 1, signal_id: proposal.signal_id ?? `strategy-${strategyCount}`, ts: raw.ts } as TradeSignal);
           }
         }
@@ -272,7 +291,7 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
         input.onProgress({ simTs: raw.ts, startTs, endTs: input.to ?? prices.estimatedEnd, bars: prices.counts.bars, ticks, done: false });
       }
     }
-    for (const symbol of [...held.keys()]) await flush(symbol);
+    await flushAll();
     await settle();
     // Signals left: no price of their symbol at or after their ts.
     for (const list of waiting.values()) for (let i = 0; i < list.length; i += 1) skip('NO_PRICE_AFTER');
@@ -358,6 +377,13 @@ class Collector {
     this.#dd.add(startTs, initial);
   }
 
+  /** Symbols with exit levels armed on the risk side (from trade.exit.levels). */
+  readonly armed = new Set<string>();
+
+  equity(): number {
+    return toNumber(this.ledger.equity());
+  }
+
   isFlat(symbol: string): boolean {
     return this.ledger.quantity(symbol) === 0n;
   }
@@ -396,7 +422,7 @@ class Collector {
   }
 
   async read(bus: EmbeddedBus): Promise<void> {
-    for (const topic of [TOPICS.safe, TOPICS.rejected, TOPICS.execution, `${TOPICS.tick}.dlq`]) {
+    for (const topic of [TOPICS.safe, TOPICS.rejected, TOPICS.execution, TOPICS.exitLevels, `${TOPICS.tick}.dlq`]) {
       for (;;) {
         const entries = await bus.readAfter(topic, this.#after.get(topic) ?? '0-0', 1000);
         for (const entry of entries) this.#onEntry(topic, JSON.parse(entry.fields.payload ?? 'null') as unknown);
@@ -415,6 +441,12 @@ class Collector {
     if (topic === TOPICS.rejected) {
       const r = payload as RiskRejection;
       if (this.rejections.length < MAX_REJECTION_SAMPLES) this.rejections.push({ ts: r.ts, symbol: r.symbol, action: r.action, source: r.source, reasons: r.reasons });
+      return;
+    }
+    if (topic === TOPICS.exitLevels) {
+      const levels = payload as ExitLevels;
+      if (levels.cause === 'cleared') this.armed.delete(levels.symbol);
+      else this.armed.add(levels.symbol);
       return;
     }
     if (topic !== TOPICS.execution) {
