@@ -99,7 +99,8 @@ export interface RawResult {
   counts: { bars: number; ticks: number; published_ticks: number; timer_fires: number; refused_ticks: number };
 }
 
-const TRIM_EVERY = 20_000;
+const TRIM_EVERY = 5_000;
+const REPLAY_MAXLEN = 1_000;
 const MAX_REJECTION_SAMPLES = 200;
 
 /** The config the services run with: the data's symbols, each starting at its first price; no simulated walk. */
@@ -152,7 +153,8 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
   const startTs = Math.max(firstTs, input.from ?? firstTs);
   const clock = new SimClock(startTs);
   const scheduler = new SimScheduler(clock);
-  const bus = new EmbeddedBus({ clock, trimIntervalMs: 0, maxlen: config.streams.maxlen, onError: (e) => input.logger.warn({ err: e }, 'bus error') });
+  // Streams are read by the collector after each settle, and nothing restarts: a short tail is enough.
+  const bus = new EmbeddedBus({ clock, trimIntervalMs: 0, maxlen: REPLAY_MAXLEN, onError: (e) => input.logger.warn({ err: e }, 'bus error') });
   const settler = new Settler(bus, input.settleTimeoutMs ?? 60_000);
   const loop: Loop = await startLoop({ bus, config, clock, logger: input.logger, listen: false, demo: false, scheduler, snapshots: false });
   const collector = new Collector(config.account.initial_balance_usd, startTs, prices.symbols);
@@ -178,10 +180,16 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
     await collector.read(bus);
     lastAppends = bus.appendCount;
   };
+  let trimmedAt = 0;
   const settle = async (): Promise<void> => {
     await settler.settle();
     await afterSettle();
     noteShown();
+    // Streams stay bounded (streams.maxlen, behind every group) however long the replay.
+    if (bus.appendCount - trimmedAt >= TRIM_EVERY) {
+      trimmedAt = bus.appendCount;
+      await bus.trimNow();
+    }
   };
   const publishTick = async (tick: PriceTick): Promise<void> => {
     const own = bus.appendCount === lastAppends;
@@ -191,7 +199,6 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
     published += 1;
     lastSent.set(tick.symbol, fx(tick.price));
     await settle();
-    if (published % TRIM_EVERY === 0) await bus.trimNow();
   };
   const flush = async (symbol: string): Promise<void> => {
     const tick = held.get(symbol);
