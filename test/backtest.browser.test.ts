@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBacktest } from '../src/backtest/driver.js';
 import { describePriceFiles } from '../src/backtest/readers.js';
 import { buildReport, writeReport } from '../src/backtest/report.js';
+import type { TimedSignal } from '../src/backtest/signals.js';
 import { defaultConfig } from '../src/platform/config.js';
 import { silentLogger } from '../src/platform/logger.js';
 
@@ -40,7 +41,7 @@ describe.skipIf(!haveChromium && !process.env.CI)('report.html in a browser', ()
     const t0 = Date.UTC(2024, 0, 1);
     const ticks = Array.from({ length: 600 }, (_, i) => JSON.stringify({ ts: t0 + i * 10_000, symbol: 'ETHUSDT', price: Number((2300 * (1 + 0.01 * Math.sin(i / 30))).toFixed(2)) }));
     writeFileSync(join(dir, 'eth.jsonl'), `${ticks.join('\n')}\n`);
-    const signals = [0, 1, 2, 3].flatMap((k) => [
+    const signals: TimedSignal[] = [0, 1, 2, 3].flatMap((k): TimedSignal[] => [
       { ts: t0 + k * 1_200_000 + 5_000, symbol: 'ETHUSDT', action: 'BUY', confidence: 0.9, source: 'html-test', signal_id: `o${k}` },
       { ts: t0 + k * 1_200_000 + 600_000, symbol: 'ETHUSDT', action: 'CLOSE', confidence: 1, source: 'html-test', signal_id: `c${k}` },
     ]);

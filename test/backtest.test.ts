@@ -18,7 +18,7 @@ import { buildReport } from '../src/backtest/report.js';
 import { loadStrategy, readSignals } from '../src/backtest/signals.js';
 import { defaultConfig } from '../src/platform/config.js';
 import { silentLogger } from '../src/platform/logger.js';
-import { BIN, ensureBuilt } from './helpers/processes.js';
+import { BIN, REPO, ensureBuilt } from './helpers/processes.js';
 import { zipOneFile } from './helpers/zip.js';
 
 const T0 = Date.UTC(2024, 0, 1);
@@ -122,6 +122,10 @@ describe('quantum backtest (the command, as a process)', () => {
     const none = await runCli(['--prices', 'BTCUSDT-1m-2024-01.csv', '--out', 'bad']);
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('give --signals FILE or --strategy');
+    writeFileSync(join(dir, 'bad-config.json'), JSON.stringify({ risk: { min_confidence: 2 } }));
+    const badConfig = await runCli(['--prices', 'BTCUSDT-1m-2024-01.csv', '--signals', 'signals.jsonl', '-c', 'bad-config.json', '--out', 'bad']);
+    expect(badConfig.code).toBe(2);
+    expect(badConfig.stderr).toContain('risk.min_confidence');
   }, 60_000);
 });
 
@@ -231,5 +235,12 @@ describe('strategies', () => {
     expect(raw.trades.length).toBeGreaterThan(0);
     const demo = await backtest({ files, strategy: await loadStrategy('demo', options), strategyIntervalMs: 5 * M });
     expect(demo.signals.received).toBe(48);
+    // The example module of docs/backtest.md runs as printed.
+    const docs = readFileSync(join(REPO, 'docs', 'backtest.md'), 'utf8');
+    const example = /```js\n(\/\/ my-strategy\.mjs[\s\S]*?)```/.exec(docs)?.[1];
+    expect(example).toBeDefined();
+    writeFileSync(join(dir, 'my-strategy.mjs'), example!);
+    const streak = await backtest({ files, strategy: await loadStrategy(join(dir, 'my-strategy.mjs'), options) });
+    expect(streak.signals.received).toBeGreaterThan(0);
   }, 60_000);
 });

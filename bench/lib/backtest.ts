@@ -94,8 +94,10 @@ export async function runBacktestBench(options: { days: number; tmpDir: string }
   const paths = await generate(join(options.tmpDir, 'klines'), options.days);
   const generateSeconds = (performance.now() - g0) / 1000;
   const list = signals(options.days);
-  // Default rules, except the daily-entry limit (one entry per symbol every other hour is 60 a day).
-  const config = defaultConfig({ risk: { max_daily_entries: 1000 } });
+  // Default rules, except the daily-entry limit (one entry per symbol every other hour is
+  // 60 a day) and the circuit breaker (random entries lose their fees: at 15% the account
+  // would halt within weeks and the rest of the year would measure an idle loop).
+  const config = defaultConfig({ risk: { max_daily_entries: 1000, max_drawdown_pct: 1 } });
   let peak = 0;
   const t0 = performance.now();
   const raw = await runBacktest({

@@ -118,6 +118,8 @@ export function replayConfig(config: Config, first: Map<string, { ts: number; pr
     ...config,
     instruments,
     execution: { ...config.execution, price_interval_ms: 0 },
+    // Prices come from the files only: no live feed, no simulated walk (start prices are each symbol's first price).
+    market: { ...config.market, source: 'simulator' },
   }) as Config;
 }
 
