@@ -178,20 +178,23 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
   const skip = (reason: string) => (skipped[reason] = (skipped[reason] ?? 0) + 1);
 
   const afterSettle = async (): Promise<void> => {
-    if (bus.appendCount === lastAppends) return;
     await collector.read(bus);
     lastAppends = bus.appendCount;
+    noteShown();
   };
   let trimmedAt = 0;
-  const settle = async (): Promise<void> => {
-    await settler.settle();
-    await afterSettle();
-    noteShown();
-    // Streams stay bounded (streams.maxlen, behind every group) however long the replay.
-    if (bus.appendCount - trimmedAt >= TRIM_EVERY) {
-      trimmedAt = bus.appendCount;
-      await bus.trimNow();
-    }
+  /** Waits for the loop to settle, then collects what it published; synchronous when nothing happened (the common timer fire). */
+  const settle = (): Promise<void> | undefined => {
+    if (bus.appendCount === lastAppends && bus.settled()) return undefined;
+    return (async () => {
+      await settler.settle();
+      if (bus.appendCount !== lastAppends) await afterSettle();
+      // Streams stay bounded (a short tail, behind every group) however long the replay.
+      if (bus.appendCount - trimmedAt >= TRIM_EVERY) {
+        trimmedAt = bus.appendCount;
+        await bus.trimNow();
+      }
+    })();
   };
   const publishTick = async (tick: PriceTick): Promise<void> => {
     const own = bus.appendCount === lastAppends;
@@ -201,6 +204,7 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
     published += 1;
     lastSent.set(tick.symbol, fx(tick.price));
     await settle();
+    noteShown();
   };
   const flush = async (symbol: string): Promise<void> => {
     const tick = held.get(symbol);
@@ -214,18 +218,19 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
   };
   const flat = (symbol: string): boolean => !loop.monitor.service.state.hasOpenPosition(symbol) && collector.isFlat(symbol);
   // The highest equity any published input has shown the services (risk's peak is at least this).
-  let shownPeak = config.account.initial_balance_usd;
-  const haltMargin = Math.max(0, config.risk.max_drawdown_pct - 0.005);
+  let shownPeak: Fixed = fx(config.account.initial_balance_usd);
+  const haltMargin = fx(Math.max(0, config.risk.max_drawdown_pct - 0.005));
   /** May this tick (already folded into the collector) be held back? See the file comment. */
   const mayHold = (symbol: string): boolean => {
     if (loop.risk.service.state.inflightCount() !== 0) return false;
     if (flat(symbol)) return true;
     if (config.monitor.publish_on_tick || collector.armed.size > 0) return false;
-    const equity = collector.equity();
-    return equity <= shownPeak && (shownPeak - equity) / shownPeak < haltMargin;
+    const equity = collector.ledger.equity();
+    return equity <= shownPeak && shownPeak - equity < mul(haltMargin, shownPeak);
   };
   const noteShown = (): void => {
-    shownPeak = Math.max(shownPeak, collector.equity());
+    const equity = collector.ledger.equity();
+    if (equity > shownPeak) shownPeak = equity;
   };
   const flushAll = async (): Promise<void> => {
     for (const symbol of [...held.keys()]) await flush(symbol);
@@ -265,9 +270,8 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
       if (verdict.kind === 'refuse') forwardNext.add(raw.symbol);
       if (verdict.kind === 'accept') collector.onPrice(raw.symbol, verdict.price);
       if (conflate && clean && seen.has(raw.symbol) && pending === undefined && mayHold(raw.symbol)) {
-        const within = (ref: Fixed | undefined) => ref !== undefined && abs(verdict.price - ref) <= mul(maxJump, ref);
-        if (!within(lastSent.get(raw.symbol))) await flush(raw.symbol);
-        if (within(lastSent.get(raw.symbol))) held.set(raw.symbol, tick);
+        if (!withinBand(verdict.price, lastSent.get(raw.symbol), maxJump)) await flush(raw.symbol);
+        if (withinBand(verdict.price, lastSent.get(raw.symbol), maxJump)) held.set(raw.symbol, tick);
         else await publishTick(tick);
       } else {
         await flush(raw.symbol);
@@ -336,6 +340,11 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
   }
 }
 
+/** |price − reference| ≤ maxJump × reference: the tick gate's band (core/tick-rules.ts). */
+function withinBand(price: Fixed, reference: Fixed | undefined, maxJump: Fixed): boolean {
+  return reference !== undefined && abs(price - reference) <= mul(maxJump, reference);
+}
+
 function sortKeys<T>(record: Record<string, T>): Record<string, T> {
   return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
@@ -373,6 +382,8 @@ class Collector {
   #lastEquity: number;
   #exposureMs = 0;
   #open = false;
+  /** A fill since the last event (equity may have moved while flat: fees, a close). */
+  #changed = false;
   refusedTicks = 0;
 
   constructor(initial: number, startTs: number, symbols: readonly string[]) {
@@ -421,8 +432,10 @@ class Collector {
   }
 
   afterEvent(ts: number): void {
-    const equity = toNumber(this.ledger.equity());
     this.#open = this.ledger.openPositionCount() > 0;
+    if (!this.#open && !this.#changed) return;
+    this.#changed = false;
+    const equity = toNumber(this.ledger.equity());
     if (equity !== this.#lastEquity || this.#open) {
       this.#curve.add(ts, equity);
       this.#dd.add(ts, equity);
@@ -470,6 +483,7 @@ class Collector {
     const mark = this.#marks.get(result.symbol);
     if (mark !== undefined) this.ledger.setMark(result.symbol, mark);
     const effect = this.ledger.applyFill(ledgerFillOf(result));
+    this.#changed = true;
     const trip = effect.closedRoundTrip;
     if (trip) {
       const opened = this.#openedBy.get(result.symbol);

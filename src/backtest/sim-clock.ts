@@ -67,7 +67,7 @@ export class SimScheduler implements Scheduler {
    * first), with the clock set to each due instant; `afterEach` runs after every callback
    * (the driver waits there for the loop to settle). Leaves the clock at `until`.
    */
-  async advanceTo(until: number, afterEach: () => Promise<void> | void): Promise<void> {
+  async advanceTo(until: number, afterEach: () => Promise<void> | void | undefined): Promise<void> {
     for (;;) {
       let next: Timer | undefined;
       for (const timer of this.#timers) {
@@ -79,7 +79,8 @@ export class SimScheduler implements Scheduler {
       this.fired += 1;
       const returned = next.fn();
       if (returned !== undefined) await returned;
-      await afterEach();
+      const settled = afterEach();
+      if (settled !== undefined) await settled;
     }
     this.#clock.set(until);
   }
