@@ -4,9 +4,12 @@
  */
 import type { Progress } from './driver.js';
 
-export function progressReporter(stream: NodeJS.WriteStream, now: () => number = () => performance.now()): (p: Progress) => void {
+export function progressReporter(
+  stream: Pick<NodeJS.WriteStream, 'write'>,
+  tty: boolean,
+  now: () => number = () => performance.now(),
+): (p: Progress) => void {
   const started = now();
-  const tty = stream.isTTY === true;
   return (p) => {
     const elapsedS = Math.max(1e-3, (now() - started) / 1000);
     const unit = p.bars > 0 ? 'bars' : 'ticks';

@@ -626,6 +626,8 @@ class EmbeddedGroupReader<T> implements GroupReader {
     this.#groupName = options.group;
     this.#consumer = options.consumer;
     this.#startId = options.startId ?? SUBSCRIBE_DEFAULTS.startId;
+    // Known from the start: a subscription that has not parked yet is not settled.
+    bus.addReader(this as EmbeddedGroupReader<unknown>);
   }
 
   async prepare(): Promise<void> {
@@ -637,7 +639,6 @@ class EmbeddedGroupReader<T> implements GroupReader {
     });
     this.#laneByTopic.clear();
     for (const lane of this.#lanes) this.#laneByTopic.set(lane.topic, lane);
-    this.#bus.addReader(this as EmbeddedGroupReader<unknown>);
   }
 
   /** Parked, with nothing new and nothing pending on any of its lanes. */

@@ -55,7 +55,7 @@ export async function runBacktestCommand(config: Config, options: BacktestCliOpt
       from,
       to,
       conflate: options.conflate,
-      onProgress: progressReporter(process.stderr.isTTY && !options.plain ? process.stderr : Object.assign(Object.create(process.stderr) as NodeJS.WriteStream, { isTTY: false })),
+      onProgress: progressReporter(process.stderr, process.stderr.isTTY === true && !options.plain),
       progressEvery: 200_000,
     });
     const inputs = [...options.prices, ...(options.signals ? [options.signals] : [])].map((p) => `${p} sha256:${createHash('sha256').update(readFileSync(p)).digest('hex').slice(0, 16)}`);
