@@ -174,10 +174,13 @@ describe('readers', () => {
 });
 
 describe('conflation', () => {
+  // Big positions and a tight breaker: the halt must come at the same tick either way.
+  const tight = defaultConfig({ risk: { max_position_pct: 0.5, max_exposure_pct: 1, kelly_fraction: 1, max_drawdown_pct: 0.012 } });
   it.each([
-    ['with stop-losses armed (open positions publish every tick)', true],
-    ['without exit levels (open positions are conflated too, within the drawdown guard)', false],
-  ])('gives the same report as publishing every tick: %s', async (_name, stops) => {
+    ['with stop-losses armed (open positions publish every tick)', true, config],
+    ['without exit levels (open positions are conflated too, within the drawdown guard)', false, config],
+    ['with two large positions and the circuit breaker reached', false, tight],
+  ])('gives the same report as publishing every tick: %s', async (name, stops, runConfig) => {
     // Two symbols, a wavy walk, entries (with or without stops) and plain closes.
     const bars = (base: number, seed: number) =>
       Array.from({ length: 240 }, (_, i) => {
@@ -198,12 +201,13 @@ describe('conflation', () => {
     }
     writeFileSync(join(dir, 'mixed-signals.jsonl'), jsonl(signals));
     const files = describePriceFiles([join(dir, 'BTCUSDT-1m-2024-02.csv'), join(dir, 'ETHUSDT-1m-2024-02.csv')]);
-    const input = { files, signals: await readSignals(join(dir, 'mixed-signals.jsonl')), config };
+    const input = { files, signals: await readSignals(join(dir, 'mixed-signals.jsonl')), config: runConfig };
     const fast = await backtest({ ...input, conflate: true });
     const full = await backtest({ ...input, conflate: false });
     expect(fast.counts.published_ticks).toBeLessThan(full.counts.published_ticks);
     expect(fast.trades.length).toBeGreaterThan(3);
     if (stops) expect(new Set(fast.trades.map((t) => t.exit_reason)).size).toBeGreaterThan(1);
+    if (name.includes('breaker')) expect(fast.signals.rejected_by_reason.CIRCUIT_BREAKER).toBeGreaterThan(0);
     const strip = (r: typeof fast) => JSON.stringify(buildReport({ ...r, counts: { ...r.counts, published_ticks: 0 } }, { inputs: [] }));
     expect(strip(fast)).toBe(strip(full));
   }, 120_000);

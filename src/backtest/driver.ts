@@ -20,6 +20,13 @@
  * market.max_tick_jump_pct (checked on the held path), so it ends in the state the full
  * path gives. A tick the gate would refuse (a jump) is never conflated: it, and the
  * tick after it, are published as they are.
+ *
+ * An open position's tick may be held too, when no exit levels are armed anywhere,
+ * nothing is in flight, monitor.publish_on_tick is off, and the equity after it is not
+ * above the highest equity already shown to the services (risk's peak is at least that,
+ * so it would not move) and stays half a point clear of the circuit breaker. At most one
+ * open position's tick is held at a time (the others are published first), so every
+ * state of the books the services see is one that check saw.
  */
 import { EmbeddedBus } from '../bus/embedded.js';
 import { TOPICS } from '../bus/topics.js';
@@ -269,6 +276,11 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
       forwardNext.delete(raw.symbol);
       if (verdict.kind === 'refuse') forwardNext.add(raw.symbol);
       if (verdict.kind === 'accept') collector.onPrice(raw.symbol, verdict.price);
+      // At most one open position's tick is ever held back, so every state of the books the
+      // services see is one the held-tick check saw (no mix of old and new marks).
+      if (!flat(raw.symbol)) {
+        for (const other of [...held.keys()]) if (other !== raw.symbol && !flat(other)) await flush(other);
+      }
       if (conflate && clean && seen.has(raw.symbol) && pending === undefined && mayHold(raw.symbol)) {
         if (!withinBand(verdict.price, lastSent.get(raw.symbol), maxJump)) await flush(raw.symbol);
         if (withinBand(verdict.price, lastSent.get(raw.symbol), maxJump)) held.set(raw.symbol, tick);
