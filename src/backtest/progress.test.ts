@@ -27,7 +27,7 @@ describe('progress', () => {
     report({ ...p, simTs: 5 * day });
     wall = 3000;
     report({ ...p, simTs: 10 * day, done: true });
-    expect(out[0]).toMatch(/^\r\[#{15}-{15}\]  50\.0%  1970-01-06 00:00 UTC  5,000 bars\/s  ETA 1 s/);
+    expect(out[0]).toMatch(/^\r\[#{15}-{15}\] {2}50\.0% {2}1970-01-06 00:00 UTC {2}5,000 bars\/s {2}ETA 1 s/);
     expect(out[1]).toMatch(/^\r\[#{30}\] 100\.0%/);
     expect(out[2]).toBe('\n');
   });
