@@ -200,6 +200,9 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
       if (bus.appendCount - trimmedAt >= TRIM_EVERY) {
         trimmedAt = bus.appendCount;
         await bus.trimNow();
+        // trade.execution.res is never trimmed periodically (state recovery folds it); in a
+        // replay nothing restarts, and at a settle every group has read and acknowledged it.
+        await bus.trim(TOPICS.execution, REPLAY_MAXLEN);
       }
     })();
   };
