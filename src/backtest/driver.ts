@@ -24,9 +24,9 @@
  * An open position's tick may be held too, when no exit levels are armed anywhere,
  * nothing is in flight, monitor.publish_on_tick is off, and the equity after it is not
  * above the highest equity already shown to the services (risk's peak is at least that,
- * so it would not move) and stays half a point clear of the circuit breaker. At most one
- * open position's tick is held at a time (the others are published first), so every
- * state of the books the services see is one that check saw.
+ * so it would not move) and stays half a point clear of the circuit breaker. That check
+ * covers every state the services can be shown: the true one, and each one they pass
+ * through when the held ticks are published in order (see statesSafe).
  */
 import { EmbeddedBus } from '../bus/embedded.js';
 import { TOPICS } from '../bus/topics.js';
@@ -171,6 +171,9 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
   const shadow = new TickGate(instruments, { maxClockSkewMs: config.market.max_clock_skew_ms, maxJumpPct: config.market.max_tick_jump_pct });
   const maxJump = fx(config.market.max_tick_jump_pct);
   const held = new Map<string, PriceTick>();
+  /** The gate's (tick-rounded) price of each held tick, and of the last published tick per symbol. */
+  const heldPrice = new Map<string, Fixed>();
+  const shownMark = new Map<string, Fixed>();
   const lastSent = new Map<string, Fixed>();
   const forwardNext = new Set<string>();
   const seen = new Set<string>();
@@ -206,7 +209,8 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
       }
     })();
   };
-  const publishTick = async (tick: PriceTick): Promise<void> => {
+  const publishTick = async (tick: PriceTick, rounded?: Fixed): Promise<void> => {
+    if (rounded !== undefined) shownMark.set(tick.symbol, rounded);
     const own = bus.appendCount === lastAppends;
     await bus.publish(TOPICS.tick, tick);
     // Our own tick is not an output to collect: only what the services add after it is.
@@ -220,7 +224,9 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
     const tick = held.get(symbol);
     if (tick === undefined) return;
     held.delete(symbol);
-    await publishTick(tick);
+    const price = heldPrice.get(symbol);
+    heldPrice.delete(symbol);
+    await publishTick(tick, price);
   };
   const publishSignal = async (signal: TradeSignal): Promise<void> => {
     await bus.publish(TOPICS.signal, signal);
@@ -234,16 +240,52 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
   const mayHold = (symbol: string): boolean => {
     if (loop.risk.service.state.inflightCount() !== 0) return false;
     if (flat(symbol)) return true;
-    if (config.monitor.publish_on_tick || collector.armed.size > 0) return false;
-    const equity = collector.ledger.equity();
-    return equity <= shownPeak && shownPeak - equity < mul(haltMargin, shownPeak);
+    return !config.monitor.publish_on_tick && collector.armed.size === 0;
+  };
+  /** Equity as the services see it: the true equity less the moves of the held open-position ticks. */
+  const shownEquity = (): Fixed => {
+    let equity = collector.ledger.equity();
+    for (const [symbol, price] of heldPrice) {
+      const shown = shownMark.get(symbol);
+      if (shown !== undefined && !flat(symbol)) equity -= mul(collector.ledger.quantity(symbol), price - shown);
+    }
+    return equity;
   };
   const noteShown = (): void => {
-    const equity = collector.ledger.equity();
+    const equity = shownEquity();
     if (equity > shownPeak) shownPeak = equity;
   };
   const flushAll = async (): Promise<void> => {
     for (const symbol of [...held.keys()]) await flush(symbol);
+  };
+  /** Publishes the held ticks of open positions, in the order statesSafe checked. */
+  const flushOpen = async (): Promise<void> => {
+    for (const symbol of [...held.keys()]) if (!flat(symbol)) await flush(symbol);
+  };
+  const safe = (equity: Fixed): boolean => equity <= shownPeak && shownPeak - equity < mul(haltMargin, shownPeak);
+  /**
+   * Holding `symbol` at `price` as well: is every state the services would pass through
+   * when the held open-position ticks are published in order (each a prefix of them over
+   * what they were last shown), and the true state now, at or below the shown peak and
+   * clear of the breaker? Marks add up, so each state's equity is the shown equity plus
+   * the moves (quantity × (held − shown mark)) of a prefix.
+   */
+  const statesSafe = (symbol: string, price: Fixed): boolean => {
+    const order = [...held.keys()].filter((s) => !flat(s));
+    if (!order.includes(symbol)) order.push(symbol);
+    const moves = order.map((s) => {
+      const latest = s === symbol ? price : heldPrice.get(s)!;
+      const shown = shownMark.get(s);
+      return shown === undefined ? null : mul(collector.ledger.quantity(s), latest - shown);
+    });
+    if (moves.includes(null)) return false;
+    let equity = collector.ledger.equity();
+    for (const m of moves) equity -= m!;
+    for (const m of moves) {
+      equity += m!;
+      if (!safe(equity)) return false;
+    }
+    return true;
   };
 
   let nextStrategyAt = startTs;
@@ -279,18 +321,22 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
       forwardNext.delete(raw.symbol);
       if (verdict.kind === 'refuse') forwardNext.add(raw.symbol);
       if (verdict.kind === 'accept') collector.onPrice(raw.symbol, verdict.price);
-      // At most one open position's tick is ever held back, so every state of the books the
-      // services see is one the held-tick check saw (no mix of old and new marks).
-      if (!flat(raw.symbol)) {
-        for (const other of [...held.keys()]) if (other !== raw.symbol && !flat(other)) await flush(other);
-      }
+      const open = !flat(raw.symbol);
       if (conflate && clean && seen.has(raw.symbol) && pending === undefined && mayHold(raw.symbol)) {
-        if (!withinBand(verdict.price, lastSent.get(raw.symbol), maxJump)) await flush(raw.symbol);
-        if (withinBand(verdict.price, lastSent.get(raw.symbol), maxJump)) held.set(raw.symbol, tick);
-        else await publishTick(tick);
+        const price = verdict.price;
+        if (!withinBand(price, lastSent.get(raw.symbol), maxJump)) await (open ? flushOpen() : flush(raw.symbol));
+        if (open && !statesSafe(raw.symbol, price)) await flushOpen();
+        if (withinBand(price, lastSent.get(raw.symbol), maxJump) && (!open || statesSafe(raw.symbol, price))) {
+          held.set(raw.symbol, tick);
+          heldPrice.set(raw.symbol, price);
+        } else {
+          await publishTick(tick, price);
+        }
       } else {
+        // Published as it is: first every held tick it could be mixed with.
+        if (open) await flushOpen();
         await flush(raw.symbol);
-        await publishTick(tick);
+        await publishTick(tick, verdict.kind === 'accept' ? verdict.price : undefined);
       }
       seen.add(raw.symbol);
       if (pending !== undefined) {
