@@ -173,6 +173,19 @@ describe('readers', () => {
   }, 60_000);
 });
 
+describe('readers: aggTrades, --from and --to', () => {
+  it('replays aggTrades rows as ticks and keeps only the window asked for', async () => {
+    const rows = Array.from({ length: 20 }, (_, i) => `${1000 + i},${(2300 + i).toFixed(2)},0.5,${1 + i},${1 + i},${T0 + i * 1000},${i % 2 === 0 ? 'true' : 'false'},true`);
+    const path = join(dir, 'ETHUSDT-aggTrades-2024-01.csv');
+    writeFileSync(path, `${rows.join('\n')}\n`);
+    const signals = [{ ts: T0 + 5_500, symbol: 'ETHUSDT', action: 'BUY' as const, confidence: 0.9, source: 'agg', signal_id: 'a1' }, { ts: T0 + 9_000, symbol: 'ETHUSDT', action: 'CLOSE' as const, confidence: 1, source: 'agg', signal_id: 'a2' }];
+    const raw = await backtest({ files: describePriceFiles([path]), signals, from: T0 + 3_000, to: T0 + 12_000 });
+    expect([raw.startTs, raw.endTs]).toEqual([T0 + 3_000, T0 + 12_000]);
+    expect(raw.counts.ticks).toBe(10);
+    expect(raw.trades.map((t) => [t.entry_price, t.exit_price])).toEqual([[2306, 2309]]);
+  }, 60_000);
+});
+
 describe('conflation', () => {
   // Big positions and a tight breaker: the halt must come at the same tick either way.
   const tight = defaultConfig({ risk: { max_position_pct: 0.5, max_exposure_pct: 1, kelly_fraction: 1, max_drawdown_pct: 0.012 } });
