@@ -7,7 +7,11 @@
  *  3. Redis: the three services as separate processes: sustained signals/s (and its
  *     ratio to the baseline), CPU per signal over every process including
  *     redis-server, signal-to-fill latency at 1,000 and 5,000 signals/s, peak RSS;
- *     with --full also RSS after 100k and after 1M signals.
+ *     with --full also RSS after 100k and after 1M signals;
+ *  4. backtest: `quantum backtest`'s replay (bench/lib/backtest.ts, in a child process):
+ *     1-minute bars of five symbols in the Binance kline format, one signal per symbol per
+ *     hour, through the whole loop; bars/s and seconds (quick: a week; --full: a year,
+ *     2.6M bars, target < 60 s).
  * Prints a table and writes bench/results/latest.json. Everything it starts it stops,
  * also on failure or Ctrl-C; a watchdog bounds the whole run.
  *
@@ -15,8 +19,8 @@
  * Cluster and takes a few minutes): total signals/s for 1, 2 and 4 accounts on one Redis
  * and on a private Redis Cluster (bench/lib/cluster.ts), written to bench/results/cluster.json.
  *
- * Options: --full; --profile (services run with --cpu-prof, profiles summarised at the
- * end; see bench/profile.ts); --only embedded,baseline,redis; --repeat N; --keep (keep the
+ * Options: --full; --profile (services and the backtest run with --cpu-prof, profiles summarised at the
+ * end; see bench/profile.ts); --only embedded,baseline,redis,backtest; --repeat N; --keep (keep the
  * temp folder with every process' log); --node-args "..." (extra node flags for the services).
  */
 import { spawnSync } from 'node:child_process';
@@ -29,6 +33,7 @@ import { createClient } from 'redis';
 import { RedisBus } from '../src/bus/redis.js';
 import type { ServiceName } from '../src/bus/topics.js';
 import { median, round3, type RedisClient } from './lib/drive.js';
+import type { BacktestBenchResult } from './lib/backtest.js';
 import { runEmbedded, type EmbeddedResult, type HopSizes } from './lib/embedded.js';
 import { killAllNow, stopAll } from './lib/processes.js';
 import { startBenchRedis, type BenchRedis } from './lib/redis-server.js';
@@ -62,12 +67,13 @@ const { values: args } = parseArgs({
   },
 });
 const mode = args.full ? 'full' : 'quick';
-const phases = new Set((args.only ?? 'embedded,baseline,redis').split(',').map((s) => s.trim()));
+const phases = new Set((args.only ?? 'embedded,baseline,redis,backtest').split(',').map((s) => s.trim()));
 
 const PLAN = {
-  quick: { embedded: 100_000, relay: 50_000, max: 50_000, repeat: 3, warmup: 5_000, latency1k: 5, latency5k: 3, watchdogS: 240 },
+  // backtestDays: 1-minute bars of five symbols (quick: a week, ~50k bars, seconds; full: the year of issue 15, 2.6M bars).
+  quick: { embedded: 100_000, relay: 50_000, max: 50_000, repeat: 3, warmup: 5_000, latency1k: 5, latency5k: 3, watchdogS: 300, backtestDays: 7 },
   // full: the sustained runs split what is left of one million signals (see below).
-  full: { embedded: 200_000, relay: 200_000, max: 0, repeat: 5, warmup: 20_000, latency1k: 30, latency5k: 30, watchdogS: 1200 },
+  full: { embedded: 200_000, relay: 200_000, max: 0, repeat: 5, warmup: 20_000, latency1k: 30, latency5k: 30, watchdogS: 3600, backtestDays: 365 },
 }[mode];
 const repeat = args.repeat ? Math.max(1, Number(args.repeat)) : PLAN.repeat;
 /** Signals the producer keeps ahead of the first stage at most. */
@@ -218,7 +224,8 @@ async function main(): Promise<number> {
   let embedded: EmbeddedResult[] | null = null;
   let relay: RelayResult[] | null = null;
   let figures: RedisFigures | null = null;
-  let profiles: Partial<Record<ServiceName, string>> = {};
+  let backtest: BacktestBenchResult | null = null;
+  let profiles: Partial<Record<ServiceName | 'backtest', string>> = {};
   try {
     redis = await startBenchRedis(tmpDir);
     log(`redis ${redis.version} at ${redis.url}${redis.child ? ' (private)' : ''}`);
@@ -323,6 +330,21 @@ async function main(): Promise<number> {
         await services.stop();
       }
     });
+    backtest = await phase('backtest', async () => {
+      const profileArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${RESULTS}`, '--cpu-prof-name=backtest.cpuprofile'] : [];
+      if (args.profile) mkdirSync(RESULTS, { recursive: true });
+      const child = spawnSync(process.execPath, [...profileArgs, '--import', 'tsx', join(REPO, 'bench', 'lib', 'backtest.ts'), String(PLAN.backtestDays)], {
+        cwd: REPO,
+        encoding: 'utf8',
+        maxBuffer: 16 * 1024 * 1024,
+        timeout: PLAN.watchdogS * 1000,
+      });
+      if (child.status !== 0) throw new Error(`the backtest run failed (exit ${child.status}): ${child.stderr.slice(-2000)}`);
+      const run = JSON.parse(child.stdout.trim().split('\n').pop() ?? '') as BacktestBenchResult;
+      if (args.profile) profiles = { ...profiles, backtest: join(RESULTS, 'backtest.cpuprofile') };
+      log(`backtest: ${run.bars.toLocaleString('en-US')} bars in ${run.seconds} s (${run.bars_per_s.toLocaleString('en-US')} bars/s; ${run.published_ticks.toLocaleString('en-US')} of ${run.ticks.toLocaleString('en-US')} ticks published, ${run.trades} trades, peak RSS ${run.peak_rss_mb} MB)`);
+      return run;
+    });
   } finally {
     for (const client of clients) if (client.isOpen) client.destroy();
     await bus?.close().catch(() => undefined);
@@ -330,7 +352,7 @@ async function main(): Promise<number> {
     await stopAll();
   }
 
-  const result = report(started, { redisVersion: redis?.version ?? null, embedded, relay, figures });
+  const result = report(started, { redisVersion: redis?.version ?? null, embedded, relay, figures, backtest });
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(join(RESULTS, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
   log(`wrote ${join('bench', 'results', 'latest.json')}`);
@@ -353,7 +375,7 @@ async function main(): Promise<number> {
 
 function report(
   started: Date,
-  data: { redisVersion: string | null; embedded: EmbeddedResult[] | null; relay: RelayResult[] | null; figures: RedisFigures | null },
+  data: { redisVersion: string | null; embedded: EmbeddedResult[] | null; relay: RelayResult[] | null; figures: RedisFigures | null; backtest: BacktestBenchResult | null },
 ) {
   const { embedded, relay, figures } = data;
   const med = (values: (number | null | undefined)[]): number | null => {
@@ -408,6 +430,7 @@ function report(
     },
     embedded: { signals_per_s: embedded ? med(embedded.map((r) => r.signals_per_s)) : null, runs: embedded?.map((r) => r.signals_per_s) ?? [] },
     ...(memory ? { memory } : {}),
+    backtest: data.backtest,
     errors,
   };
   printTable(result);
@@ -427,6 +450,7 @@ function printTable(r: {
   };
   embedded: { signals_per_s: number | null };
   memory?: { rss_mb_100k: Record<string, number | null>; rss_mb_1m: Record<string, number | null>; growth_pct: Record<string, number | null> };
+  backtest?: BacktestBenchResult | null;
 }): void {
   const rows: [string, string, string, string][] = [];
   const fmt = (v: number | null | undefined, unit = ''): string => (v === null || v === undefined ? 'n/a' : `${v.toLocaleString('en-US')}${unit}`);
@@ -457,6 +481,14 @@ function printTable(r: {
         check(g, (x) => x <= TARGETS.growthPct),
       ]);
     }
+  }
+  if (r.backtest) {
+    const b = r.backtest;
+    const year = b.days >= 365;
+    rows.push([`backtest: bars (${b.days} days x 5 symbols)`, fmt(b.bars), '', '']);
+    rows.push(['backtest: bars/s', fmt(b.bars_per_s, ' /s'), '', '']);
+    rows.push(['backtest: seconds', fmt(b.seconds, ' s'), year ? '< 60 s' : '(a year: --full)', year ? check(b.seconds, (v) => v < 60) : '']);
+    rows.push(['backtest: peak RSS', fmt(b.peak_rss_mb, ' MB'), '', '']);
   }
   const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((row) => row[i]!.length), ['figure', 'value', 'target', ''][i]!.length));
   const line = (row: readonly string[]) => row.map((cell, i) => (i === 1 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ');

@@ -343,6 +343,10 @@ export class EmbeddedBus implements EventBus {
   readonly #streams = new Map<string, MemStream>();
   readonly #values = new Map<string, string>();
   readonly #subscriptions = new Set<Subscription>();
+  /** Every prepared subscription's reader, for settled(). */
+  readonly #readers = new Set<EmbeddedGroupReader<unknown>>();
+  readonly #settleWaiters: (() => void)[] = [];
+  #appends = 0;
   #closed = false;
 
   constructor(options: EmbeddedBusOptions = {}) {
@@ -482,6 +486,33 @@ export class EmbeddedBus implements EventBus {
     this.#closed = true;
   }
 
+  /** Entries appended so far (all streams): a cheap "did anything happen" check. */
+  get appendCount(): number {
+    return this.#appends;
+  }
+
+  /**
+   * True when the loop on this bus has nothing left to do: every subscription is parked
+   * waiting for new entries, none of its streams holds an entry it has not been handed,
+   * and nothing is pending (handed but unacknowledged). Work started outside a
+   * subscription (a timer's publish) is not seen here: whoever starts it awaits it.
+   */
+  settled(): boolean {
+    if (this.#readers.size === 0) return true;
+    for (const reader of this.#readers) if (!reader.settled()) return false;
+    return true;
+  }
+
+  /**
+   * Resolves once settled() holds (at once when it does): the honest "idle" signal a
+   * replay waits on after each input, instead of sleeping. Checked whenever a
+   * subscription parks, so it costs nothing while the loop is busy.
+   */
+  whenSettled(): Promise<void> {
+    if (this.settled()) return Promise.resolve();
+    return new Promise((resolve) => this.#settleWaiters.push(resolve));
+  }
+
   /** Every key this bus holds (streams and values), prefix included; for tests and debugging. */
   keys(): string[] {
     return [...[...this.#streams.values()].map((stream) => stream.name), ...this.#values.keys()];
@@ -508,6 +539,22 @@ export class EmbeddedBus implements EventBus {
   }
 
   // ---- used by EmbeddedGroupReader ----
+
+  addReader(reader: EmbeddedGroupReader<unknown>): void {
+    this.#readers.add(reader);
+  }
+
+  removeReader(reader: EmbeddedGroupReader<unknown>): void {
+    this.#readers.delete(reader);
+    this.readerParked();
+  }
+
+  /** A reader parked (or left): wake whoever waits for the loop to settle, if it has. */
+  readerParked(): void {
+    if (this.#settleWaiters.length === 0 || !this.settled()) return;
+    const waiters = this.#settleWaiters.splice(0);
+    for (const resolve of waiters) resolve();
+  }
 
   now(): number {
     return this.#clock.now();
@@ -541,6 +588,7 @@ export class EmbeddedBus implements EventBus {
     this.#trimmer.touch(topic);
     const stream = this.streamOf(topic);
     const entry = stream.append(fields, this.#clock.now());
+    this.#appends += 1;
     stream.notify();
     return entry;
   }
@@ -569,6 +617,8 @@ class EmbeddedGroupReader<T> implements GroupReader {
   readonly #runs = new Map<string, Run>();
   #cancelWait: (() => void) | null = null;
   #interrupted = false;
+  /** Waiting in readNew with nothing to hand out. */
+  #parked = false;
 
   constructor(bus: EmbeddedBus, topics: readonly string[], options: AnySubscribeOptions<T>) {
     this.#bus = bus;
@@ -576,6 +626,8 @@ class EmbeddedGroupReader<T> implements GroupReader {
     this.#groupName = options.group;
     this.#consumer = options.consumer;
     this.#startId = options.startId ?? SUBSCRIBE_DEFAULTS.startId;
+    // Known from the start: a subscription that has not parked yet is not settled.
+    bus.addReader(this as EmbeddedGroupReader<unknown>);
   }
 
   async prepare(): Promise<void> {
@@ -587,6 +639,15 @@ class EmbeddedGroupReader<T> implements GroupReader {
     });
     this.#laneByTopic.clear();
     for (const lane of this.#lanes) this.#laneByTopic.set(lane.topic, lane);
+  }
+
+  /** Parked, with nothing new and nothing pending on any of its lanes. */
+  settled(): boolean {
+    if (!this.#parked) return false;
+    for (const { stream, group } of this.#lanes) {
+      if (group.nextAbs < stream.endAbs || group.pendingCount > 0) return false;
+    }
+    return true;
   }
 
   async readOwnPending(topic: string, afterId: string, count: number): Promise<PendingEntry[]> {
@@ -634,7 +695,11 @@ class EmbeddedGroupReader<T> implements GroupReader {
     const batches = this.#deliverNew(count);
     if (batches.length > 0) return batches;
     const streams = this.#lanes.map((lane) => lane.stream);
-    await waitForAppend(streams, blockMs, (cancel) => (this.#cancelWait = cancel));
+    const woken = waitForAppend(streams, blockMs, (cancel) => (this.#cancelWait = cancel));
+    this.#parked = true;
+    this.#bus.readerParked();
+    await woken;
+    this.#parked = false;
     this.#cancelWait = null;
     // Once interrupted, hand out nothing more: the loop is closing.
     return this.#interrupted ? [] : this.#deliverNew(count);
@@ -652,6 +717,8 @@ class EmbeddedGroupReader<T> implements GroupReader {
 
   async dispose(): Promise<void> {
     this.#cancelWait?.();
+    this.#parked = false;
+    this.#bus.removeReader(this as EmbeddedGroupReader<unknown>);
   }
 
   /** Stored entries are handed out as they are (fields shared, read-only): no copies on the hot path. */

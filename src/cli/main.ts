@@ -321,6 +321,27 @@ export function buildProgram(exit: (code: number) => void): Command {
     exit(await runCreateGroups(config));
   });
 
+  program
+    .command('backtest')
+    .description('replay price files and signals through the same risk, execution and monitor services on simulated time; writes report.json, trades.csv, report.html (docs/backtest.md)')
+    .requiredOption('--prices <files...>', 'Binance kline CSV/.zip (a .CHECKSUM beside a zip is verified), aggTrades CSV (-aggTrades- in the name) or JSONL ticks {"ts","symbol","price"[,"bid","ask"]}')
+    .option('--signals <file>', 'JSONL of TradeSignalInput, each with its ts (epoch ms)')
+    .option('--strategy <demo|path>', 'the demo strategy, or a JS/TS module exporting createStrategy(options) → { onPrice, next }')
+    .option('--strategy-interval-ms <ms>', 'how often the strategy is asked for a signal, in replay time (default 60000)', parseNumber('strategy-interval-ms'))
+    .option('--symbol <symbol>', 'the symbol of every --prices file (default: from each file name, e.g. BTCUSDT-1m-2024-01.zip)')
+    .option('--from <iso>', 'start of the replay (ISO date/time or epoch ms; default: the first price)')
+    .option('--to <iso>', 'end of the replay (default: the last price)')
+    .option('--out <dir>', 'where the report goes', 'backtest-report')
+    .option('-c, --config <path>', 'config file (default ./quantum.config.json, or QT_CONFIG)')
+    .option('--no-conflate', 'publish every tick, even those no rule can see (slower; the report is the same)')
+    .option('--plain', 'plain progress lines even on a terminal')
+    .option('--log-level <level>', 'service logs to stderr at this pino level', 'error')
+    .action(async (options: { prices: string[]; signals?: string; strategy?: string; strategyIntervalMs?: number; symbol?: string; from?: string; to?: string; out: string; config?: string; conflate: boolean; plain?: boolean; logLevel: string }) => {
+      const config = readConfig({ config: options.config });
+      const { runBacktestCommand } = await import('./backtest.js');
+      exit(await runBacktestCommand(config, { ...options, plain: options.plain === true }));
+    });
+
   addCommon(
     program
       .command('validate')

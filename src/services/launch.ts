@@ -9,6 +9,7 @@ import type { Clock } from '../core/clock.js';
 import { listen } from '../platform/http.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
+import type { Scheduler } from '../platform/scheduler.js';
 import { buildExecutionApp } from './execution/app.js';
 import { ExecutionService } from './execution/service.js';
 import { buildMonitorApp } from './monitor/app.js';
@@ -27,6 +28,10 @@ export interface LaunchOptions {
   consumer?: string;
   /** This instance holds the service's lease (see ServiceDeps.takeOverPending). */
   takeOverPending?: boolean;
+  /** Periodic work; real timers by default (a backtest passes simulated ones). */
+  scheduler?: Scheduler;
+  /** false: no state snapshots (see ServiceDeps.snapshots). */
+  snapshots?: boolean;
 }
 
 interface ServiceByName {
@@ -54,6 +59,8 @@ export async function launchService<N extends ServiceName>(name: N, options: Lau
     logger,
     consumer: options.consumer,
     takeOverPending: options.takeOverPending,
+    scheduler: options.scheduler,
+    snapshots: options.snapshots,
   };
   const http = { apiToken: options.config.api_token, logger, host: options.config.host, allowedHosts: options.config.allowed_hosts };
   let service: RiskService | ExecutionService | MonitorService;

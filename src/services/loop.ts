@@ -3,6 +3,7 @@ import type { EventBus } from '../bus/bus.js';
 import type { Clock } from '../core/clock.js';
 import type { Config } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
+import type { Scheduler } from '../platform/scheduler.js';
 import { DemoSource } from './demo-source.js';
 import { launchService, type Launched } from './launch.js';
 
@@ -21,11 +22,15 @@ export interface LoopOptions {
   logger: Logger;
   listen: boolean;
   demo: boolean;
+  /** Periodic work of the services; real timers by default. */
+  scheduler?: Scheduler;
+  /** false: no state snapshots (a backtest). */
+  snapshots?: boolean;
 }
 
 /** Starts risk → execution → monitor (the systemd order), then the demo source. */
 export async function startLoop(options: LoopOptions): Promise<Loop> {
-  const common = { bus: options.bus, config: options.config, clock: options.clock, logger: options.logger, listen: options.listen };
+  const common = { bus: options.bus, config: options.config, clock: options.clock, logger: options.logger, listen: options.listen, scheduler: options.scheduler, snapshots: options.snapshots };
   const started: Launched[] = [];
   try {
     const risk = await launchService('risk', common);

@@ -17,6 +17,7 @@ import { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, RiskRejecti
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/logger.js';
 import type { ServiceMetrics } from '../../platform/metrics.js';
+import type { Scheduler } from '../../platform/scheduler.js';
 
 export interface ServiceDeps {
   bus: EventBus;
@@ -31,6 +32,14 @@ export interface ServiceDeps {
   consumer?: string;
   /** This instance holds the service's lease: the group's pending entries are all its to finish. */
   takeOverPending?: boolean;
+  /** Periodic work (risk's sweep, the monitor's marks); real timers unless a backtest injects simulated ones. */
+  scheduler?: Scheduler;
+  /**
+   * false: never write the state snapshot (a backtest: nothing restarts, a run is replayed
+   * from its inputs, and serialising the state after every tick was most of its time).
+   * Changes no decision: snapshots are only read at start-up. Default true.
+   */
+  snapshots?: boolean;
 }
 
 const DECODERS: Record<string, (fields: Fields, id: string) => unknown> = {
@@ -258,10 +267,14 @@ export class ServiceHost {
         if (out) for (const o of out) counts.out.set(o.topic, (counts.out.get(o.topic) ?? 0) + 1);
         return out;
       },
-      commitState: () => {
-        flushCounts();
-        return { key, value: this.snapshotJson() };
-      },
+      ...(this.deps.snapshots === false
+        ? { beforeCommit: async () => flushCounts() }
+        : {
+            commitState: () => {
+              flushCounts();
+              return { key, value: this.snapshotJson() };
+            },
+          }),
       onCommit: ({ ok, seconds }) => this.observeCommit(ok, seconds),
       onDeadLetter: (topic, id, error) => {
         metrics.messages.inc({ topic, direction: 'dlq' });
@@ -310,6 +323,7 @@ export class ServiceHost {
   private async saveSnapshot(): Promise<void> {
     const started = performance.now();
     try {
+      if (this.deps.snapshots === false) return;
       await this.deps.bus.setValue(snapshotKey(this.options.service), this.snapshotJson());
     } catch (err) {
       this.observeCommit(false, (performance.now() - started) / 1000);

@@ -13,6 +13,7 @@ import { priceTick, type SetPriceResult } from '../../core/market.js';
 import { checkTickPrice } from '../../core/tick-rules.js';
 import type { ExecutionResult, ExitLevels, ModelDrift, PriceTick, RiskApprovedSignal, RiskRejection, TradeSignal } from '../../core/messages.js';
 import { createMonitorMetrics, type MonitorMetrics } from '../../platform/metrics.js';
+import { realScheduler, type Cancel } from '../../platform/scheduler.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
 import { MONITOR_SNAPSHOT_VERSION, MonitorState, type FillOutcome } from './state.js';
@@ -35,7 +36,7 @@ export class MonitorService {
   readonly state: MonitorState;
   readonly metrics: MonitorMetrics;
   readonly host: ServiceHost;
-  private markTimer?: NodeJS.Timeout;
+  private cancelMarks?: Cancel;
   private marking = false;
   private startedAt = 0;
   private readonly waiters = new Map<string, Waiter>();
@@ -92,8 +93,7 @@ export class MonitorService {
     }
     this.host.consume();
     if (config.monitor.mark_interval_ms > 0) {
-      this.markTimer = setInterval(() => void this.publishMarks(), config.monitor.mark_interval_ms);
-      this.markTimer.unref();
+      this.cancelMarks = (this.deps.scheduler ?? realScheduler).every(config.monitor.mark_interval_ms, () => this.publishMarks());
     }
     logger.info({ open_positions: this.state.openPositionCount() }, 'position monitor started');
   }
@@ -325,7 +325,7 @@ export class MonitorService {
   }
 
   async stop(): Promise<void> {
-    if (this.markTimer) clearInterval(this.markTimer);
+    this.cancelMarks?.();
     await this.host.stop();
   }
 }

@@ -10,6 +10,7 @@ import type { LevelPatch } from '../../core/exits.js';
 import type { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
 import { staleAfterMs } from '../../platform/config.js';
 import { createRiskMetrics, type RiskMetrics } from '../../platform/metrics.js';
+import { realScheduler, type Cancel } from '../../platform/scheduler.js';
 import { ServiceHost, decodeTopic, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
 import { RISK_SNAPSHOT_OLDER_VERSIONS, RISK_SNAPSHOT_VERSION, RiskState } from './state.js';
@@ -22,7 +23,7 @@ export class RiskService {
   readonly state: RiskState;
   readonly metrics: RiskMetrics;
   readonly host: ServiceHost;
-  private sweepTimer?: NodeJS.Timeout;
+  private cancelSweep?: Cancel;
   private startedAt = 0;
   private checkingTimeLimits = false;
 
@@ -99,11 +100,10 @@ export class RiskService {
       }
     }
     this.host.consume();
-    this.sweepTimer = setInterval(() => {
+    this.cancelSweep = (this.deps.scheduler ?? realScheduler).every(INFLIGHT_SWEEP_MS, () => {
       this.sweepInflight();
-      void this.checkTimeLimits();
-    }, INFLIGHT_SWEEP_MS);
-    this.sweepTimer.unref();
+      return this.checkTimeLimits();
+    });
     logger.info({ trading_state: this.state.state, inflight: this.state.inflightCount() }, 'risk safety service started');
   }
 
@@ -331,7 +331,7 @@ export class RiskService {
   }
 
   async stop(): Promise<void> {
-    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.cancelSweep?.();
     await this.host.stop();
   }
 }
