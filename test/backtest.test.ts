@@ -189,10 +189,13 @@ describe('readers: aggTrades, --from and --to', () => {
 describe('conflation', () => {
   // Big positions and a tight breaker: the halt must come at the same tick either way.
   const tight = defaultConfig({ risk: { max_position_pct: 0.5, max_exposure_pct: 1, kelly_fraction: 1, max_drawdown_pct: 0.012 } });
+  // The daily loss limit latches on the first input that shows the loss past it, a tick included.
+  const daily = defaultConfig({ risk: { max_position_pct: 0.5, max_exposure_pct: 1, kelly_fraction: 1, max_daily_loss_pct: 0.002 } });
   it.each([
     ['with stop-losses armed (open positions publish every tick)', true, config],
     ['without exit levels (open positions are conflated too, within the drawdown guard)', false, config],
     ['with two large positions and the circuit breaker reached', false, tight],
+    ['with large positions and the daily loss limit reached (it latches on a tick)', false, daily],
   ])('gives the same report as publishing every tick: %s', async (name, stops, runConfig) => {
     // Two symbols, a wavy walk, entries (with or without stops) and plain closes.
     const bars = (base: number, seed: number) =>
@@ -221,9 +224,32 @@ describe('conflation', () => {
     expect(fast.trades.length).toBeGreaterThan(3);
     if (stops) expect(new Set(fast.trades.map((t) => t.exit_reason)).size).toBeGreaterThan(1);
     if (name.includes('breaker')) expect(fast.signals.rejected_by_reason.CIRCUIT_BREAKER).toBeGreaterThan(0);
+    if (name.includes('daily loss')) expect(fast.signals.rejected_by_reason.DAILY_LOSS_LIMIT).toBeGreaterThan(0);
     const strip = (r: typeof fast) => JSON.stringify(buildReport({ ...r, counts: { ...r.counts, published_ticks: 0 } }, { inputs: [] }));
     expect(strip(fast)).toBe(strip(full));
   }, 120_000);
+});
+
+describe('conflation and the daily loss limit', () => {
+  it('an intrabar dip past the limit that recovers by the close latches it in both modes (the dip tick is never held away)', async () => {
+    // ETH flat at 2300 but for one bar whose low is 1.5 % down; half the equity in ETH loses
+    // 0.75 % there, past a 0.5 % limit, and is back to flat at that bar's close.
+    const flatBars = (price: number, n: number, dipAt = -1) =>
+      Array.from({ length: n }, (_, i): readonly [number, number, number, number] => (i === dipAt ? [price, price, price * 0.985, price] : [price, price, price, price]));
+    writeFileSync(join(dir, 'ETHUSDT-1m-2024-03.csv'), klines(flatBars(2300, 30, 5)));
+    writeFileSync(join(dir, 'BTCUSDT-1m-2024-03.csv'), klines(flatBars(42_000, 30)));
+    const signals = [
+      { ts: T0 + 10_000, symbol: 'ETHUSDT', action: 'BUY' as const, confidence: 0.9, source: 'm', signal_id: 'eth' },
+      { ts: T0 + 20 * M, symbol: 'BTCUSDT', action: 'BUY' as const, confidence: 0.9, source: 'm', signal_id: 'btc' },
+    ];
+    const runConfig = defaultConfig({ risk: { max_position_pct: 0.5, max_exposure_pct: 1, kelly_fraction: 1, max_daily_loss_pct: 0.005 } });
+    const files = describePriceFiles([join(dir, 'ETHUSDT-1m-2024-03.csv'), join(dir, 'BTCUSDT-1m-2024-03.csv')]);
+    const fast = await backtest({ files, signals, config: runConfig, conflate: true });
+    const full = await backtest({ files, signals, config: runConfig, conflate: false });
+    expect(full.signals.rejected_by_reason).toEqual({ DAILY_LOSS_LIMIT: 1 });
+    expect(fast.signals.rejected_by_reason).toEqual({ DAILY_LOSS_LIMIT: 1 });
+    expect(fast.counts.published_ticks).toBeLessThan(full.counts.published_ticks);
+  }, 60_000);
 });
 
 describe('strategies', () => {

@@ -26,7 +26,10 @@
  * above the highest equity already shown to the services (risk's peak is at least that,
  * so it would not move) and stays half a point clear of the circuit breaker. That check
  * covers every state the services can be shown: the true one, and each one they pass
- * through when the held ticks are published in order (see statesSafe).
+ * through when the held ticks are published in order (see statesSafe). With
+ * risk.max_daily_loss_pct on, those states must also stay half a point clear of the day's
+ * loss limit (unless it is already reached), and the first tick of each UTC day is never
+ * held (the day's starting equity is the equity at its first input).
  */
 import { EmbeddedBus } from '../bus/embedded.js';
 import { TOPICS } from '../bus/topics.js';
@@ -35,6 +38,7 @@ import { instrumentTable } from '../core/instruments.js';
 import { Ledger, ledgerFillOf } from '../core/ledger.js';
 import type { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, RiskRejection, TradeSignal } from '../core/messages.js';
 import { keyedRandom } from '../core/random.js';
+import { dailyLoss } from '../core/protections.js';
 import { TickGate } from '../core/tick-rules.js';
 import type { Config, InstrumentConfig } from '../platform/config.js';
 import type { Logger } from '../platform/logger.js';
@@ -262,7 +266,19 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
   const flushOpen = async (): Promise<void> => {
     for (const symbol of [...held.keys()]) if (!flat(symbol)) await flush(symbol);
   };
-  const safe = (equity: Fixed): boolean => equity <= shownPeak && shownPeak - equity < mul(haltMargin, shownPeak);
+  // The daily loss limit latches on any input that shows the day's loss past it (risk state
+  // noteDailyLoss), and the day's starting equity is the equity at the day's first input.
+  const maxDailyLoss = config.risk.max_daily_loss_pct;
+  const dailyMargin = fx(Math.max(0, maxDailyLoss - 0.005));
+  /** Would a state at `equity` stay clear of the daily loss limit (or is today's already reached, so nothing changes)? */
+  const dailyClear = (equity: Fixed): boolean => {
+    if (maxDailyLoss === 0) return true;
+    const today = loop.risk.service.state.dailyLossState(clock.now());
+    if (today.reachedAt !== null) return true;
+    return today.start !== null && dailyLoss(today.start, equity).lossFraction < dailyMargin;
+  };
+  const safe = (equity: Fixed): boolean =>
+    equity <= shownPeak && shownPeak - equity < mul(haltMargin, shownPeak) && dailyClear(equity);
   /**
    * Holding `symbol` at `price` as well: is every state the services would pass through
    * when the held open-position ticks are published in order (each a prefix of them over
@@ -288,6 +304,7 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
     return true;
   };
 
+  let lastDay = Number.NaN;
   let nextStrategyAt = startTs;
   const strategyEvery = input.strategyIntervalMs ?? 60_000;
   let strategyCount = 0;
@@ -310,6 +327,15 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
           waiting.set(signal.symbol, list);
         }
       }
+      // With a daily loss limit, a new UTC day starts from the true state: every held tick is
+      // published on the old day's clock, and the new day's first tick is published as it is
+      // (its starting equity is the equity before it, as without conflation).
+      const day = Math.floor(raw.ts / DAY_MS);
+      const newDay = maxDailyLoss > 0 && day !== lastDay;
+      if (newDay) {
+        lastDay = day;
+        await flushAll();
+      }
       await scheduler.advanceTo(raw.ts, settle);
       clock.set(raw.ts);
       endTs = raw.ts;
@@ -322,7 +348,7 @@ export async function runBacktest(input: BacktestInput): Promise<RawResult> {
       if (verdict.kind === 'refuse') forwardNext.add(raw.symbol);
       if (verdict.kind === 'accept') collector.onPrice(raw.symbol, verdict.price);
       const open = !flat(raw.symbol);
-      if (conflate && clean && seen.has(raw.symbol) && pending === undefined && mayHold(raw.symbol)) {
+      if (conflate && clean && !newDay && seen.has(raw.symbol) && pending === undefined && mayHold(raw.symbol)) {
         const price = verdict.price;
         if (!withinBand(price, lastSent.get(raw.symbol), maxJump)) await (open ? flushOpen() : flush(raw.symbol));
         if (open && !statesSafe(raw.symbol, price)) await flushOpen();

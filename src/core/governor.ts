@@ -69,6 +69,8 @@ export interface AccountView {
   readonly killSwitch?: { readonly reason: string; readonly since: number } | null;
   /** The equity the UTC day of `now` started at (risk.max_daily_loss_pct). */
   readonly dayStartEquity?: Fixed | null;
+  /** When the UTC day of `now` first saw its loss reach risk.max_daily_loss_pct (a tick, a fill or a signal); null: not yet. */
+  readonly dailyLossReachedAt?: number | null;
   /** Approval times of the entries in the last minute, ascending (the rate limits). */
   readonly recentEntryTimes?: readonly number[];
   /** Open positions, in-flight orders included (risk.max_open_positions). */
@@ -549,21 +551,24 @@ function checkKillSwitch({ account, reasons, checks }: EntryContext): void {
   checks.push({ rule: CHECK_RULES.killSwitch, passed: false, value: halt.since, limit: null, note: `halted by the operator: ${halt.reason} (since ${isoTime(halt.since)}; leave with POST /resume)` });
 }
 
-/** Daily loss: refused once the UTC day's loss (realized + unrealized) reaches the limit; just below passes. */
+/** Daily loss: refused once the UTC day's loss (realized + unrealized) reaches the limit, for the rest of that day; just below passes. */
 function checkDailyLoss({ account, L, limits, now, reasons, checks }: EntryContext): void {
   const maxLoss = L.maxDailyLossPct;
   const start = account.dayStartEquity;
   if (maxLoss === null || start === undefined || start === null) return;
   const { pnl, lossFraction } = dailyLoss(start, account.equity);
-  const ok = lossFraction < maxLoss;
+  // Once reached the limit holds for the rest of the UTC day, even if prices recover.
+  const reachedAt = account.dailyLossReachedAt ?? null;
+  const ok = lossFraction < maxLoss && reachedAt === null;
   if (!ok) reasons.push('DAILY_LOSS_LIMIT');
   const next = (utcDay(now) + 1) * MS_PER_DAY;
+  const reached = reachedAt === null ? '' : `; the limit was reached at ${isoTime(reachedAt)}`;
   checks.push({
     rule: CHECK_RULES.dailyLoss,
     passed: ok,
     value: approx(lossFraction),
     limit: limits.max_daily_loss_pct ?? null,
-    note: `UTC day PnL ${usd(pnl)} from a starting equity of ${usd(start)}${ok ? '' : `; entries refused until ${isoTime(next)}`}`,
+    note: `UTC day PnL ${usd(pnl)} from a starting equity of ${usd(start)}${reached}${ok ? '' : `; entries refused until ${isoTime(next)}`}`,
   });
 }
 

@@ -122,6 +122,28 @@ describe('daily loss limit', () => {
   });
 });
 
+describe('daily loss limit: once reached, it holds for the rest of the UTC day', () => {
+  it('a dip past the limit that recovers still refuses entries until 00:00 UTC (a test that fails without the latch)', () => {
+    const state = makeState({ max_daily_loss_pct: 0.005 });
+    priceAll(state);
+    trade(state, signal('BTCUSDT', 'BUY', T0), 65_000, T0);
+    tick(state, 'BTCUSDT', 60_000, T0 + 100); // −76.9: past 0.5 %
+    tick(state, 'BTCUSDT', 65_000, T0 + 200); // back to flat PnL
+    expect(state.stats(T0 + 250).daily_loss).toMatchObject({ day_pnl_usd: 0, limit_reached: true, reached_at: T0 + 100 });
+    const r = state.onSignal(signal('ETHUSDT', 'BUY', T0 + 300), T0 + 300);
+    expect(r.kind === 'reject' && r.message.reasons).toEqual(['DAILY_LOSS_LIMIT']);
+    const check = r.kind === 'reject' ? r.message.checks.find((c) => c.rule === 'daily_loss') : undefined;
+    expect(check).toMatchObject({ passed: false, value: 0, limit: 0.005 });
+    expect(check?.note).toMatch(/the limit was reached at .*entries refused until/);
+    // The latch is in the snapshot; the next UTC day starts clear.
+    const midnight = (Math.floor(T0 / DAY) + 1) * DAY;
+    const restored = roundTrip(state, { max_daily_loss_pct: 0.005 });
+    expect(reasonsOf(restored, signal('ETHUSDT', 'BUY', midnight - 1), midnight - 1)).toEqual(['DAILY_LOSS_LIMIT']);
+    expect(reasonsOf(restored, signal('ETHUSDT', 'BUY', midnight), midnight)).toEqual([]);
+    expect(restored.stats(midnight).daily_loss).toMatchObject({ limit_reached: false, reached_at: null });
+  });
+});
+
 describe('rate limits', () => {
   it('a burst of 50 entries with max_orders_per_second 5 approves 5, and the next second 5 more', () => {
     const state = makeState({ max_orders_per_second: 5, kelly_fraction: 0.01, max_exposure_pct: 1 });

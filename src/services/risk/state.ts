@@ -178,6 +178,7 @@ export const RiskSnapshot = z.object({
   // Version 2: the protections (docs/protections.md); defaults for a version-1 snapshot.
   kill_switch: z.object({ reason: z.string(), since: z.number() }).nullable().default(null),
   day_start: z.object({ day: z.number(), equity: Fx }).nullable().default(null),
+  daily_loss_reached: z.object({ day: z.number(), at: z.number() }).nullable().default(null),
   entry_times: z.array(z.number()).default([]),
   locks: z.array(LockSnapshot).default([]),
   closed_trades: z.array(TradeSnapshot).default([]),
@@ -241,6 +242,8 @@ export class RiskState {
   private killSwitch: KillSwitch | null = null;
   /** The UTC day and the view's equity at its first input (risk.max_daily_loss_pct). */
   private dayStart: { day: number; equity: Fixed } | null = null;
+  /** When the day's loss first reached risk.max_daily_loss_pct (entries refused for the rest of that UTC day). */
+  private dailyLossReached: { day: number; at: number } | null = null;
   /** Approval times of the entries of the last minute, ascending (the rate limits). */
   private entryTimes: number[] = [];
   private locks: Lock[] = [];
@@ -552,6 +555,7 @@ export class RiskState {
    */
   restartDay(): void {
     this.dayStart = null;
+    this.dailyLossReached = null;
   }
 
   /** On the first input of a new UTC day: the day's starting equity is the view's equity now. */
@@ -627,6 +631,7 @@ export class RiskState {
     const l = this.options.limits;
     const start = this.dayStart !== null && this.dayStart.day === utcDay(now) ? this.dayStart.equity : null;
     const day = start === null ? null : dailyLoss(start, this.view.equity());
+    const reachedAt = this.dailyLossReachedAt(now);
     const windowCount = (ms: number) => this.entryTimes.filter((t) => t > now - ms && t <= now).length;
     return {
       kill_switch: this.killSwitch === null ? null : { ...this.killSwitch },
@@ -635,7 +640,8 @@ export class RiskState {
         day_pnl_usd: day === null ? null : toNumber(day.pnl),
         loss_pct: day === null ? null : toNumber(day.lossFraction),
         max_daily_loss_pct: l.max_daily_loss_pct ?? 0,
-        limit_reached: day !== null && !!l.max_daily_loss_pct && day.lossFraction >= fx(l.max_daily_loss_pct),
+        limit_reached: reachedAt !== null || (day !== null && !!l.max_daily_loss_pct && day.lossFraction >= fx(l.max_daily_loss_pct)),
+        reached_at: reachedAt,
         resets_at: (utcDay(now) + 1) * 86_400_000,
       },
       rate_limits: {
@@ -901,6 +907,7 @@ export class RiskState {
       exits: this.exitBook.toSnapshot(),
       kill_switch: this.killSwitch === null ? null : { ...this.killSwitch },
       day_start: this.dayStart === null ? null : { day: this.dayStart.day, equity: this.dayStart.equity.toString() },
+      daily_loss_reached: this.dailyLossReached === null ? null : { ...this.dailyLossReached },
       entry_times: [...this.entryTimes],
       locks: this.locks.map((l) => ({ ...l })),
       closed_trades: this.closedTrades.map((t) => ({
@@ -959,6 +966,7 @@ export class RiskState {
     this.exitBook.restore(snap.exits);
     this.killSwitch = snap.kill_switch === null ? null : { ...snap.kill_switch };
     this.dayStart = snap.day_start === null ? null : { day: snap.day_start.day, equity: BigInt(snap.day_start.equity) };
+    this.dailyLossReached = snap.daily_loss_reached === null ? null : { ...snap.daily_loss_reached };
     this.entryTimes = [...snap.entry_times];
     this.locks = snap.locks.map((l) => ({ ...l }));
     this.closedTrades = snap.closed_trades.map((t) => ({
@@ -1027,6 +1035,7 @@ export class RiskState {
     this.refreshView();
     const equity = this.view.equity();
     if (equity > this.peak) this.peak = equity;
+    this.noteDailyLoss(now, equity);
     if (this.tradingState === 'HALTED') return;
     const drawdown = this.drawdown();
     const next = tradingStateAfter(this.tradingState, drawdown, this.maxDrawdown);
@@ -1038,6 +1047,33 @@ export class RiskState {
         `CIRCUIT_BREAKER: drawdown ${pct(toNumber(drawdown))} from peak equity ${toNumber(this.peak).toFixed(2)} ` +
         `reached the ${pct(this.options.limits.max_drawdown_pct)} limit; entries are refused until POST /resume`;
     }
+  }
+
+  /** Latches the day's loss limit the first time an input of that UTC day sees the loss reach it. */
+  private noteDailyLoss(now: number, equity: Fixed): void {
+    const limit = this.options.limits.max_daily_loss_pct;
+    if (!limit || this.dayStart === null) return;
+    const day = this.dayStart.day;
+    if (utcDay(now) !== day || (this.dailyLossReached !== null && this.dailyLossReached.day === day)) return;
+    const { pnl, lossFraction } = dailyLoss(this.dayStart.equity, equity);
+    if (lossFraction < fx(limit)) return;
+    this.dailyLossReached = { day, at: now };
+    this.notices.push(
+      `daily loss limit reached: UTC day PnL ${toNumber(pnl).toFixed(2)} USD (${(toNumber(lossFraction) * 100).toFixed(2)}% >= ` +
+        `${(limit * 100).toFixed(2)}%); entries refused DAILY_LOSS_LIMIT until ${new Date((day + 1) * 86_400_000).toISOString()}`,
+    );
+  }
+
+  /** The UTC day of `now`: its starting equity (null before its first input) and when its loss limit was reached. */
+  dailyLossState(now: number): { start: Fixed | null; reachedAt: number | null } {
+    const start = this.dayStart !== null && this.dayStart.day === utcDay(now) ? this.dayStart.equity : null;
+    return { start, reachedAt: this.dailyLossReachedAt(now) };
+  }
+
+  /** When today's loss limit was reached (null: not reached on the UTC day of `now`). */
+  private dailyLossReachedAt(now: number): number | null {
+    const hit = this.dailyLossReached;
+    return hit !== null && hit.day === utcDay(now) ? hit.at : null;
   }
 
   /** What the governor sees; `now` (the decision's time) picks the day whose starting equity counts. */
@@ -1059,6 +1095,7 @@ export class RiskState {
       entriesOnDay: (day) => entries.get(day) ?? 0,
       killSwitch: this.killSwitch,
       dayStartEquity: now !== undefined && this.dayStart !== null && this.dayStart.day === utcDay(now) ? this.dayStart.equity : null,
+      dailyLossReachedAt: now === undefined ? null : this.dailyLossReachedAt(now),
       recentEntryTimes: this.entryTimes,
       openPositions: view.openPositionCount(),
       // Made once (not per signal): the decision path allocates as little as it can.
