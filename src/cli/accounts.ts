@@ -16,6 +16,7 @@ export function formatAccounts(accounts: readonly AccountFigures[]): string {
     ['equity USD', (a) => num(a.equity_usd)],
     ['return', (a) => pct(returnOf(a))],
     ['drawdown', (a) => pct(a.drawdown_pct)],
+    ['max drawdown', (a) => pct(a.max_drawdown_pct)],
     ['win rate', (a) => pct(a.win_rate)],
     ['trades', (a) => num(a.closed_trades, 0)],
     ['signals', (a) => num(a.received, 0)],

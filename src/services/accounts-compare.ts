@@ -12,6 +12,8 @@ export interface AccountFigures {
   equity_usd: number | null;
   initial_balance_usd: number | null;
   drawdown_pct: number | null;
+  /** The largest drawdown from peak the account's risk service has seen (its /stats). */
+  max_drawdown_pct: number | null;
   win_rate: number | null;
   closed_trades: number | null;
   approval_rate: number | null;
@@ -50,6 +52,7 @@ export async function collectAccounts(config: Config): Promise<AccountFigures[]>
           equity_usd: numberOr(portfolio.equity_usd),
           initial_balance_usd: numberOr(portfolio.initial_balance_usd),
           drawdown_pct: numberOr(portfolio.drawdown_pct),
+          max_drawdown_pct: numberOr(stats.max_drawdown_pct),
           win_rate: numberOr(portfolio.win_rate),
           closed_trades: numberOr(portfolio.closed_trades),
           approval_rate: numberOr(stats.approval_rate),
@@ -59,7 +62,7 @@ export async function collectAccounts(config: Config): Promise<AccountFigures[]>
           ),
         };
       } catch (err) {
-        const empty = { equity_usd: null, initial_balance_usd: null, drawdown_pct: null, win_rate: null, closed_trades: null, approval_rate: null, received: null };
+        const empty = { equity_usd: null, initial_balance_usd: null, drawdown_pct: null, max_drawdown_pct: null, win_rate: null, closed_trades: null, approval_rate: null, received: null };
         return { ...base, ...empty, rejected_by_reason: {}, error: `not answering (${(err as Error).message})` };
       }
     }),

@@ -144,6 +144,22 @@ describe('daily loss limit: once reached, it holds for the rest of the UTC day',
   });
 });
 
+describe('max drawdown seen (quantum accounts)', () => {
+  it('keeps the largest drawdown from peak through a recovery, a snapshot and a resume', () => {
+    const state = makeState({});
+    priceAll(state);
+    trade(state, signal('BTCUSDT', 'BUY', T0), 65_000, T0);
+    tick(state, 'BTCUSDT', 60_000, T0 + 100); // −76.9 on 10 000
+    tick(state, 'BTCUSDT', 66_000, T0 + 200); // a new peak
+    const stats = state.stats(T0 + 300);
+    expect(stats.drawdown_pct).toBe(0);
+    expect(stats.max_drawdown_pct).toBeCloseTo(76.9 / 10_000, 6);
+    const restored = roundTrip(state);
+    restored.resume();
+    expect(restored.stats(T0 + 400).max_drawdown_pct).toBe(stats.max_drawdown_pct);
+  });
+});
+
 describe('rate limits', () => {
   it('a burst of 50 entries with max_orders_per_second 5 approves 5, and the next second 5 more', () => {
     const state = makeState({ max_orders_per_second: 5, kelly_fraction: 0.01, max_exposure_pct: 1 });

@@ -171,6 +171,8 @@ export const RiskSnapshot = z.object({
   halt_reason: z.string().nullable().default(null),
   /** The peak of the view's equity (decimal string; null in an older snapshot: taken from the view). */
   peak_equity: z.string().nullable().default(null),
+  /** The largest drawdown from peak seen so far (decimal string; kept through POST /resume). */
+  max_drawdown: z.string().default('0'),
   /** The newest trade.signal.v5 entry this snapshot covers (null: none yet, or an older snapshot). */
   last_signal_entry_id: z.string().nullable().default(null),
   /** Protective exits: armed levels, trail marks, the in-flight close per position (exit-book.ts). */
@@ -241,6 +243,8 @@ export class RiskState {
   // -- protections (docs/protections.md) --
   private killSwitch: KillSwitch | null = null;
   /** The UTC day and the view's equity at its first input (risk.max_daily_loss_pct). */
+  /** The largest drawdown from peak seen so far (a resume restarts the peak, not this). */
+  private maxDrawdownSeen: Fixed = ZERO;
   private dayStart: { day: number; equity: Fixed } | null = null;
   /** When the day's loss first reached risk.max_daily_loss_pct (entries refused for the rest of that UTC day). */
   private dailyLossReached: { day: number; at: number } | null = null;
@@ -868,6 +872,7 @@ export class RiskState {
       equity_usd: toNumber(view.equity()),
       peak_equity_usd: toNumber(this.peak),
       drawdown_pct: toNumber(this.drawdown()),
+      max_drawdown_pct: toNumber(this.maxDrawdownSeen),
       exposure_usd: toNumber(view.exposure()),
       exposure_pct: toNumber(view.exposureFraction()),
       win_rate: toNumber(view.winRate()),
@@ -903,6 +908,7 @@ export class RiskState {
       halted_at: this.haltedAt,
       halt_reason: this.haltReason,
       peak_equity: this.peak.toString(),
+      max_drawdown: this.maxDrawdownSeen.toString(),
       last_signal_entry_id: this.lastSignalEntryId,
       exits: this.exitBook.toSnapshot(),
       kill_switch: this.killSwitch === null ? null : { ...this.killSwitch },
@@ -990,6 +996,7 @@ export class RiskState {
     this.viewStale = true;
     this.refreshView();
     this.peak = snap.peak_equity === null ? this.view.peakEquity() : BigInt(snap.peak_equity);
+    this.maxDrawdownSeen = BigInt(snap.max_drawdown);
   }
 
   // -- internals --------------------------------------------------------------------
@@ -1036,8 +1043,9 @@ export class RiskState {
     const equity = this.view.equity();
     if (equity > this.peak) this.peak = equity;
     this.noteDailyLoss(now, equity);
-    if (this.tradingState === 'HALTED') return;
     const drawdown = this.drawdown();
+    if (drawdown > this.maxDrawdownSeen) this.maxDrawdownSeen = drawdown;
+    if (this.tradingState === 'HALTED') return;
     const next = tradingStateAfter(this.tradingState, drawdown, this.maxDrawdown);
     if (next === 'HALTED') {
       this.tradingState = 'HALTED';

@@ -11,6 +11,7 @@
     ['equity USD', (a) => num(a.equity_usd)],
     ['return', (a) => pct(a.return)],
     ['drawdown', (a) => pct(a.drawdown_pct)],
+    ['max drawdown', (a) => pct(a.max_drawdown_pct)],
     ['win rate', (a) => pct(a.win_rate)],
     ['trades', (a) => num(a.closed_trades, 0)],
     ['signals', (a) => num(a.received, 0)],
