@@ -455,3 +455,47 @@ describe.skipIf(!haveChromium && !process.env.CI)('dashboard in a browser: per-s
     }
   });
 });
+
+describe.skipIf(!haveChromium && !process.env.CI)('dashboard in a browser: accounts view', () => {
+  it('compares two accounts side by side from their services, a rejection in the stricter one', async () => {
+    if (!haveChromium) throw new Error(`${CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)`);
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    // Two accounts as `quantum up` with accounts runs them: each its own loop and ports.
+    const live = await startRig();
+    const shadow = await startRig({ risk: { min_confidence: 0.9 }, account: { initial_balance_usd: 5000 } });
+    const portsOf = (rig: Rig) => ({ risk: rig.loop.risk.port, execution: rig.loop.execution.port, monitor: rig.loop.monitor.port });
+    const accountsConfig = defaultConfig({
+      accounts: [
+        { name: 'live', stream_prefix: 'live:', ports: portsOf(live) },
+        { name: 'strict', stream_prefix: 'strict:', shadow: true, ports: portsOf(shadow), risk: { min_confidence: 0.9 } },
+      ],
+    });
+    const dashboard = await startDashboard({ bus: live.bus, config: live.config, accountsConfig, clock: live.clock, logger: silentLogger, listen: true, port: await freePort() });
+    try {
+      await publishTradeSignal(shadow.bus, 'BTCUSDT', 'BUY', 0.8, 'xgb', {}, shadow.clock);
+      await until(async () => (await getJson<{ counts: { rejected: number } }>(`http://127.0.0.1:${shadow.loop.risk.port}/stats`)).counts.rejected === 1, 'the strict account to refuse it');
+      const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+      const errors: string[] = [];
+      page.on('pageerror', (err) => errors.push(err.message));
+      await page.goto(`${dashboard.url.replace(/\/$/, '')}/accounts`);
+      const heads = page.locator('#accounts-head th');
+      await until(async () => ((await heads.count()) === 3 ? true : null), 'a column per account');
+      expect(await heads.allTextContents()).toEqual(['account', 'live', 'strict (shadow)']);
+      const row = async (label: string) => {
+        const tr = page.locator('#accounts-body tr').filter({ has: page.locator('th', { hasText: new RegExp(`^${label}$`) }) });
+        await tr.waitFor(WAIT);
+        return tr.locator('td').allTextContents();
+      };
+      expect(await row('equity USD')).toEqual(['10000.00', '5000.00']);
+      expect(await row('signals')).toEqual(['0', '1']);
+      expect(await row('rejected LOW_CONFIDENCE')).toEqual(['0', '1']);
+      expect(await row('max drawdown')).toEqual(['0.00%', '0.00%']);
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+      await dashboard.stop();
+      await shadow.stop();
+      await live.stop();
+    }
+  });
+});
