@@ -142,9 +142,15 @@ beforeAll(async () => {
     QT_MONITOR_PORT: String(monitor),
     QT_DASHBOARD_PORT: String(dashboard),
   });
+  // The first `npx quantum` of a checkout installs the project into npm's npx cache (a
+  // `file:` dependency with its whole tree), which can take over a minute on a loaded
+  // machine: do it once here, so a snippet's time limit is not spent on it and two
+  // snippets never race on a half-made cache entry.
+  const warm = spawnSync('npx', ['quantum', '--version'], { cwd: REPO, env, encoding: 'utf8', timeout: 300_000 });
+  if (warm.status !== 0) throw new Error(`npx quantum --version failed (${warm.status ?? warm.signal}): ${warm.stderr}`);
   up = spawnQuantum(['up', '--no-demo', '--plain', '--redis', redis.url], env, 'up');
   await Promise.all([risk, execution, monitor].map((port) => waitForHealth(`http://127.0.0.1:${port}`, up, 60_000)));
-}, 120_000);
+}, 420_000);
 
 afterAll(async () => {
   await up?.stop().catch(() => undefined);
