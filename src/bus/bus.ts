@@ -220,18 +220,47 @@ export function defaultMaxlenPolicy(maxlen: number = DEFAULT_MAXLEN): MaxlenPoli
   return (topic) => (topic === TOPICS.execution ? null : maxlen);
 }
 
-const PLAIN_ID = /^(\d{1,15})-(\d{1,15})$/;
+/** The parts of the id last read by `readPlain` (module scratch: no allocation per call). */
+let plainMs = 0;
+let plainSeq = 0;
+
+/**
+ * Reads an id of the form /^\d{1,15}-\d{1,15}$/ (every id Redis hands out today) into
+ * plainMs / plainSeq, exactly (15 digits stay below 2^53); false for anything else.
+ */
+function readPlain(id: string): boolean {
+  const n = id.length;
+  let i = 0;
+  let ms = 0;
+  for (; i < n; i += 1) {
+    const digit = id.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) break;
+    ms = ms * 10 + digit;
+  }
+  if (i === 0 || i > 15 || i === n || id.charCodeAt(i) !== 45 /* - */) return false;
+  const start = (i += 1);
+  let seq = 0;
+  for (; i < n; i += 1) {
+    const digit = id.charCodeAt(i) - 48;
+    if (digit < 0 || digit > 9) return false;
+    seq = seq * 10 + digit;
+  }
+  if (i === start || i - start > 15) return false;
+  plainMs = ms;
+  plainSeq = seq;
+  return true;
+}
 
 /** Compares two stream ids ("ms-seq"). */
 export function compareIds(a: string, b: string): number {
   // Fast path for plain ids whose parts are safe integers (every id Redis hands out today).
-  const pa = PLAIN_ID.exec(a);
-  const pb = pa === null ? null : PLAIN_ID.exec(b);
-  if (pa !== null && pb !== null) {
-    const ms = Number(pa[1]) - Number(pb[1]);
-    if (ms !== 0) return ms < 0 ? -1 : 1;
-    const seq = Number(pa[2]) - Number(pb[2]);
-    return seq === 0 ? 0 : seq < 0 ? -1 : 1;
+  if (readPlain(a)) {
+    const ams = plainMs;
+    const aseq = plainSeq;
+    if (readPlain(b)) {
+      if (ams !== plainMs) return ams < plainMs ? -1 : 1;
+      return aseq === plainSeq ? 0 : aseq < plainSeq ? -1 : 1;
+    }
   }
   const [am = '0', as = '0'] = a.split('-');
   const [bm = '0', bs = '0'] = b.split('-');

@@ -196,6 +196,33 @@ describe('SourceBook', () => {
     expect(copy.toSnapshot().a!.net).toBe('0.000000000000000015');
   });
 
+  it('writes its snapshot JSON exactly as JSON.stringify(toSnapshot()), through every change and a restore', () => {
+    const book = new SourceBook(WINDOWS);
+    const same = () => expect(book.toSnapshotJson()).toBe(JSON.stringify(book.toSnapshot()));
+    same();
+    const names = ['a', 'b "quoted" \\ é 😀', 'constructor', 'toString', OTHER_SOURCE, '01', '7', '__proto__', 'z'];
+    for (let i = 0; i < 60; i += 1) {
+      const name = names[i % names.length]!;
+      if (i % 3 === 0) book.onApproved(name);
+      if (i % 4 === 0) book.onRejected(name, i % 8 === 0 ? ['COOLDOWN', 'LOW_CONFIDENCE'] : ['window']);
+      if (i % 2 === 0) book.onRoundTrip(trip(name, i % 5 === 0 ? null : 0.6 + (i % 7) * 0.05, i % 3 ? 1 : -1, { hold_ms: i, mae_pct: -0.1 * i, mfe_pct: 0.2 }), fx(i % 3 ? '1.5' : '-0.25'), i);
+      same();
+      // The cached window text must follow the window (pushes past capacity drop the oldest).
+      book.onRoundTrip(trip('a', 0.7 + (i % 5) * 0.05, i % 2 ? 1 : -1), fx(1), 1000 + i);
+      same();
+    }
+    const copy = new SourceBook(WINDOWS);
+    copy.restore(JSON.parse(book.toSnapshotJson()));
+    expect(copy.toSnapshotJson()).toBe(JSON.stringify(copy.toSnapshot()));
+    // Only the plain names (no array index, no __proto__): the fast path itself.
+    const plain = new SourceBook(WINDOWS);
+    for (let i = 0; i < 40; i += 1) {
+      plain.onApproved(names[i % 5]!);
+      plain.onRoundTrip(trip(names[i % 5]!, 0.65 + (i % 6) * 0.05, i % 2 ? 1 : -1), fx(i % 2 ? '0.1' : '-0.1'), i);
+      expect(plain.toSnapshotJson()).toBe(JSON.stringify(plain.toSnapshot()));
+    }
+  });
+
   it(`counts sources beyond ${MAX_SOURCES} under ${OTHER_SOURCE}`, () => {
     const book = new SourceBook(WINDOWS);
     for (let i = 0; i < MAX_SOURCES + 5; i += 1) book.onApproved(`s${i}`);

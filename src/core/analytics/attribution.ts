@@ -314,6 +314,38 @@ export class SourceBook {
     return out;
   }
 
+  /**
+   * Exactly JSON.stringify(this.toSnapshot()), without re-encoding each drift window
+   * (kept as text until its next trade). Names a plain object orders or keeps apart
+   * (array indices, `__proto__`) take the definition itself.
+   */
+  toSnapshotJson(): string {
+    let out = '';
+    for (const [source, s] of this.sources) {
+      if (source === '__proto__' || /^\d+$/.test(source)) return JSON.stringify(this.toSnapshot());
+      const head = JSON.stringify({
+        approved: s.approved,
+        rejected: s.rejected,
+        rejected_by_reason: Object.fromEntries(s.rejectedByReason),
+        trades: s.trades,
+        wins: s.wins,
+        losses: s.losses,
+        net: toDecimalString(s.net),
+        gross_profit: toDecimalString(s.grossProfit),
+        gross_loss: toDecimalString(s.grossLoss),
+        hold_ms_sum: s.holdMsSum,
+        mae_sum: s.maeSum,
+        mfe_sum: s.mfeSum,
+        scored: s.scored,
+        brier_sum: s.brierSum,
+        buckets: Object.fromEntries([...s.buckets.entries()].map(([k, b]) => [String(k), { ...b }])),
+      });
+      const drift = JSON.stringify({ ks: s.drift.ks, calibration: s.drift.calibration });
+      out += `${out === '' ? '' : ','}${JSON.stringify(source)}:${head.slice(0, -1)},"window":${s.window.pairsJson()},"drift":${drift}}`;
+    }
+    return `{${out}}`;
+  }
+
   restore(input: unknown): void {
     const snap = SourceBookSnapshot.parse(input);
     this.sources.clear();

@@ -79,6 +79,8 @@ export class DriftWindow {
   private readonly trades: ScoredTrade[] = [];
   private readonly reference: number[] = [];
   private readonly recent: number[] = [];
+  /** pairsJson()'s text until the next push (a snapshot is written with every batch, a trade closes far less often). */
+  private pairsText: string | null = null;
 
   constructor(private readonly windows: DriftWindows) {}
 
@@ -87,8 +89,15 @@ export class DriftWindow {
     return this.trades;
   }
 
+  /** Exactly JSON.stringify of the snapshot's pairs, [confidence, 1 win | 0 not] oldest first; kept until the next push. */
+  pairsJson(): string {
+    this.pairsText ??= JSON.stringify(this.trades.map((t) => [t.confidence, t.win ? 1 : 0]));
+    return this.pairsText;
+  }
+
   push(trade: ScoredTrade): void {
     const { referenceTrades, recentTrades } = this.windows;
+    this.pairsText = null;
     this.trades.push(trade);
     insertSorted(this.recent, trade.confidence);
     if (this.trades.length > recentTrades) {

@@ -64,6 +64,7 @@ export class MonitorService {
       topics: [TOPICS.tick, TOPICS.execution, TOPICS.exitLevels, TOPICS.safe, TOPICS.rejected],
       handle: (d) => this.handle(d),
       snapshot: () => this.state.toSnapshot(),
+      snapshotJson: () => this.state.snapshotJson(),
       restore: (s) => this.state.restore(s),
       snapshotVersion: MONITOR_SNAPSHOT_VERSION,
       rebuild: () => this.rebuild(),

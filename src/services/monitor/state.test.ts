@@ -172,4 +172,22 @@ describe('MonitorState: rl.feedback', () => {
     expect(b.sourceReports(0.65)).toEqual(a.sourceReports(0.65));
     expect(b.sourceReports(0.65)[0]).toMatchObject({ signals: 2, approved: 1, rejected_by_reason: { COOLDOWN: 1 }, trades: 1 });
   });
+
+  it('writes its snapshot JSON exactly as JSON.stringify(toSnapshot()), through fills, decisions and a restore', () => {
+    const state = new MonitorState(10_000);
+    const same = () => expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
+    same();
+    let id = 100;
+    for (let i = 0; i < 12; i += 1) {
+      state.onApproved({ source: i % 2 ? 'model-a' : 'model-b' } as never);
+      if (i % 3 === 0) state.onRejected({ source: 'model-a', reasons: ['LOW_CONFIDENCE'] } as never);
+      state.onExecution(fill('BUY', 0.01, 50_000 + i, 0.2, { source: 'model-a', confidence: 0.8 } as never), `${(id += 1)}-0`, id);
+      same();
+      state.onExecution(fill('SELL', 0.01, 50_000 + 2 * i, 0.2, { source: 'model-a', confidence: 0.8 } as never), `${(id += 1)}-0`, id);
+      same();
+    }
+    const copy = new MonitorState(10_000);
+    copy.restore(JSON.parse(state.snapshotJson()));
+    expect(copy.snapshotJson()).toBe(state.snapshotJson());
+  });
 });

@@ -334,6 +334,20 @@ export class MonitorState {
     };
   }
 
+  /** Exactly JSON.stringify(this.toSnapshot()), with the sources' part from SourceBook.toSnapshotJson (written with every batch). */
+  snapshotJson(): string {
+    const head = JSON.stringify({
+      version: MONITOR_SNAPSHOT_VERSION,
+      ledger: this.ledger.toSnapshot(),
+      last_fill_id: this.lastFillId,
+      price_ts: Object.fromEntries(this.priceTs),
+      exit_levels: Object.fromEntries(this.exitLevels),
+      tick_gate: this.tickGate.toSnapshot(),
+      trades: Object.fromEntries([...this.trades].map(([s, t]) => [s, { ...t }])),
+    });
+    return `${head.slice(0, -1)},"sources":${this.sources.toSnapshotJson()},"counters":${JSON.stringify(this.counters)}}`;
+  }
+
   restore(input: unknown): void {
     const snap = MonitorSnapshot.parse(input);
     this.ledger = Ledger.fromSnapshot(snap.ledger);
