@@ -32,7 +32,7 @@ export interface BacktestBenchResult {
 }
 
 /** A seeded walk per symbol; writes monthly files; returns their paths. */
-async function generate(dir: string, days: number): Promise<string[]> {
+export async function generate(dir: string, days: number): Promise<string[]> {
   mkdirSync(dir, { recursive: true });
   const paths: string[] = [];
   for (const [s, [symbol, start]] of SYMBOLS.entries()) {
@@ -79,7 +79,7 @@ async function generate(dir: string, days: number): Promise<string[]> {
   return paths;
 }
 
-function signals(days: number): TimedSignal[] {
+export function signals(days: number): TimedSignal[] {
   const out: TimedSignal[] = [];
   for (let h = 0; h < days * 24; h += 1) {
     for (const [symbol] of SYMBOLS) {
