@@ -292,21 +292,7 @@ export class SourceBook {
     const out: SourceBookSnapshot = {};
     for (const [source, s] of this.sources) {
       out[source] = {
-        approved: s.approved,
-        rejected: s.rejected,
-        rejected_by_reason: Object.fromEntries(s.rejectedByReason),
-        trades: s.trades,
-        wins: s.wins,
-        losses: s.losses,
-        net: toDecimalString(s.net),
-        gross_profit: toDecimalString(s.grossProfit),
-        gross_loss: toDecimalString(s.grossLoss),
-        hold_ms_sum: s.holdMsSum,
-        mae_sum: s.maeSum,
-        mfe_sum: s.mfeSum,
-        scored: s.scored,
-        brier_sum: s.brierSum,
-        buckets: Object.fromEntries([...s.buckets.entries()].map(([k, b]) => [String(k), { ...b }])),
+        ...sourceTotals(s),
         window: s.window.list().map((t) => [t.confidence, t.win ? 1 : 0]),
         drift: { ks: { ...s.drift.ks }, calibration: { ...s.drift.calibration } },
       };
@@ -323,23 +309,7 @@ export class SourceBook {
     let out = '';
     for (const [source, s] of this.sources) {
       if (source === '__proto__' || /^\d+$/.test(source)) return JSON.stringify(this.toSnapshot());
-      const head = JSON.stringify({
-        approved: s.approved,
-        rejected: s.rejected,
-        rejected_by_reason: Object.fromEntries(s.rejectedByReason),
-        trades: s.trades,
-        wins: s.wins,
-        losses: s.losses,
-        net: toDecimalString(s.net),
-        gross_profit: toDecimalString(s.grossProfit),
-        gross_loss: toDecimalString(s.grossLoss),
-        hold_ms_sum: s.holdMsSum,
-        mae_sum: s.maeSum,
-        mfe_sum: s.mfeSum,
-        scored: s.scored,
-        brier_sum: s.brierSum,
-        buckets: Object.fromEntries([...s.buckets.entries()].map(([k, b]) => [String(k), { ...b }])),
-      });
+      const head = JSON.stringify(sourceTotals(s));
       const drift = JSON.stringify({ ks: s.drift.ks, calibration: s.drift.calibration });
       out += `${out === '' ? '' : ','}${JSON.stringify(source)}:${head.slice(0, -1)},"window":${s.window.pairsJson()},"drift":${drift}}`;
     }
@@ -381,6 +351,27 @@ export class SourceBook {
  * `minConfidence`: exact when the minimum is a multiple of 0.05 (the default 0.65 is);
  * otherwise each stored bucket goes where its lower edge falls.
  */
+/** A source's running totals as stored in the snapshot (everything but its drift window and state). */
+function sourceTotals(s: Sums) {
+  return {
+    approved: s.approved,
+    rejected: s.rejected,
+    rejected_by_reason: Object.fromEntries(s.rejectedByReason),
+    trades: s.trades,
+    wins: s.wins,
+    losses: s.losses,
+    net: toDecimalString(s.net),
+    gross_profit: toDecimalString(s.grossProfit),
+    gross_loss: toDecimalString(s.grossLoss),
+    hold_ms_sum: s.holdMsSum,
+    mae_sum: s.maeSum,
+    mfe_sum: s.mfeSum,
+    scored: s.scored,
+    brier_sum: s.brierSum,
+    buckets: Object.fromEntries([...s.buckets.entries()].map(([k, b]) => [String(k), { ...b }])),
+  };
+}
+
 function regroup(stored: ReadonlyMap<number, BucketSums>, minConfidence: number): Map<number, BucketSums> {
   const out = new Map<number, BucketSums>();
   for (const [index, b] of stored) {

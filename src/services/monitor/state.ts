@@ -320,7 +320,8 @@ export class MonitorState {
     return { ...this.counters, last_fill_id: this.lastFillId };
   }
 
-  toSnapshot(): MonitorSnapshot {
+  /** The snapshot's fields before `sources` (one list for toSnapshot and snapshotJson). */
+  private snapshotHead(): Omit<MonitorSnapshot, 'sources' | 'counters'> {
     return {
       version: MONITOR_SNAPSHOT_VERSION,
       ledger: this.ledger.toSnapshot(),
@@ -329,22 +330,16 @@ export class MonitorState {
       exit_levels: Object.fromEntries(this.exitLevels),
       tick_gate: this.tickGate.toSnapshot(),
       trades: Object.fromEntries([...this.trades].map(([s, t]) => [s, { ...t }])),
-      sources: this.sources.toSnapshot(),
-      counters: { ...this.counters },
     };
+  }
+
+  toSnapshot(): MonitorSnapshot {
+    return { ...this.snapshotHead(), sources: this.sources.toSnapshot(), counters: { ...this.counters } };
   }
 
   /** Exactly JSON.stringify(this.toSnapshot()), with the sources' part from SourceBook.toSnapshotJson (written with every batch). */
   snapshotJson(): string {
-    const head = JSON.stringify({
-      version: MONITOR_SNAPSHOT_VERSION,
-      ledger: this.ledger.toSnapshot(),
-      last_fill_id: this.lastFillId,
-      price_ts: Object.fromEntries(this.priceTs),
-      exit_levels: Object.fromEntries(this.exitLevels),
-      tick_gate: this.tickGate.toSnapshot(),
-      trades: Object.fromEntries([...this.trades].map(([s, t]) => [s, { ...t }])),
-    });
+    const head = JSON.stringify(this.snapshotHead());
     return `${head.slice(0, -1)},"sources":${this.sources.toSnapshotJson()},"counters":${JSON.stringify(this.counters)}}`;
   }
 
