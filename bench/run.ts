@@ -82,14 +82,15 @@ const BATCH = 256; // the bus' default batch size (SUBSCRIBE_DEFAULTS.batchSize)
 /** Payload sizes of the real hops (measured by the embedded phase), used when it is skipped. */
 const DEFAULT_SIZES: HopSizes = { risk: 925, execution: 329, monitor: 401 };
 
+/** Issue 20's targets (the second speed round); the table marks each figure ok or MISS against them. */
 const TARGETS = {
-  redisPerS: 20_000,
-  ratio: 0.6,
-  cpuUs: 60,
-  p50Ms: 1.5,
-  p99Ms: 10,
-  embeddedPerS: 100_000,
-  rssMb: 150,
+  redisPerS: 40_000,
+  ratio: 0.3,
+  cpuUs: 35,
+  p99Ms1k: 2,
+  p99Ms5k: 5,
+  embeddedPerS: 150_000,
+  rssMb: 120,
   growthPct: 10,
 };
 
@@ -461,9 +462,9 @@ function printTable(r: {
   rows.push(['redis: ratio to baseline', fmt(redis.ratio_to_baseline), `>= ${TARGETS.ratio}`, check(redis.ratio_to_baseline, (v) => v >= TARGETS.ratio)]);
   rows.push(['redis: CPU per signal (all procs)', fmt(redis.cpu_us_per_signal, ' µs'), `<= ${TARGETS.cpuUs} µs`, check(redis.cpu_us_per_signal, (v) => v <= TARGETS.cpuUs)]);
   rows.push(['redis: approved fraction', fmt(redis.approved_fraction), '', '']);
-  for (const [label, l, gated] of [['1k/s', redis.latency_1k, true], ['5k/s', redis.latency_5k, false]] as const) {
-    rows.push([`latency @${label} p50`, fmt(l?.p50_ms, ' ms'), gated ? `<= ${TARGETS.p50Ms} ms` : '', gated ? check(l?.p50_ms, (v) => v <= TARGETS.p50Ms) : '']);
-    rows.push([`latency @${label} p99`, fmt(l?.p99_ms, ' ms'), gated ? `<= ${TARGETS.p99Ms} ms` : '', gated ? check(l?.p99_ms, (v) => v <= TARGETS.p99Ms) : '']);
+  for (const [label, l, p99Target] of [['1k/s', redis.latency_1k, TARGETS.p99Ms1k], ['5k/s', redis.latency_5k, TARGETS.p99Ms5k]] as const) {
+    rows.push([`latency @${label} p50`, fmt(l?.p50_ms, ' ms'), '', '']);
+    rows.push([`latency @${label} p99`, fmt(l?.p99_ms, ' ms'), `<= ${p99Target} ms`, check(l?.p99_ms, (v) => v <= p99Target)]);
     rows.push([`latency @${label} p99.9`, fmt(l?.p999_ms, ' ms'), '', '']);
   }
   for (const name of SERVICE_NAMES) {
