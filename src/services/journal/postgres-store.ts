@@ -1,8 +1,8 @@
 /** The journal in PostgreSQL (node-postgres), in one schema per account (`journal.schema`). */
 import pg from 'pg';
 import { LATEST_VERSION, MIGRATIONS, schemaVersionTable } from './migrations.js';
-import { TABLES, TABLE_NAMES, type Cell, type Row, type RowBatch } from './rows.js';
-import { insertSql, redactJournalUrl, rowValues, type JournalStore } from './store.js';
+import type { Cell, Row, RowBatch } from './rows.js';
+import { batchInserts, redactJournalUrl, type JournalStore } from './store.js';
 
 /** PostgreSQL allows 65,535 parameters per statement. */
 const MAX_PARAMS = 60_000;
@@ -91,17 +91,7 @@ export class PostgresStore implements JournalStore {
 
   async write(batch: RowBatch, state: string | null): Promise<void> {
     await this.transaction(async (client) => {
-      for (const name of TABLE_NAMES) {
-        const rows = batch[name];
-        if (rows.length === 0) continue;
-        const spec = TABLES[name];
-        const perChunk = Math.max(1, Math.floor(MAX_PARAMS / spec.columns.length));
-        for (let i = 0; i < rows.length; i += perChunk) {
-          const chunk = rows.slice(i, i + perChunk);
-          const values = chunk.flatMap((row) => rowValues(row, spec.columns));
-          await client.query(insertSql(name, spec.columns, spec.key, chunk.length, 'postgres'), values);
-        }
-      }
+      for (const { sql, values } of batchInserts(batch, 'postgres', MAX_PARAMS)) await client.query(sql, values);
       if (state !== null) {
         await client.query(
           "INSERT INTO journal_state (key, value) VALUES ('fold', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -3,8 +3,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { LATEST_VERSION, MIGRATIONS, schemaVersionTable } from './migrations.js';
-import { TABLES, TABLE_NAMES, type Cell, type Row, type RowBatch } from './rows.js';
-import { insertSql, rowValues, type JournalStore } from './store.js';
+import type { Cell, Row, RowBatch } from './rows.js';
+import { batchInserts, type JournalStore } from './store.js';
 
 /** SQLite allows 32,766 parameters per statement; rows go in chunks well below it. */
 const MAX_PARAMS = 30_000;
@@ -62,17 +62,7 @@ export class SqliteStore implements JournalStore {
 
   async write(batch: RowBatch, state: string | null): Promise<void> {
     const tx = this.db.transaction(() => {
-      for (const name of TABLE_NAMES) {
-        const rows = batch[name];
-        if (rows.length === 0) continue;
-        const spec = TABLES[name];
-        const perChunk = Math.max(1, Math.floor(MAX_PARAMS / spec.columns.length));
-        for (let i = 0; i < rows.length; i += perChunk) {
-          const chunk = rows.slice(i, i + perChunk);
-          const values = chunk.flatMap((row) => rowValues(row, spec.columns).map(bind));
-          this.db.prepare(insertSql(name, spec.columns, spec.key, chunk.length, 'sqlite')).run(values);
-        }
-      }
+      for (const { sql, values } of batchInserts(batch, 'sqlite', MAX_PARAMS)) this.db.prepare(sql).run(values.map(bind));
       if (state !== null) {
         this.db
           .prepare("INSERT INTO journal_state (key, value) VALUES ('fold', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")

@@ -4,7 +4,7 @@
  * nowhere else. test/journal-store.test.ts runs one contract suite against both.
  */
 import type { Dialect } from './migrations.js';
-import type { Cell, Row, RowBatch } from './rows.js';
+import { TABLES, TABLE_NAMES, type Cell, type Row, type RowBatch } from './rows.js';
 
 export interface JournalStore {
   readonly dialect: Dialect;
@@ -72,4 +72,21 @@ export function insertSql(table: string, columns: readonly string[], key: readon
 
 export function rowValues(row: Row, columns: readonly string[]): Cell[] {
   return columns.map((column) => row[column] ?? null);
+}
+
+/**
+ * The INSERT statements that write one batch, table by table, each at most `maxParams`
+ * bound values (the driver's limit); the stores run them inside their transaction.
+ */
+export function* batchInserts(batch: RowBatch, dialect: Dialect, maxParams: number): Generator<{ sql: string; values: Cell[] }> {
+  for (const name of TABLE_NAMES) {
+    const rows = batch[name];
+    if (rows.length === 0) continue;
+    const spec = TABLES[name];
+    const perChunk = Math.max(1, Math.floor(maxParams / spec.columns.length));
+    for (let i = 0; i < rows.length; i += perChunk) {
+      const chunk = rows.slice(i, i + perChunk);
+      yield { sql: insertSql(name, spec.columns, spec.key, chunk.length, dialect), values: chunk.flatMap((row) => rowValues(row, spec.columns)) };
+    }
+  }
 }
