@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { TradeSignal } from '../../src/core/messages.js';
+import { keyedRandom } from '../../src/core/random.js';
 
 /** The test PostgreSQL (trust auth); each test works in a schema of its own and drops it. */
 export const POSTGRES_URL = process.env.QT_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -38,21 +39,10 @@ export async function postgresAvailable(who: string): Promise<boolean> {
 /** Start prices of the default five instruments for the seeded runs. */
 export const PRICES: Record<string, number> = { BTCUSDT: 64_250.5, ETHUSDT: 3_412.37, BNBUSDT: 587.12, SOLUSDT: 143.87, XRPUSDT: 0.5731 };
 
-/** mulberry32, so a run's signals are the same every time. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** `count` signals over the five symbols: BUY / SELL / CLOSE / HOLD, confidence 0.50–0.95, two sources. */
 export function seededSignals(count: number, prefix: string, seed = 20260112): TradeSignal[] {
-  const random = seeded(seed);
+  const rng = keyedRandom(seed, 'journal-test-signals');
+  const random = () => rng.next();
   const symbols = Object.keys(PRICES);
   const ts = Date.now();
   return Array.from({ length: count }, (_, i) => {
