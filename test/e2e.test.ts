@@ -42,8 +42,9 @@ import {
   writeConfig,
   type Deployment,
   type Services,
+  tearDownDeployment,
 } from './helpers/processes.js';
-import { cleanupPrefix, redisUrl, uniquePrefix, waitFor } from './helpers/redis.js';
+import { redisUrl, uniquePrefix, waitFor } from './helpers/redis.js';
 
 const DECISION_TIMEOUT_MS = 20_000;
 const FEE_RATE = 0.0004;
@@ -76,11 +77,8 @@ describe('the core loop as three processes on Redis', () => {
   }, 240_000);
 
   afterAll(async () => {
-    await services?.stopAll().catch(() => undefined);
-    await killAll();
     await bus?.close();
-    await cleanupPrefix(redisUrl(), prefix);
-    removeScratch();
+    await tearDownDeployment(services, prefix);
   }, 60_000);
 
   const url = (key: 'risk' | 'execution' | 'monitor', path: string) => `${services.url(key)}${path}`;

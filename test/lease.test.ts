@@ -17,10 +17,8 @@ import {
   freePorts,
   getJson,
   http,
-  killAll,
   newDeployment,
   postJson,
-  removeScratch,
   runQuantum,
   spawnQuantum,
   startJournal,
@@ -28,6 +26,7 @@ import {
   JOURNAL_READY,
   waitForHealth,
   type Services,
+  tearDownDeployment,
 } from './helpers/processes.js';
 import { cleanupPrefix, redisUrl, uniquePrefix, waitFor } from './helpers/redis.js';
 import { isSettled, readPayloads } from './helpers/services.js';
@@ -50,10 +49,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await services?.stopAll().catch(() => undefined);
-  await killAll();
-  await cleanupPrefix(redisUrl(), prefix);
-  removeScratch();
+  await tearDownDeployment(services, prefix);
 }, 60_000);
 
 function signals(from: number, count: number): TradeSignal[] {

@@ -16,8 +16,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { messageJsonSchemas } from '../src/core/json-schemas.js';
 import { inputsFromSchemaFiles, renderPythonClient, wireConstants } from '../scripts/gen-python-render.js';
-import { REPO, ensureBuilt, killAll, newDeployment, removeScratch, startServices, type Services } from './helpers/processes.js';
-import { cleanupPrefix, redisUrl, uniquePrefix } from './helpers/redis.js';
+import { REPO, ensureBuilt, newDeployment, startServices, tearDownDeployment, type Services } from './helpers/processes.js';
+import { uniquePrefix } from './helpers/redis.js';
 
 const CLIENT = join(REPO, 'clients', 'python');
 
@@ -96,10 +96,7 @@ describe.skipIf(!python && !inCi)('the Python client against the loop on Redis',
   }, 240_000);
 
   afterAll(async () => {
-    await services?.stopAll().catch(() => undefined);
-    await killAll();
-    await cleanupPrefix(redisUrl(), prefix);
-    removeScratch();
+    await tearDownDeployment(services, prefix);
     rmSync(venvDir, { recursive: true, force: true });
   }, 60_000);
 

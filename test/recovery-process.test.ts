@@ -8,8 +8,8 @@ import { createClient } from 'redis';
 import { RedisBus } from '../src/bus/redis.js';
 import { GROUPS, TOPICS } from '../src/bus/topics.js';
 import { snapshotKey } from '../src/services/common/host.js';
-import { ensureBuilt, getJson, killAll, newDeployment, postJson, removeScratch, startServices, type Services } from './helpers/processes.js';
-import { cleanupPrefix, redisUrl, uniquePrefix, waitFor } from './helpers/redis.js';
+import { ensureBuilt, getJson, newDeployment, postJson, startServices, tearDownDeployment, type Services } from './helpers/processes.js';
+import { redisUrl, uniquePrefix, waitFor } from './helpers/redis.js';
 import { isSettled } from './helpers/services.js';
 
 const prefix = uniquePrefix('recovery-process');
@@ -20,10 +20,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await services?.stopAll().catch(() => undefined);
-  await killAll();
-  await cleanupPrefix(redisUrl(), prefix);
-  removeScratch();
+  await tearDownDeployment(services, prefix);
 }, 60_000);
 
 describe('the monitor as a process, restarted without its snapshot', () => {

@@ -17,14 +17,13 @@ import type { TradeSignal } from '../src/core/messages.js';
 import {
   ensureBuilt,
   getJson,
-  killAll,
   newDeployment,
-  removeScratch,
   runQuantum,
   startServices,
   type Services,
+  tearDownDeployment,
 } from './helpers/processes.js';
-import { cleanupPrefix, redisUrl, uniquePrefix, waitFor } from './helpers/redis.js';
+import { redisUrl, uniquePrefix, waitFor } from './helpers/redis.js';
 
 interface Report {
   ok: boolean;
@@ -87,10 +86,7 @@ describe('quantum validate against a running deployment', () => {
   }, 240_000);
 
   afterAll(async () => {
-    await services?.stopAll().catch(() => undefined);
-    await killAll();
-    await cleanupPrefix(redisUrl(), prefix);
-    removeScratch();
+    await tearDownDeployment(services, prefix);
   }, 60_000);
 
   const validate = (...args: string[]) => runQuantum(['validate', ...SYSTEMD_ARGS, ...args], services.env);

@@ -495,11 +495,16 @@ export function servicesOnRedis(name: string, config: Record<string, unknown>, p
     loop.bus = await RedisBus.connect({ url: redisUrl(), prefix: loop.prefix, onError: () => undefined });
   }, 240_000);
   afterAll(async () => {
-    await loop.services?.stopAll().catch(() => undefined);
-    await killAll();
     await loop.bus?.close();
-    await cleanupPrefix(redisUrl(), loop.prefix);
-    removeScratch();
+    await tearDownDeployment(loop.services, loop.prefix);
   }, 60_000);
   return loop;
+}
+
+/** After a suite: stops the services (and any child left running), deletes the prefix's keys and the scratch files. */
+export async function tearDownDeployment(services: Services | null | undefined, prefix: string): Promise<void> {
+  await services?.stopAll().catch(() => undefined);
+  await killAll();
+  await cleanupPrefix(redisUrl(), prefix);
+  removeScratch();
 }
