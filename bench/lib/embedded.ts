@@ -40,12 +40,12 @@ export interface EmbeddedResult {
   sizes: HopSizes;
 }
 
-export async function runEmbedded(options: { total: number; warmup: number; tmpDir: string; snapshots?: boolean }): Promise<EmbeddedResult> {
+export async function runEmbedded(options: { total: number; warmup: number; tmpDir: string }): Promise<EmbeddedResult> {
   const config = defaultConfig(structuredClone(BENCH_CONFIG) as Record<string, unknown>);
   const bus = await createBus({ maxlen: config.streams.maxlen });
   // Like `quantum up` on a terminal: the logs go to a file.
   const logger = createLogger({ destination: createWriteStream(join(options.tmpDir, 'embedded.log'), { flags: 'a' }) });
-  const loop = await startLoop({ bus, config, clock: systemClock, logger, listen: false, demo: false, snapshots: options.snapshots });
+  const loop = await startLoop({ bus, config, clock: systemClock, logger, listen: false, demo: false });
   try {
     const send = (run: string): Send => (from, count) => {
       const ts = Date.now();

@@ -6,10 +6,12 @@
  * claimed; trimming is approximate like Redis' (whole chunks of APPROX_TRIM_SLACK).
  *
  * Consumers wait on a per-stream waiter set that appends wake, so nothing polls, and a
- * handler never runs inside publish (waking only resolves a promise). Every group's
- * deliveries share the stored `fields` object: read-only by contract (each delivery's
- * `message` is decoded afresh). Not frozen, because freezing cost ~15% of relay
- * throughput; readAfter/readLatest hand out copies.
+ * handler never runs inside publish (waking only resolves a promise). Payloads are stored
+ * as their JSON, as Redis would hold them. Every group's deliveries share the stored
+ * `fields` object and, when the groups use the same decoder, one decoded `message` (an
+ * entry is decoded once, not once per group): both read-only by contract. Not frozen,
+ * because freezing costs more than the decode it saves (freezeMessages does, for tests);
+ * readAfter/readLatest hand out copies.
  */
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../platform/clock.js';
