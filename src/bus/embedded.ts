@@ -417,18 +417,19 @@ export class EmbeddedBus implements EventBus {
   }
 
   async publish(topic: string, payload: unknown): Promise<string> {
-    return this.#append(topic, encodePayload(payload)).id;
+    return this.#append(topic, encodePayload(payload), this.#clock.now()).id;
   }
 
   async publishMany(items: readonly Outbound[]): Promise<string[]> {
     // Encode everything first so a bad payload publishes nothing.
     const encoded = items.map((item) => ({ topic: item.topic, fields: encodePayload(item.payload) }));
-    return encoded.map((item) => this.#append(item.topic, item.fields).id);
+    const now = this.#clock.now();
+    return encoded.map((item) => this.#append(item.topic, item.fields, now).id);
   }
 
   async publishRaw(topic: string, fields: Record<string, string>): Promise<string> {
     assertHasFields(fields);
-    return this.#append(topic, { ...fields }).id;
+    return this.#append(topic, { ...fields }, this.#clock.now()).id;
   }
 
   subscribe<T>(options: SubscribeOptions<T> | MultiSubscribeOptions<T>): Subscription {
@@ -643,18 +644,20 @@ export class EmbeddedBus implements EventBus {
    */
   applyCommit(commit: Commit, groupOf: (topic: string) => MemGroup, runs: ReadonlyMap<string, Run>): void {
     this.#assertOpen();
-    for (const write of commit.writes) this.#append(write.topic, write.fields);
+    // One clock reading for the whole commit, like one MULTI/EXEC (ids still grow by seq).
+    const now = this.#clock.now();
+    for (const write of commit.writes) this.#append(write.topic, write.fields, now);
     if (commit.state) this.#values.set(this.prefix + commit.state.key, commit.state.value);
     for (const [topic, ids] of commit.acks) {
       if (ids.length > 0) groupOf(topic).ack(ids, runs.get(topic) ?? null);
     }
   }
 
-  #append(topic: string, fields: Fields): StoredEntry {
+  #append(topic: string, fields: Fields, now: number): StoredEntry {
     this.#assertOpen();
     this.#trimmer.touch(topic);
     const stream = this.streamOf(topic);
-    const entry = stream.append(fields, this.#clock.now());
+    const entry = stream.append(fields, now);
     this.#appends += 1;
     stream.notify();
     return entry;
