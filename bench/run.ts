@@ -246,7 +246,7 @@ async function main(): Promise<number> {
           throw new Error(`the risk gate approved ${run.approved_fraction} of the embedded signals, expected ${EXPECTED_APPROVED_FRACTION}`);
         }
         runs.push(run);
-        log(`embedded run ${i + 1}: ${run.signals_per_s} signals/s`);
+        log(`embedded run ${i + 1}: ${run.signals_per_s} signals/s, ${run.cpu_us_per_signal} µs CPU a signal`);
       }
       return runs;
     });
@@ -429,7 +429,11 @@ function report(
       rss_mb: rss,
       runs: figures?.max.map((r) => r.signals_per_s) ?? [],
     },
-    embedded: { signals_per_s: embedded ? med(embedded.map((r) => r.signals_per_s)) : null, runs: embedded?.map((r) => r.signals_per_s) ?? [] },
+    embedded: {
+      signals_per_s: embedded ? med(embedded.map((r) => r.signals_per_s)) : null,
+      cpu_us_per_signal: embedded ? med(embedded.map((r) => r.cpu_us_per_signal)) : null,
+      runs: embedded?.map((r) => r.signals_per_s) ?? [],
+    },
     ...(memory ? { memory } : {}),
     backtest: data.backtest,
     errors,

@@ -32,6 +32,8 @@ export interface HopSizes {
 
 export interface EmbeddedResult {
   signals_per_s: number;
+  /** CPU time of this process (all three services and the bus) per signal, measured run only. */
+  cpu_us_per_signal: number;
   signals: number;
   seconds: number;
   approved_fraction: number;
@@ -70,7 +72,9 @@ export async function runEmbedded(options: { total: number; warmup: number; tmpD
     await drive('ew', wholeCycles(options.warmup));
     const before = loop.risk.service.stats().counts;
     const total = wholeCycles(options.total);
+    const cpuBefore = process.cpuUsage();
     const seconds = await drive('em', total);
+    const cpu = process.cpuUsage(cpuBefore);
     const after = loop.risk.service.stats().counts;
     const average = async (topics: string[]): Promise<number> => {
       const entries = (await Promise.all(topics.map((topic) => bus.readLatest(topic, 500)))).flat();
@@ -79,6 +83,7 @@ export async function runEmbedded(options: { total: number; warmup: number; tmpD
     };
     return {
       signals_per_s: Math.round(total / seconds),
+      cpu_us_per_signal: Math.round(((cpu.user + cpu.system) / total) * 10) / 10,
       signals: total,
       seconds,
       approved_fraction: (after.approved - before.approved) / Math.max(1, after.received - before.received),

@@ -25,6 +25,7 @@ export interface Delivery<T> {
   topic: string;
   /** Stream entry id, e.g. "1700000000000-0". */
   id: string;
+  /** Read-only: the embedded bus shares one decoded message between the groups that read it. */
   message: T;
   /** 1 on first delivery; grows with each redelivery after a handler failure. */
   attempt: number;
@@ -110,7 +111,10 @@ export interface CommitAttempt {
 export interface SubscribeOptions<T> extends SubscribeSettings<T> {
   topic: string;
   topics?: undefined;
-  /** Parses and validates one entry; throws DecodeError (or any error) for a malformed one. */
+  /**
+   * Parses and validates one entry; throws DecodeError (or any error) for a malformed one.
+   * Pure: the embedded bus may call it once for all the groups that use it.
+   */
   decode: (fields: Record<string, string>, id: string) => T;
 }
 

@@ -75,6 +75,12 @@ export interface GroupReader {
   interrupt(): void;
   /** Releases the reader's resources once the loop has stopped. */
   dispose(): Promise<void>;
+  /**
+   * Optional: decodes an entry this reader handed out, as `decode(topic, fields, id)` would
+   * (`key` is the subscription's own decode function: equal keys decode alike). The
+   * embedded bus decodes a stored entry once for all the groups that read it.
+   */
+  decodeShared?(topic: string, entry: PendingEntry & { fields: Fields }, key: unknown, decode: (topic: string, fields: Fields, id: string) => unknown): unknown;
 }
 
 export const SUBSCRIBE_DEFAULTS = {
@@ -167,6 +173,8 @@ export class ConsumerLoop<T> implements Subscription {
   readonly #topics: readonly string[];
   readonly #group: string;
   readonly #decode: (topic: string, fields: Fields, id: string) => T;
+  /** The subscription's decode function as given: what decodeShared keys on. */
+  readonly #decodeKey: unknown;
   readonly #handler: Handler<T>;
   readonly #commitState: (() => { key: string; value: string }) | undefined;
   readonly #beforeCommit: (() => Promise<void>) | undefined;
@@ -199,6 +207,7 @@ export class ConsumerLoop<T> implements Subscription {
     this.#topics = topicsOf(options);
     this.#group = options.group;
     this.#decode = topicDecoder(options);
+    this.#decodeKey = options.decode;
     this.#handler = options.handler;
     this.#commitState = options.commitState;
     this.#beforeCommit = options.beforeCommit;
@@ -373,7 +382,9 @@ export class ConsumerLoop<T> implements Subscription {
     deadLetters: DeadLetterNotice[],
   ): Promise<void> {
     const failures = this.#failuresOf(topic);
-    for (const { id, fields } of entries) {
+    const reader = this.#reader;
+    for (const entry of entries) {
+      const { id, fields } = entry;
       if (fields === null) {
         // Trimmed while pending: nothing left to handle, only the pending slot to release.
         acks.push(id);
@@ -383,7 +394,10 @@ export class ConsumerLoop<T> implements Subscription {
       const attempt = failures.size === 0 ? 1 : (failures.get(id)?.attempts ?? 0) + 1;
       let message: T;
       try {
-        message = this.#decode(topic, fields, id);
+        message =
+          reader.decodeShared === undefined
+            ? this.#decode(topic, fields, id)
+            : (reader.decodeShared(topic, entry as PendingEntry & { fields: Fields }, this.#decodeKey, this.#decode) as T);
       } catch (error) {
         deadLetters.push(this.#deadLetter(commit, topic, id, fields, error, attempt));
         acks.push(id);

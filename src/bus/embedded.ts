@@ -6,10 +6,12 @@
  * claimed; trimming is approximate like Redis' (whole chunks of APPROX_TRIM_SLACK).
  *
  * Consumers wait on a per-stream waiter set that appends wake, so nothing polls, and a
- * handler never runs inside publish (waking only resolves a promise). Every group's
- * deliveries share the stored `fields` object: read-only by contract (each delivery's
- * `message` is decoded afresh). Not frozen, because freezing cost ~15% of relay
- * throughput; readAfter/readLatest hand out copies.
+ * handler never runs inside publish (waking only resolves a promise). Payloads are stored
+ * as their JSON, as Redis would hold them. Every group's deliveries share the stored
+ * `fields` object and, when the groups use the same decoder, one decoded `message` (an
+ * entry is decoded once, not once per group): both read-only by contract. Not frozen,
+ * because freezing costs more than the decode it saves (freezeMessages does, for tests);
+ * readAfter/readLatest hand out copies.
  */
 import type { Clock } from '../core/clock.js';
 import { systemClock } from '../platform/clock.js';
@@ -44,12 +46,34 @@ import { DEFAULT_TRIM_INTERVAL_MS, PeriodicTrimmer, type GroupBacklog, type Trim
 /** Removed entries are compacted away once this many have accumulated at the front. */
 const COMPACT_AFTER = 4096;
 
+/**
+ * Decoded messages kept per stream for the groups that have not read them yet: enough
+ * for groups a few batches apart; a group further behind decodes for itself.
+ */
+const SHARED_DECODES = 2048;
+
+/** An entry's decoded message, shared by the groups that decode it with the same function. */
+interface Memo {
+  readonly by: unknown;
+  readonly message: unknown;
+  /** Groups that have taken it; dropped once every group of the stream has. */
+  reads: number;
+}
+
 /** Kept small: every stored entry lives until trimmed, and each object in it costs GC time. */
 interface StoredEntry {
   readonly id: string;
   /** Position in the stream since its creation; the entry is gone once abs < firstAbs. */
   readonly abs: number;
   readonly fields: Readonly<Fields>;
+  memo: Memo | null;
+}
+
+/** Freezes `value` and everything reachable from it (EmbeddedBusOptions.freezeMessages). */
+function deepFreeze(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
 }
 
 interface PendingSlot {
@@ -198,6 +222,9 @@ class MemStream {
   /** `${lastMs}-`, shared by the ids of one millisecond (fewer string objects per entry). */
   #idPrefix = '0-';
   readonly #waiters = new Set<() => void>();
+  /** The entries holding a memo, oldest replaced first (at most SHARED_DECODES). */
+  readonly #memos: (StoredEntry | undefined)[] = [];
+  #memoNext = 0;
 
   constructor(name: string) {
     this.name = name;
@@ -234,9 +261,29 @@ class MemStream {
     } else {
       this.#lastSeq += 1;
     }
-    const entry: StoredEntry = { id: this.#idPrefix + this.#lastSeq, abs: this.endAbs, fields };
+    const entry: StoredEntry = { id: this.#idPrefix + this.#lastSeq, abs: this.endAbs, fields, memo: null };
     this.#entries.push(entry);
     return entry;
+  }
+
+  /** `entry`'s message as `decode` makes it, decoded once for all the groups that use `key`. */
+  decodeShared(topic: string, entry: StoredEntry, key: unknown, decode: (topic: string, fields: Fields, id: string) => unknown, freeze: boolean): unknown {
+    const memo = entry.memo;
+    if (memo !== null && memo.by === key) {
+      memo.reads += 1;
+      if (memo.reads >= this.groups.size) entry.memo = null;
+      return memo.message;
+    }
+    const message = decode(topic, entry.fields, entry.id); // a DecodeError propagates: each group dead-letters it itself
+    if (freeze) deepFreeze(message);
+    if (this.groups.size > 1) {
+      const evicted = this.#memos[this.#memoNext];
+      if (evicted !== undefined) evicted.memo = null;
+      this.#memos[this.#memoNext] = entry;
+      this.#memoNext = (this.#memoNext + 1) % SHARED_DECODES;
+      entry.memo = { by: key, message, reads: 1 };
+    }
+    return message;
   }
 
   /** Absolute position of the first live entry with id > `id`. */
@@ -330,6 +377,11 @@ export interface EmbeddedBusOptions {
   clock?: Clock;
   /** Where retried failures are reported when a subscription has no onError. */
   onError?: (error: unknown) => void;
+  /**
+   * Deep-freezes every decoded message handed to a handler, so a handler that changes its
+   * message (shared with the other groups) throws: for tests. Default false (freezing costs).
+   */
+  freezeMessages?: boolean;
 }
 
 export class EmbeddedBus implements EventBus {
@@ -341,16 +393,19 @@ export class EmbeddedBus implements EventBus {
   readonly #onError: (error: unknown) => void;
   /** Keyed by base topic; each stream knows its prefixed name. */
   readonly #streams = new Map<string, MemStream>();
-  readonly #values = new Map<string, string>();
+  /** A value is a string, or how to make it when read (setLazyValue). */
+  readonly #values = new Map<string, string | (() => Promise<string>)>();
   readonly #subscriptions = new Set<Subscription>();
   /** Every prepared subscription's reader, for settled(). */
   readonly #readers = new Set<EmbeddedGroupReader<unknown>>();
   readonly #settleWaiters: (() => void)[] = [];
   #appends = 0;
   #closed = false;
+  readonly freezeMessages: boolean;
 
   constructor(options: EmbeddedBusOptions = {}) {
     this.prefix = options.prefix ?? '';
+    this.freezeMessages = options.freezeMessages === true;
     this.#names = new StreamNames(this.prefix);
     this.#trimmer = new PeriodicTrimmer(
       this,
@@ -362,18 +417,19 @@ export class EmbeddedBus implements EventBus {
   }
 
   async publish(topic: string, payload: unknown): Promise<string> {
-    return this.#append(topic, encodePayload(payload)).id;
+    return this.#append(topic, encodePayload(payload), this.#clock.now()).id;
   }
 
   async publishMany(items: readonly Outbound[]): Promise<string[]> {
     // Encode everything first so a bad payload publishes nothing.
     const encoded = items.map((item) => ({ topic: item.topic, fields: encodePayload(item.payload) }));
-    return encoded.map((item) => this.#append(item.topic, item.fields).id);
+    const now = this.#clock.now();
+    return encoded.map((item) => this.#append(item.topic, item.fields, now).id);
   }
 
   async publishRaw(topic: string, fields: Record<string, string>): Promise<string> {
     assertHasFields(fields);
-    return this.#append(topic, { ...fields }).id;
+    return this.#append(topic, { ...fields }, this.#clock.now()).id;
   }
 
   subscribe<T>(options: SubscribeOptions<T> | MultiSubscribeOptions<T>): Subscription {
@@ -467,7 +523,19 @@ export class EmbeddedBus implements EventBus {
   }
 
   async getValue(key: string): Promise<string | null> {
-    return this.#values.get(this.prefix + key) ?? null;
+    const value = this.#values.get(this.prefix + key);
+    return typeof value === 'function' ? value() : (value ?? null);
+  }
+
+  /**
+   * Stores how to make `key`'s value instead of the value: getValue calls `read`.
+   * For the services' snapshots (SPEC §7: in embedded mode state lives in the process):
+   * the host hands over a reader that serialises its state between batches, instead of
+   * writing the whole state with every batch. A later setValue replaces it.
+   */
+  setLazyValue(key: string, read: () => Promise<string>): void {
+    this.#assertOpen();
+    this.#values.set(this.prefix + key, read);
   }
 
   async setValue(key: string, value: string): Promise<void> {
@@ -576,18 +644,20 @@ export class EmbeddedBus implements EventBus {
    */
   applyCommit(commit: Commit, groupOf: (topic: string) => MemGroup, runs: ReadonlyMap<string, Run>): void {
     this.#assertOpen();
-    for (const write of commit.writes) this.#append(write.topic, write.fields);
+    // One clock reading for the whole commit, like one MULTI/EXEC (ids still grow by seq).
+    const now = this.#clock.now();
+    for (const write of commit.writes) this.#append(write.topic, write.fields, now);
     if (commit.state) this.#values.set(this.prefix + commit.state.key, commit.state.value);
     for (const [topic, ids] of commit.acks) {
       if (ids.length > 0) groupOf(topic).ack(ids, runs.get(topic) ?? null);
     }
   }
 
-  #append(topic: string, fields: Fields): StoredEntry {
+  #append(topic: string, fields: Fields, now: number): StoredEntry {
     this.#assertOpen();
     this.#trimmer.touch(topic);
     const stream = this.streamOf(topic);
-    const entry = stream.append(fields, this.#clock.now());
+    const entry = stream.append(fields, now);
     this.#appends += 1;
     stream.notify();
     return entry;
@@ -662,7 +732,7 @@ class EmbeddedGroupReader<T> implements GroupReader {
       slot.deliveries += 1;
       slot.lastDelivery = now;
       const live = slot.entry.abs >= stream.firstAbs;
-      result.push({ id: slot.entry.id, fields: live ? slot.entry.fields : null });
+      result.push(live ? slot.entry : { id: slot.entry.id, fields: null });
     }
     return result;
   }
@@ -708,6 +778,11 @@ class EmbeddedGroupReader<T> implements GroupReader {
   async commit(commit: Commit): Promise<void> {
     this.#bus.applyCommit(commit, (topic) => this.#lane(topic).group, this.#runs);
     this.#runs.clear();
+  }
+
+  /** Every entry this reader hands out with fields is a StoredEntry of the topic's stream. */
+  decodeShared(topic: string, entry: PendingEntry, key: unknown, decode: (topic: string, fields: Fields, id: string) => unknown): unknown {
+    return this.#lane(topic).stream.decodeShared(topic, entry as StoredEntry, key, decode, this.#bus.freezeMessages);
   }
 
   interrupt(): void {

@@ -88,6 +88,15 @@ interface ConsumerJanitor {
   forgetIdleConsumers(topic: string, group: string, keep: string, minIdleMs: number): Promise<number>;
 }
 
+/**
+ * What the embedded bus offers for snapshots: the value made when it is read. Its state
+ * lives and dies with this process, so the snapshot is needed only when a service starts
+ * again on the same bus; serialising the whole state after every batch bought nothing.
+ */
+interface LazyValues {
+  setLazyValue(key: string, read: () => Promise<string>): void;
+}
+
 /** After this long the start-up claims are done and stopped processes' consumers can go. */
 const CONSUMER_CLEANUP_DELAY_MS = 5000;
 
@@ -251,6 +260,10 @@ export class ServiceHost {
     };
     // At 0 from the start, so the first dead letter of a topic is an increase, not a new series.
     for (const topic of topics) metrics.messages.inc({ topic, direction: 'dlq' }, 0);
+    const lazy = this.lazySnapshots();
+    // Made between batches (exclusive), so it matches exactly the entries acknowledged, as
+    // a snapshot committed with each batch would; after stop() the state no longer moves.
+    lazy?.setLazyValue(key, () => this.exclusive(() => this.snapshotJson()));
     this.subscription = bus.subscribe<unknown>({
       topics,
       group: this.options.group,
@@ -267,7 +280,7 @@ export class ServiceHost {
         if (out) for (const o of out) counts.out.set(o.topic, (counts.out.get(o.topic) ?? 0) + 1);
         return out;
       },
-      ...(this.deps.snapshots === false
+      ...(this.deps.snapshots === false || lazy !== null
         ? { beforeCommit: async () => flushCounts() }
         : {
             commitState: () => {
@@ -319,11 +332,18 @@ export class ServiceHost {
     return this.subscription ? this.subscription.exclusive(run) : run();
   }
 
+  /** The embedded bus's lazy values when snapshots are on and the bus has them; else null. */
+  private lazySnapshots(): LazyValues | null {
+    const bus = this.deps.bus as EventBus & Partial<LazyValues>;
+    return this.deps.snapshots !== false && typeof bus.setLazyValue === 'function' ? (bus as EventBus & LazyValues) : null;
+  }
+
   /** Saves the snapshot outside a batch, timed and counted like a batch's commit. */
   private async saveSnapshot(): Promise<void> {
     const started = performance.now();
     try {
-      if (this.deps.snapshots === false) return;
+      // A lazy snapshot is made when read: nothing to write.
+      if (this.deps.snapshots === false || (this.subscription !== undefined && this.lazySnapshots() !== null)) return;
       await this.deps.bus.setValue(snapshotKey(this.options.service), this.snapshotJson());
     } catch (err) {
       this.observeCommit(false, (performance.now() - started) / 1000);
