@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { toNumber, type Fixed } from '../../core/fixed.js';
+import { MembersCache } from '../../core/json-cache.js';
 import {
   armedExitsFromJson,
   armedExitsToJson,
@@ -230,6 +231,22 @@ export class ExitBook {
       exits_by_reason: { ...this.exitsByReason },
     };
   }
+
+  /**
+   * Exactly JSON.stringify(this.toSnapshot()) (written with every batch): each symbol's
+   * text is kept until its entry is replaced (levels are readonly, replaced whole).
+   */
+  toSnapshotJson(): string {
+    const levels = this.levelsText.members(this.levels);
+    const attempts = this.attemptsText.members(this.attempts);
+    const closing = this.closingText.members(this.closing);
+    if (levels === null || attempts === null || closing === null) return JSON.stringify(this.toSnapshot());
+    return `{"levels":{${levels}},"attempts":{${attempts}},"closing":{${closing}},"exits_by_reason":${JSON.stringify(this.exitsByReason)}}`;
+  }
+
+  private readonly levelsText = new MembersCache<ArmedExits>((l) => JSON.stringify(armedExitsToJson(l)));
+  private readonly attemptsText = new MembersCache<number>((n) => JSON.stringify(n));
+  private readonly closingText = new MembersCache<{ signal_id: string; reason: ProtectiveExitReason }>((c) => JSON.stringify({ ...c }));
 
   restore(snap: ExitBookSnapshot): void {
     this.levels.clear();
