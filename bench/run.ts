@@ -99,7 +99,7 @@ const TARGETS = {
   growthCostRatio: 1.2,
 };
 /** The growth section (bench/lib/growth.ts): per N, a warm-up and `repeat` sustained runs of `size` signals. */
-const GROWTH_PLAN = { quick: { warmup: 2_000, size: 15_000, repeat: 2 }, full: { warmup: 10_000, size: 100_000, repeat: 3 } }[mode];
+const GROWTH_PLAN = { quick: { warmup: 5_000, size: 15_000, repeat: 2 }, full: { warmup: 10_000, size: 100_000, repeat: 3 } }[mode];
 
 // -- housekeeping ------------------------------------------------------------------
 

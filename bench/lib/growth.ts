@@ -57,6 +57,8 @@ export interface GrowthRow {
   instruments_with_open_positions: number;
   open_positions: { monitor: number; risk: number; after_runs: number };
   snapshot_bytes: Record<string, number | null>;
+  /** Snapshot commits (one per batch) per 1,000 signals of the measured runs, by service. */
+  commits_per_1k_signals: Record<string, number | null>;
   signals_per_s: number | null;
   cpu_us_per_signal: number | null;
   cpu_us_per_signal_by_process: Record<string, number | null>;
@@ -74,6 +76,22 @@ async function openPositions(services: RunningServices): Promise<{ monitor: numb
   const positions = await getJson<{ positions: unknown[] }>(`http://127.0.0.1:${services.services.monitor.port}/positions`);
   const stats = await getJson<{ open_positions: number }>(`http://127.0.0.1:${services.services.risk.port}/stats`);
   return { monitor: positions.positions.length, risk: stats.open_positions };
+}
+
+/** Each service's count of snapshot commits so far (qt_snapshot_commit_duration_seconds_count). */
+async function commitCounts(services: RunningServices): Promise<Record<string, number | null>> {
+  const out: Record<string, number | null> = {};
+  for (const name of ['risk', 'execution', 'monitor'] as const) {
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${services.services[name].port}/metrics`)).text();
+      let total = 0;
+      for (const match of text.matchAll(/^qt_snapshot_commit_duration_seconds_count(?:\{[^}]*\})? (\d+)/gm)) total += Number(match[1]);
+      out[name] = total;
+    } catch {
+      out[name] = null;
+    }
+  }
+  return out;
 }
 
 const ALL_STAGES: readonly Stage[] = [...LOOP_STAGES, { topic: TOPICS.execution, group: GROUPS.risk }];
@@ -129,11 +147,20 @@ export async function runGrowth(options: GrowthOptions): Promise<GrowthRow[]> {
         throw new Error(`N=${n}: the risk gate approved ${warm.approved_fraction} of the warm-up signals, expected ${EXPECTED_APPROVED_FRACTION}`);
       }
       const runs: MaxResult[] = [];
+      const commits0 = await commitCounts(services);
       for (let i = 0; i < options.repeat; i++) {
         const run = await maxThroughput(ctx, `m${i}`, options.size, options.window);
         runs.push(run);
         const by = Object.entries(run.cpu_us_per_signal_by_process).map(([k, v]) => `${k} ${v}`).join(', ');
         options.log(`growth N=${n} run ${i + 1}: ${run.signals_per_s} signals/s, ${run.cpu_us_per_signal} µs CPU/signal (${by})`);
+      }
+      const commits1 = await commitCounts(services);
+      const measured = runs.reduce((sum, r) => sum + r.signals, 0);
+      const commits_per_1k_signals: Record<string, number | null> = {};
+      for (const name of Object.keys(commits1)) {
+        const a = commits0[name];
+        const b = commits1[name];
+        commits_per_1k_signals[name] = a == null || b == null ? null : Math.round(((b - a) / measured) * 10_000) / 10;
       }
       const after = await openPositions(services);
       const snapshot_bytes: Record<string, number | null> = {};
@@ -141,7 +168,8 @@ export async function runGrowth(options: GrowthOptions): Promise<GrowthRow[]> {
         const value = await options.producer.sendCommand<number>(['STRLEN', `${prefix}snapshot:${name}`]).catch(() => null);
         snapshot_bytes[name] = typeof value === 'number' && value > 0 ? value : null;
       }
-      rows.push(summarize(n, { ...open, after_runs: after.monitor }, snapshot_bytes, runs));
+      rows.push({ ...summarize(n, { ...open, after_runs: after.monitor }, snapshot_bytes, runs), commits_per_1k_signals });
+      options.log(`growth N=${n}: snapshot bytes ${JSON.stringify(snapshot_bytes)}, commits per 1k signals ${JSON.stringify(commits_per_1k_signals)}`);
     } finally {
       await services.stop();
       await bus.close().catch(() => undefined);
@@ -157,7 +185,7 @@ function median(values: number[]): number | null {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
-function summarize(n: number, open: GrowthRow['open_positions'], snapshot_bytes: GrowthRow['snapshot_bytes'], runs: MaxResult[]): GrowthRow {
+function summarize(n: number, open: GrowthRow['open_positions'], snapshot_bytes: GrowthRow['snapshot_bytes'], runs: MaxResult[]): Omit<GrowthRow, 'commits_per_1k_signals'> {
   const med = (pick: (r: MaxResult) => number | null | undefined) => {
     const m = median(runs.map(pick).filter((v): v is number => typeof v === 'number'));
     return m === null ? null : Math.round(m * 10) / 10;

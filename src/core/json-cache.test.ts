@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fx } from './fixed.js';
 import { instrumentTable } from './instruments.js';
-import { MembersCache, fillPlaceholders, isOrderedKey, placeholder } from './json-cache.js';
+import { MembersCache, VersionedMap, fillPlaceholders, isOrderedKey, placeholder } from './json-cache.js';
 import { Ledger } from './ledger.js';
 import { keyedRandom } from './random.js';
 import { TickGate } from './tick-rules.js';
@@ -40,6 +40,24 @@ describe('MembersCache', () => {
     expect(cache.object(map, () => Object.fromEntries(map))).toBe('{"A":{"n":1}}');
     value.n = 2;
     expect(cache.object(map, () => Object.fromEntries(map))).toBe('{"A":{"n":2}}');
+  });
+
+  it('gives an unchanged VersionedMap its text again, and sees every set, delete, clear and touch', () => {
+    const cache = new MembersCache<{ n: number }>((v) => JSON.stringify(v), (a, b) => a.n === b.n, (v) => ({ ...v }));
+    const map = new VersionedMap<string, { n: number }>();
+    const rng = keyedRandom(2, 'versioned');
+    for (let i = 0; i < 2000; i++) {
+      const key = `K${Math.floor(rng.next() * 6)}`;
+      const r = rng.next();
+      if (r < 0.3) map.set(key, { n: i });
+      else if (r < 0.4) map.delete(key);
+      else if (r < 0.42) map.clear();
+      else if (r < 0.6 && map.has(key)) {
+        map.get(key)!.n += 1;
+        map.touch();
+      }
+      expect(cache.object(map, () => Object.fromEntries(map))).toBe(stringify(map));
+    }
   });
 
   it('falls back to the definition for keys a plain object reorders', () => {

@@ -20,6 +20,39 @@ export function isOrderedKey(key: string): boolean {
 }
 
 /**
+ * A Map that counts its changes (set, delete, clear; `touch` for a value changed in place),
+ * so the text of an unchanged map is reused whole (most per-symbol maps do not change
+ * between two batches: prices and marks change on ticks only).
+ */
+export class VersionedMap<K, V> extends Map<K, V> {
+  #version = 0;
+
+  get version(): number {
+    return this.#version;
+  }
+
+  override set(key: K, value: V): this {
+    this.#version += 1;
+    return super.set(key, value);
+  }
+
+  override delete(key: K): boolean {
+    this.#version += 1;
+    return super.delete(key);
+  }
+
+  override clear(): void {
+    this.#version += 1;
+    super.clear();
+  }
+
+  /** A value of the map was changed in place. */
+  touch(): void {
+    this.#version += 1;
+  }
+}
+
+/**
  * The members (`"key":value`, comma-separated) of a Map's entries as JSON.stringify writes
  * them for `Object.fromEntries` of the map, each entry's text made once per value. `same`
  * says when a cached value still holds (identity by default; a structural test for values
@@ -34,8 +67,13 @@ export class MembersCache<V> {
     private readonly copy: (value: V) => V = (value) => value,
   ) {}
 
+  /** The last map and version seen, with its members: a VersionedMap unchanged since gives them again. */
+  private seen: { map: ReadonlyMap<string, V>; version: number; members: string } | null = null;
+
   /** The comma-joined members; null when a key is not kept in order by a plain object (see isOrderedKey). */
   members(map: ReadonlyMap<string, V>): string | null {
+    const version = map instanceof VersionedMap ? (map.version as number) : -1;
+    if (version >= 0 && this.seen !== null && this.seen.map === map && this.seen.version === version) return this.seen.members;
     const parts: string[] = [];
     for (const [key, value] of map) {
       let entry = this.cache.get(key);
@@ -48,7 +86,9 @@ export class MembersCache<V> {
     }
     // Every key of the map is cached now, so a larger cache holds keys the map dropped.
     if (this.cache.size > map.size) for (const key of this.cache.keys()) if (!map.has(key)) this.cache.delete(key);
-    return parts.join(',');
+    const members = parts.join(',');
+    this.seen = version >= 0 ? { map, version, members } : null;
+    return members;
   }
 
   /** `{members}`, or JSON.stringify(fallback()) when a key is not kept in order by a plain object. */

@@ -26,7 +26,7 @@
  */
 import { z } from 'zod';
 import { abs, div, fx, mul, toDecimalString, toNumber, ONE, ZERO, type Fixed } from './fixed.js';
-import { MembersCache, fillPlaceholders, placeholder } from './json-cache.js';
+import { MembersCache, VersionedMap, fillPlaceholders, placeholder } from './json-cache.js';
 import {
   SCHEMA_VERSION,
   type ExecutionResult,
@@ -367,7 +367,7 @@ export class Ledger {
   private exposureTotal: Fixed = ZERO;
   private peak: Fixed;
   private openCount = 0;
-  private readonly marks = new Map<string, Fixed>();
+  private readonly marks = new VersionedMap<string, Fixed>();
   /** One record per symbol ever traded; a flat one is kept until the symbol reopens. */
   private readonly records = new Map<string, PositionRecord>();
   private readonly stats: MutableStats = {

@@ -33,7 +33,7 @@
 import { z } from 'zod';
 import { abs, ceilToStep, floorToStep, fx, mul, roundToStep, toDecimalString, type Fixed } from './fixed.js';
 import type { InstrumentTable } from './instruments.js';
-import { MembersCache } from './json-cache.js';
+import { MembersCache, VersionedMap } from './json-cache.js';
 import type { PriceTick } from './messages.js';
 
 export const TICK_REFUSAL_CODES = ['UNKNOWN_SYMBOL', 'BAD_PRICE', 'BAD_QUOTE', 'FUTURE_TS', 'UNCONFIRMED_JUMP'] as const;
@@ -103,7 +103,7 @@ export function checkTickPrice(
 
 /** One gate per service: the per-symbol state of accepted ticks. */
 export class TickGate {
-  private readonly state = new Map<string, SymbolState>();
+  private readonly state = new VersionedMap<string, SymbolState>();
   private readonly maxJump: Fixed;
 
   constructor(
@@ -134,6 +134,7 @@ export class TickGate {
       const confirms = last.candidate !== null && this.within(price, last.candidate);
       if (!confirms) {
         last.candidate = price;
+        this.state.touch();
         return {
           kind: 'refuse',
           code: 'UNCONFIRMED_JUMP',

@@ -9,7 +9,7 @@ import { createFillModels, isExpired, paperFill, paperReject, rejectCodeOf, type
 import type { InstrumentTable } from '../../core/instruments.js';
 import { MarketSimulator, priceTick, syntheticQuote, type Quote, type SetPriceResult } from '../../core/market.js';
 import type { ExecutionResult, PriceTick, RiskApprovedSignal, TickSource } from '../../core/messages.js';
-import { MembersCache, fillPlaceholders, placeholder } from '../../core/json-cache.js';
+import { MembersCache, VersionedMap, fillPlaceholders, placeholder } from '../../core/json-cache.js';
 import { keyedRandom } from '../../core/random.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
@@ -112,16 +112,16 @@ export type OrderOutcome = { kind: 'duplicate' } | { kind: 'result'; result: Exe
 export class ExecutionState {
   private simulator: MarketSimulator;
   /** When each symbol's price was last set; older ticks arriving late are ignored. */
-  private readonly priceTs = new Map<string, number>();
+  private readonly priceTs = new VersionedMap<string, number>();
   /** The latest tick's quote per symbol; absent when that tick had none. */
-  private readonly quotes = new Map<string, Quote>();
+  private readonly quotes = new VersionedMap<string, Quote>();
   private readonly spread: Fixed;
   private readonly filled: DuplicateGuard;
   private readonly models: FillModels;
   private stats: Stats = emptyStats();
   private stepNo = 0;
   /** Signed net quantity per symbol, folded from this service's FILLED results. */
-  private readonly positions = new Map<string, Fixed>();
+  private readonly positions = new VersionedMap<string, Fixed>();
   /** False after restoring a snapshot that predates `positions`: the service refolds them. */
   private positionsKnown = true;
   private readonly maxPriceDeviation: Fixed;

@@ -23,7 +23,7 @@ import {
   type PriceTick,
 } from '../../core/messages.js';
 import { instrumentTable } from '../../core/instruments.js';
-import { MembersCache, fillPlaceholders, placeholder } from '../../core/json-cache.js';
+import { MembersCache, VersionedMap, fillPlaceholders, placeholder } from '../../core/json-cache.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { DEFAULT_TICK_RULES, TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 import { DEFAULT_INSTRUMENTS } from '../../platform/config.js';
@@ -98,9 +98,9 @@ export class MonitorState {
   private ledger: Ledger;
   private readonly applied: DuplicateGuard;
   private lastFillId = '0-0';
-  private readonly priceTs = new Map<string, number>();
-  private readonly exitLevels = new Map<string, ExitLevels>();
-  private readonly trades = new Map<string, OpenTrade>();
+  private readonly priceTs = new VersionedMap<string, number>();
+  private readonly exitLevels = new VersionedMap<string, ExitLevels>();
+  private readonly trades = new VersionedMap<string, OpenTrade>();
   readonly sources: SourceBook;
   private counters = { fills_applied: 0, rejected_results: 0, duplicates: 0, ticks: 0 };
 
@@ -220,6 +220,7 @@ export class MonitorState {
     const move = toNumber(div(long ? price - entryAvg : entryAvg - price, entryAvg));
     if (move > trade.mfe_pct) trade.mfe_pct = move;
     if (-move > trade.mae_pct) trade.mae_pct = -move;
+    this.trades.touch();
   }
 
   /** A decision of the risk service (trade.signal.safe), counted for its source. */

@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 import { toNumber, type Fixed } from '../../core/fixed.js';
-import { MembersCache } from '../../core/json-cache.js';
+import { MembersCache, VersionedMap } from '../../core/json-cache.js';
 import {
   armedExitsFromJson,
   armedExitsToJson,
@@ -70,9 +70,9 @@ export interface FiredExit {
 }
 
 export class ExitBook {
-  private readonly levels = new Map<string, ArmedExits>();
-  private readonly attempts = new Map<string, number>();
-  private readonly closing = new Map<string, { signal_id: string; reason: ProtectiveExitReason }>();
+  private readonly levels = new VersionedMap<string, ArmedExits>();
+  private readonly attempts = new VersionedMap<string, number>();
+  private readonly closing = new VersionedMap<string, { signal_id: string; reason: ProtectiveExitReason }>();
   private exitsByReason: Partial<Record<ExitReason, number>> = {};
   private outbox: ExitLevels[] = [];
 

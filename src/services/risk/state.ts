@@ -55,7 +55,7 @@ import {
   type ProtectionConfig,
   type SourceCurve,
 } from '../../core/protections.js';
-import { MembersCache, fillPlaceholders, placeholder } from '../../core/json-cache.js';
+import { MembersCache, VersionedMap, fillPlaceholders, placeholder } from '../../core/json-cache.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 import type { RiskReading } from '../../platform/metrics.js';
@@ -226,10 +226,10 @@ export class RiskState {
   private view: Ledger;
   private viewStale = false;
   private readonly inflight = new Map<string, InFlight>();
-  private readonly prices = new Map<string, Fixed>();
-  private readonly priceTs = new Map<string, number>();
+  private readonly prices = new VersionedMap<string, Fixed>();
+  private readonly priceTs = new VersionedMap<string, number>();
   /** Best bid/ask of the latest tick per symbol (absent when it had none). */
-  private readonly quotes = new Map<string, { bid: Fixed; ask: Fixed }>();
+  private readonly quotes = new VersionedMap<string, { bid: Fixed; ask: Fixed }>();
   private readonly entriesByDay = new Map<number, number>();
   private tradingState: TradingState = 'ACTIVE';
   private haltedAt: number | null = null;
@@ -257,7 +257,7 @@ export class RiskState {
   /** Round trips closed within the longest protection lookback, oldest first. */
   private closedTrades: ClosedTrade[] = [];
   /** The source of the signal that opened each open position (confirmed fold). */
-  private readonly positionSources = new Map<string, string>();
+  private readonly positionSources = new VersionedMap<string, string>();
   private readonly sources = new Map<string, SourceCurve>();
   private readonly maxSourceDrawdown: Fixed | null;
   private readonly lockForView = (symbol: string, now: number): Lock | null => lockFor(this.locks, symbol, now);
