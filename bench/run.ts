@@ -74,7 +74,8 @@ const phases = new Set((args.only ?? 'embedded,baseline,redis,growth,backtest').
 
 const PLAN = {
   // backtestDays: 1-minute bars of five symbols (quick: a week, ~50k bars, seconds; full: the year of issue 15, 2.6M bars).
-  quick: { embedded: 100_000, relay: 50_000, max: 50_000, repeat: 3, warmup: 5_000, latency1k: 5, latency5k: 3, watchdogS: 300, backtestDays: 7 },
+  // watchdogS (quick): 420 since the growth section (three service starts and ~100k signals more).
+  quick: { embedded: 100_000, relay: 50_000, max: 50_000, repeat: 3, warmup: 5_000, latency1k: 5, latency5k: 3, watchdogS: 420, backtestDays: 7 },
   // full: the sustained runs split what is left of one million signals (see below).
   full: { embedded: 200_000, relay: 200_000, max: 0, repeat: 5, warmup: 20_000, latency1k: 30, latency5k: 30, watchdogS: 3600, backtestDays: 365 },
 }[mode];
