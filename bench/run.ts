@@ -8,6 +8,9 @@
  *     ratio to the baseline), CPU per signal over every process including
  *     redis-server, signal-to-fill latency at 1,000 and 5,000 signals/s, peak RSS;
  *     with --full also RSS after 100k and after 1M signals;
+ *  3b. growth: the same with 5, 50 and 500 instruments holding an open position
+ *     (bench/lib/growth.ts): signals/s and CPU per signal per process for each, and the
+ *     ratio 500 / 5 (target ≤ 1.2×);
  *  4. backtest: `quantum backtest`'s replay (bench/lib/backtest.ts, in a child process):
  *     1-minute bars of five symbols in the Binance kline format, one signal per symbol per
  *     hour, through the whole loop; bars/s and seconds (quick: a week; --full: a year,
@@ -20,7 +23,7 @@
  * and on a private Redis Cluster (bench/lib/cluster.ts), written to bench/results/cluster.json.
  *
  * Options: --full; --profile (services and the backtest run with --cpu-prof, profiles summarised at the
- * end; see bench/profile.ts); --only embedded,baseline,redis,backtest; --repeat N; --keep (keep the
+ * end; see bench/profile.ts); --only embedded,baseline,redis,growth,backtest; --repeat N; --keep (keep the
  * temp folder with every process' log); --node-args "..." (extra node flags for the services).
  */
 import { spawnSync } from 'node:child_process';
@@ -31,7 +34,6 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createClient } from 'redis';
 import { RedisBus } from '../src/bus/redis.js';
-import type { ServiceName } from '../src/bus/topics.js';
 import { median, round3, type RedisClient } from './lib/drive.js';
 import type { BacktestBenchResult } from './lib/backtest.js';
 import { runEmbedded, type EmbeddedResult, type HopSizes } from './lib/embedded.js';
@@ -52,6 +54,7 @@ import {
 import { EXPECTED_APPROVED_FRACTION } from './lib/signals.js';
 import { summarizeProfile, formatProfile } from './profile.js';
 import { formatClusterRows, runClusterBench } from './lib/cluster.js';
+import { GROWTH_COUNTS, growthRatios, runGrowth, type GrowthRow } from './lib/growth.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = join(REPO, 'bench', 'results');
@@ -67,11 +70,12 @@ const { values: args } = parseArgs({
   },
 });
 const mode = args.full ? 'full' : 'quick';
-const phases = new Set((args.only ?? 'embedded,baseline,redis,backtest').split(',').map((s) => s.trim()));
+const phases = new Set((args.only ?? 'embedded,baseline,redis,growth,backtest').split(',').map((s) => s.trim()));
 
 const PLAN = {
   // backtestDays: 1-minute bars of five symbols (quick: a week, ~50k bars, seconds; full: the year of issue 15, 2.6M bars).
-  quick: { embedded: 100_000, relay: 50_000, max: 50_000, repeat: 3, warmup: 5_000, latency1k: 5, latency5k: 3, watchdogS: 300, backtestDays: 7 },
+  // watchdogS (quick): 420 since the growth section (three service starts and ~100k signals more).
+  quick: { embedded: 100_000, relay: 50_000, max: 50_000, repeat: 3, warmup: 5_000, latency1k: 5, latency5k: 3, watchdogS: 420, backtestDays: 7 },
   // full: the sustained runs split what is left of one million signals (see below).
   full: { embedded: 200_000, relay: 200_000, max: 0, repeat: 5, warmup: 20_000, latency1k: 30, latency5k: 30, watchdogS: 3600, backtestDays: 365 },
 }[mode];
@@ -92,7 +96,11 @@ const TARGETS = {
   embeddedPerS: 150_000,
   rssMb: 120,
   growthPct: 10,
+  /** Growth: CPU per signal with 500 instruments holding open positions over that with 5. */
+  growthCostRatio: 1.2,
 };
+/** The growth section (bench/lib/growth.ts): per N, a warm-up and `repeat` sustained runs of `size` signals. */
+const GROWTH_PLAN = { quick: { warmup: 5_000, size: 15_000, repeat: 2 }, full: { warmup: 10_000, size: 100_000, repeat: 3 } }[mode];
 
 // -- housekeeping ------------------------------------------------------------------
 
@@ -226,7 +234,8 @@ async function main(): Promise<number> {
   let relay: RelayResult[] | null = null;
   let figures: RedisFigures | null = null;
   let backtest: BacktestBenchResult | null = null;
-  let profiles: Partial<Record<ServiceName | 'backtest', string>> = {};
+  let growth: GrowthRow[] | null = null;
+  let profiles: Record<string, string> = {};
   try {
     redis = await startBenchRedis(tmpDir);
     log(`redis ${redis.version} at ${redis.url}${redis.child ? ' (private)' : ''}`);
@@ -331,6 +340,23 @@ async function main(): Promise<number> {
         await services.stop();
       }
     });
+    growth = await phase('growth', async () => {
+      if (args.profile) mkdirSync(RESULTS, { recursive: true });
+      const profiled = (name: string, n: number) => `growth${n}-${name}.cpuprofile`;
+      const rows = await runGrowth({
+        repo: REPO, tmpDir, redisUrl: redis!.url, redisPid, producer, tail, prefix: `${prefix}growth.`,
+        bus: (p) => RedisBus.connect({ url: redis!.url, prefix: p }),
+        nodeArgs: (name, n) => [
+          ...(args['node-args'] ?? '').split(' ').filter(Boolean),
+          ...(args.profile ? ['--cpu-prof', `--cpu-prof-dir=${RESULTS}`, `--cpu-prof-name=${profiled(name, n)}`] : []),
+        ],
+        counts: GROWTH_COUNTS, warmup: GROWTH_PLAN.warmup, size: GROWTH_PLAN.size, repeat: args.repeat ? repeat : GROWTH_PLAN.repeat, window: WINDOW, log,
+      });
+      // The largest N's profiles are summarised (the others stay in bench/results for comparison).
+      const top = GROWTH_COUNTS.at(-1) as number;
+      if (args.profile) for (const name of SERVICE_NAMES) profiles[`growth${top}-${name}`] = join(RESULTS, profiled(name, top));
+      return rows;
+    });
     backtest = await phase('backtest', async () => {
       const profileArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${RESULTS}`, '--cpu-prof-name=backtest.cpuprofile'] : [];
       if (args.profile) mkdirSync(RESULTS, { recursive: true });
@@ -353,7 +379,7 @@ async function main(): Promise<number> {
     await stopAll();
   }
 
-  const result = report(started, { redisVersion: redis?.version ?? null, embedded, relay, figures, backtest });
+  const result = report(started, { redisVersion: redis?.version ?? null, embedded, relay, figures, backtest, growth });
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(join(RESULTS, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
   log(`wrote ${join('bench', 'results', 'latest.json')}`);
@@ -376,7 +402,14 @@ async function main(): Promise<number> {
 
 function report(
   started: Date,
-  data: { redisVersion: string | null; embedded: EmbeddedResult[] | null; relay: RelayResult[] | null; figures: RedisFigures | null; backtest: BacktestBenchResult | null },
+  data: {
+    redisVersion: string | null;
+    embedded: EmbeddedResult[] | null;
+    relay: RelayResult[] | null;
+    figures: RedisFigures | null;
+    backtest: BacktestBenchResult | null;
+    growth: GrowthRow[] | null;
+  },
 ) {
   const { embedded, relay, figures } = data;
   const med = (values: (number | null | undefined)[]): number | null => {
@@ -436,6 +469,7 @@ function report(
     },
     ...(memory ? { memory } : {}),
     backtest: data.backtest,
+    growth: data.growth ? { rows: data.growth.map(({ runs, ...row }) => ({ ...row, runs: runs.map((r) => r.signals_per_s) })), ratio_last_to_first: growthRatios(data.growth) } : null,
     errors,
   };
   printTable(result);
@@ -456,6 +490,7 @@ function printTable(r: {
   embedded: { signals_per_s: number | null };
   memory?: { rss_mb_100k: Record<string, number | null>; rss_mb_1m: Record<string, number | null>; growth_pct: Record<string, number | null> };
   backtest?: BacktestBenchResult | null;
+  growth?: { rows: Omit<GrowthRow, 'runs'>[]; ratio_last_to_first: Record<string, number | null> } | null;
 }): void {
   const rows: [string, string, string, string][] = [];
   const fmt = (v: number | null | undefined, unit = ''): string => (v === null || v === undefined ? 'n/a' : `${v.toLocaleString('en-US')}${unit}`);
@@ -494,6 +529,26 @@ function printTable(r: {
     rows.push(['backtest: bars/s', fmt(b.bars_per_s, ' /s'), '', '']);
     rows.push(['backtest: seconds', fmt(b.seconds, ' s'), year ? '< 60 s' : '(a year: --full)', year ? check(b.seconds, (v) => v < 60) : '']);
     rows.push(['backtest: peak RSS', fmt(b.peak_rss_mb, ' MB'), '', '']);
+  }
+  if (r.growth) {
+    for (const row of r.growth.rows) {
+      const by = row.cpu_us_per_signal_by_process;
+      rows.push([
+        `growth: ${row.instruments_with_open_positions} open positions`,
+        `${fmt(row.signals_per_s, ' /s')}, ${fmt(row.cpu_us_per_signal, ' µs')} (r ${fmt(by.risk)}, e ${fmt(by.execution)}, m ${fmt(by.monitor)}, redis ${fmt(by.redis)})`,
+        '',
+        '',
+      ]);
+    }
+    const ratio = r.growth.ratio_last_to_first;
+    const first = r.growth.rows[0]?.instruments_with_open_positions;
+    const last = r.growth.rows.at(-1)?.instruments_with_open_positions;
+    rows.push([
+      `growth: CPU/signal ${last} / ${first}`,
+      `${fmt(ratio.total, 'x')} (r ${fmt(ratio.risk)}, e ${fmt(ratio.execution)}, m ${fmt(ratio.monitor)}, redis ${fmt(ratio.redis)})`,
+      `<= ${TARGETS.growthCostRatio}x`,
+      check(ratio.total, (v) => v <= TARGETS.growthCostRatio),
+    ]);
   }
   const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((row) => row[i]!.length), ['figure', 'value', 'target', ''][i]!.length));
   const line = (row: readonly string[]) => row.map((cell, i) => (i === 1 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ');

@@ -44,11 +44,13 @@ export interface ServiceOptions {
   prefix: string;
   /** Extra node arguments per service (e.g. --cpu-prof, which NODE_OPTIONS does not allow). */
   nodeArgs: (service: ServiceName) => string[];
+  /** The services' config file contents (default BENCH_CONFIG). */
+  config?: object;
 }
 
 export async function startServices(options: ServiceOptions): Promise<RunningServices> {
   const configFile = join(options.tmpDir, 'bench-config.json');
-  writeFileSync(configFile, JSON.stringify(BENCH_CONFIG, null, 2));
+  writeFileSync(configFile, JSON.stringify(options.config ?? BENCH_CONFIG, null, 2));
   const ports = { risk: await freePort(), execution: await freePort(), monitor: await freePort(), dashboard: await freePort() };
   const env: NodeJS.ProcessEnv = {
     ...process.env,

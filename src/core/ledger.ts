@@ -26,6 +26,7 @@
  */
 import { z } from 'zod';
 import { abs, div, fx, mul, toDecimalString, toNumber, ONE, ZERO, type Fixed } from './fixed.js';
+import { MembersCache, VersionedMap, fillPlaceholders, placeholder } from './json-cache.js';
 import {
   SCHEMA_VERSION,
   type ExecutionResult,
@@ -177,6 +178,8 @@ interface PositionRecord {
   closeAvg: Fixed;
   maxQty: Fixed;
   openedTs: number;
+  /** Its snapshot JSON, made when a snapshot first includes it since its last fill (toSnapshotJson). */
+  json?: string;
 }
 
 type MutableStats = { -readonly [K in keyof RoundTripStats]: RoundTripStats[K] };
@@ -332,6 +335,26 @@ function roundTripFromJson(t: z.infer<typeof RoundTripSnapshot>): RoundTrip {
   };
 }
 
+function positionSnapshotOf(r: PositionRecord): LedgerSnapshot['positions'][number] {
+  return {
+    symbol: r.symbol,
+    quantity: str(r.qty),
+    cost: str(r.cost),
+    entry_avg: str(r.entryAvg),
+    realized_gross: str(r.realizedGross),
+    fees: str(r.fees),
+    open_quantity: str(r.openQty),
+    open_notional: str(r.openNotional),
+    close_quantity: str(r.closeQty),
+    close_notional: str(r.closeNotional),
+    max_quantity: str(r.maxQty),
+    opened_ts: r.openedTs,
+  };
+}
+
+const LEDGER_MARKS = placeholder('marks');
+const LEDGER_POSITIONS = placeholder('positions');
+
 // ---------------------------------------------------------------------------
 
 export class Ledger {
@@ -344,7 +367,7 @@ export class Ledger {
   private exposureTotal: Fixed = ZERO;
   private peak: Fixed;
   private openCount = 0;
-  private readonly marks = new Map<string, Fixed>();
+  private readonly marks = new VersionedMap<string, Fixed>();
   /** One record per symbol ever traded; a flat one is kept until the symbol reopens. */
   private readonly records = new Map<string, PositionRecord>();
   private readonly stats: MutableStats = {
@@ -430,6 +453,7 @@ export class Ledger {
     }
 
     revalue(rec);
+    rec.json = undefined;
     this.unrealizedTotal += rec.unrealized - oldUnrealized;
     this.exposureTotal += rec.exposure - oldExposure;
     this.bal += realized - fee;
@@ -603,6 +627,35 @@ export class Ledger {
   // -- persistence -----------------------------------------------------------
 
   toSnapshot(): LedgerSnapshot {
+    return this.snapshotWith(
+      Object.fromEntries([...this.marks].map(([symbol, price]) => [symbol, str(price)])),
+      [...this.records.values()].map(positionSnapshotOf),
+    );
+  }
+
+  /**
+   * Exactly JSON.stringify(this.toSnapshot()), written with every batch by the services that
+   * hold a ledger: each mark's and each position's text is kept until it changes (a position
+   * changes only on its fills), so the cost of a snapshot does not grow with open positions
+   * beyond joining their texts.
+   */
+  toSnapshotJson(): string {
+    const shell = JSON.stringify(this.snapshotWith(LEDGER_MARKS as unknown as LedgerSnapshot['marks'], LEDGER_POSITIONS as unknown as LedgerSnapshot['positions']));
+    const json = fillPlaceholders(shell, {
+      marks: () => this.marksJson.object(this.marks, () => this.toSnapshot().marks),
+      positions: () => {
+        const parts: string[] = [];
+        for (const r of this.records.values()) parts.push((r.json ??= JSON.stringify(positionSnapshotOf(r))));
+        return `[${parts.join(',')}]`;
+      },
+    });
+    return json ?? JSON.stringify(this.toSnapshot());
+  }
+
+  private readonly marksJson = new MembersCache<Fixed>((price) => JSON.stringify(str(price)));
+
+  /** The snapshot with these marks and positions (one list of fields for toSnapshot and toSnapshotJson). */
+  private snapshotWith(marks: LedgerSnapshot['marks'], positions: LedgerSnapshot['positions']): LedgerSnapshot {
     const s = this.stats;
     return {
       version: 1,
@@ -611,21 +664,8 @@ export class Ledger {
       realized_gross: str(this.realizedGrossTotal),
       fees: str(this.feesTotal),
       peak_equity: str(this.peak),
-      marks: Object.fromEntries([...this.marks].map(([symbol, price]) => [symbol, str(price)])),
-      positions: [...this.records.values()].map((r) => ({
-        symbol: r.symbol,
-        quantity: str(r.qty),
-        cost: str(r.cost),
-        entry_avg: str(r.entryAvg),
-        realized_gross: str(r.realizedGross),
-        fees: str(r.fees),
-        open_quantity: str(r.openQty),
-        open_notional: str(r.openNotional),
-        close_quantity: str(r.closeQty),
-        close_notional: str(r.closeNotional),
-        max_quantity: str(r.maxQty),
-        opened_ts: r.openedTs,
-      })),
+      marks,
+      positions,
       round_trips: {
         count: s.count,
         wins: s.wins,

@@ -160,6 +160,11 @@ export class MarketSimulator implements PriceSource {
     return new Map(this.current);
   }
 
+  /** The current prices without a copy (read-only; for the per-batch snapshot). */
+  priceView(): ReadonlyMap<string, Fixed> {
+    return this.current;
+  }
+
   /**
    * Sets a price (manual or from a feed), rounded to the nearest tick (half away from
    * zero). Accepts an exact `Fixed` or a JSON number. Rejects, leaving the price

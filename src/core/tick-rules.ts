@@ -33,6 +33,7 @@
 import { z } from 'zod';
 import { abs, ceilToStep, floorToStep, fx, mul, roundToStep, toDecimalString, type Fixed } from './fixed.js';
 import type { InstrumentTable } from './instruments.js';
+import { MembersCache, VersionedMap } from './json-cache.js';
 import type { PriceTick } from './messages.js';
 
 export const TICK_REFUSAL_CODES = ['UNKNOWN_SYMBOL', 'BAD_PRICE', 'BAD_QUOTE', 'FUTURE_TS', 'UNCONFIRMED_JUMP'] as const;
@@ -67,6 +68,10 @@ interface SymbolState {
   candidate: Fixed | null;
 }
 
+function entrySnapshotOf(s: SymbolState): TickGateSnapshot[string] {
+  return { price: s.price.toString(), ts: s.ts, candidate: s.candidate === null ? null : s.candidate.toString() };
+}
+
 export const TickGateSnapshot = z.record(
   z.string(),
   z.object({ price: z.string(), ts: z.number(), candidate: z.string().nullable() }),
@@ -98,7 +103,7 @@ export function checkTickPrice(
 
 /** One gate per service: the per-symbol state of accepted ticks. */
 export class TickGate {
-  private readonly state = new Map<string, SymbolState>();
+  private readonly state = new VersionedMap<string, SymbolState>();
   private readonly maxJump: Fixed;
 
   constructor(
@@ -129,6 +134,7 @@ export class TickGate {
       const confirms = last.candidate !== null && this.within(price, last.candidate);
       if (!confirms) {
         last.candidate = price;
+        this.state.touch();
         return {
           kind: 'refuse',
           code: 'UNCONFIRMED_JUMP',
@@ -185,10 +191,22 @@ export class TickGate {
   toSnapshot(): TickGateSnapshot {
     const out: TickGateSnapshot = {};
     for (const [symbol, s] of this.state) {
-      out[symbol] = { price: s.price.toString(), ts: s.ts, candidate: s.candidate === null ? null : s.candidate.toString() };
+      out[symbol] = entrySnapshotOf(s);
     }
     return out;
   }
+
+  /** Exactly JSON.stringify(this.toSnapshot()), each symbol's text kept until its state changes (snapshots are written per batch). */
+  toSnapshotJson(): string {
+    return this.snapshotText.object(this.state, () => this.toSnapshot());
+  }
+
+  private readonly snapshotText = new MembersCache<SymbolState>(
+    (s) => JSON.stringify(entrySnapshotOf(s)),
+    // `candidate` is set in place: compared by content, cached as a copy.
+    (a, b) => a.price === b.price && a.ts === b.ts && a.candidate === b.candidate,
+    (s) => ({ ...s }),
+  );
 
   restore(snapshot: TickGateSnapshot): void {
     this.state.clear();

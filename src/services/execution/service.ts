@@ -53,6 +53,7 @@ export class ExecutionService {
       topics: [TOPICS.tick, TOPICS.safe],
       handle: (d) => this.handle(d),
       snapshot: () => this.state.toSnapshot(),
+      snapshotJson: () => this.state.snapshotJson(),
       restore: (s) => this.state.restore(s),
       snapshotVersion: EXECUTION_SNAPSHOT_VERSION,
       rebuild: () => this.rebuild(),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { instrumentTable } from '../../core/instruments.js';
 import type { RiskApprovedSignal } from '../../core/messages.js';
+import { keyedRandom } from '../../core/random.js';
 import { defaultConfig } from '../../platform/config.js';
 import { tickGateFor } from '../common/ticks.js';
 import { ExecutionState } from './state.js';
@@ -206,5 +207,48 @@ describe('ExecutionState: the tick gate and the price checks on quotes', () => {
     expect(resultOf(state, quoteOrder('SELL', { reference_price: 61_100 }))).toMatchObject({ status: 'FILLED', quote_side: 'bid' });
     // Sized at the last price, the ask is 6% away: more than max_price_deviation_pct 5%.
     expect(resultOf(state, quoteOrder('BUY', { reference_price: 65_000 })).reject_reason).toMatch(/^PRICE_DEVIATION: fill price 689\d\d/);
+  });
+});
+
+describe('ExecutionState.snapshotJson (the per-symbol text kept between batches)', () => {
+  it('is exactly JSON.stringify(toSnapshot()) through orders, ticks with and without quotes, steps, manual prices and restores', () => {
+    const symbols = ['BTCUSDT', 'ETHUSDT', 'H0001USDT', '1000'];
+    for (const used of [symbols.slice(0, 3), symbols]) {
+      const list = used.map((symbol) => ({ symbol, tick_size: 0.01, step_size: 0.001, min_notional_usd: 10, start_price: 100 }));
+      const cfg = defaultConfig({ instruments: list, market: { simulator_spread_pct: 0.001 } });
+      const make = () =>
+        new ExecutionState({ instruments: instrumentTable(cfg.instruments), seed: 42, ...cfg.execution, spread_pct: 0.001, tickGate: tickGateFor(cfg) });
+      let state = make();
+      const same = () => expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
+      const rng = keyedRandom(11, used.join());
+      const pick = () => used[Math.floor(rng.next() * used.length)] as string;
+      let now = T0;
+      state.currentTicks(now);
+      same();
+      for (let i = 0; i < 1000; i++) {
+        now += 10;
+        const symbol = pick();
+        const r = rng.next();
+        if (r < 0.2) state.onTick({ schema_version: 1, symbol, price: 100 + Math.floor(rng.next() * 5), ts: now, source: 'manual', ...(rng.next() < 0.5 ? { bid: 99.9, ask: 100.1 } : {}) }, now);
+        else if (r < 0.3) state.step(now);
+        else if (r < 0.35) state.setPrice(symbol, 100 + Math.floor(rng.next() * 5), now);
+        else {
+          const side = rng.next() < 0.5 ? 'BUY' : 'SELL';
+          const price = state.prices()[symbol] ?? 100;
+          const reduce = rng.next() < 0.2;
+          resultOf(state, order({ symbol, side, action: side, quantity: 0.5, reference_price: price, approved_ts: now, expires_ts: now + 30_000, ...(reduce ? { reduce_only: true, intent: 'CLOSE', action: 'CLOSE' } : {}) }), now);
+        }
+        same();
+        if (i % 200 === 199) {
+          const copy = make();
+          copy.restore(JSON.parse(state.snapshotJson()));
+          expect(copy.snapshotJson()).toBe(state.snapshotJson());
+          if (rng.next() < 0.5) state = copy;
+        }
+      }
+      const snap = state.toSnapshot();
+      expect(Object.keys(snap.positions ?? {}).length).toBeGreaterThan(0);
+      expect(Object.keys(snap.quotes ?? {}).length).toBeGreaterThan(0);
+    }
   });
 });

@@ -9,6 +9,7 @@ import { createFillModels, isExpired, paperFill, paperReject, rejectCodeOf, type
 import type { InstrumentTable } from '../../core/instruments.js';
 import { MarketSimulator, priceTick, syntheticQuote, type Quote, type SetPriceResult } from '../../core/market.js';
 import type { ExecutionResult, PriceTick, RiskApprovedSignal, TickSource } from '../../core/messages.js';
+import { MembersCache, VersionedMap, fillPlaceholders, placeholder } from '../../core/json-cache.js';
 import { keyedRandom } from '../../core/random.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
@@ -94,21 +95,33 @@ export const ExecutionSnapshot = z.object({
 });
 export type ExecutionSnapshot = z.infer<typeof ExecutionSnapshot>;
 
+/** The snapshot's parts whose text snapshotJson keeps between batches. */
+type ExecutionSnapshotPart = 'prices' | 'price_ts' | 'quotes' | 'tick_gate' | 'positions';
+const EXECUTION_PART_NAMES: readonly ExecutionSnapshotPart[] = ['prices', 'price_ts', 'quotes', 'tick_gate', 'positions'];
+const EXECUTION_PLACEHOLDERS = Object.fromEntries(EXECUTION_PART_NAMES.map((name) => [name, placeholder(name)])) as unknown as Pick<
+  ExecutionSnapshot,
+  ExecutionSnapshotPart
+>;
+
+function quoteSnapshotOf(q: Quote): { bid: string; ask: string } {
+  return { bid: q.bid.toString(), ask: q.ask.toString() };
+}
+
 export type OrderOutcome = { kind: 'duplicate' } | { kind: 'result'; result: ExecutionResult };
 
 export class ExecutionState {
   private simulator: MarketSimulator;
   /** When each symbol's price was last set; older ticks arriving late are ignored. */
-  private readonly priceTs = new Map<string, number>();
+  private readonly priceTs = new VersionedMap<string, number>();
   /** The latest tick's quote per symbol; absent when that tick had none. */
-  private readonly quotes = new Map<string, Quote>();
+  private readonly quotes = new VersionedMap<string, Quote>();
   private readonly spread: Fixed;
   private readonly filled: DuplicateGuard;
   private readonly models: FillModels;
   private stats: Stats = emptyStats();
   private stepNo = 0;
   /** Signed net quantity per symbol, folded from this service's FILLED results. */
-  private readonly positions = new Map<string, Fixed>();
+  private readonly positions = new VersionedMap<string, Fixed>();
   /** False after restoring a snapshot that predates `positions`: the service refolds them. */
   private positionsKnown = true;
   private readonly maxPriceDeviation: Fixed;
@@ -343,14 +356,50 @@ export class ExecutionState {
   }
 
   toSnapshot(): ExecutionSnapshot {
+    return this.snapshotWith({
+      prices: Object.fromEntries([...this.simulator.priceView()].map(([sym, p]) => [sym, p.toString()])),
+      price_ts: Object.fromEntries(this.priceTs),
+      quotes: Object.fromEntries([...this.quotes].map(([sym, q]) => [sym, quoteSnapshotOf(q)])),
+      tick_gate: this.options.tickGate.toSnapshot(),
+      positions: Object.fromEntries([...this.positions].map(([s, q]) => [s, q.toString()])),
+    });
+  }
+
+  /**
+   * Exactly JSON.stringify(this.toSnapshot()), written with every batch: the per-symbol
+   * parts keep each entry's text until it changes (core/json-cache.ts), so the cost does
+   * not grow with the instruments and positions beyond a join.
+   */
+  snapshotJson(): string {
+    const shell = JSON.stringify(this.snapshotWith(EXECUTION_PLACEHOLDERS));
+    const json = fillPlaceholders(shell, {
+      prices: () => this.text.prices.object(this.simulator.priceView(), () => this.toSnapshot().prices),
+      price_ts: () => this.text.priceTs.object(this.priceTs, () => this.toSnapshot().price_ts),
+      quotes: () => this.text.quotes.object(this.quotes, () => this.toSnapshot().quotes),
+      tick_gate: () => this.options.tickGate.toSnapshotJson(),
+      positions: () => this.text.positions.object(this.positions, () => this.toSnapshot().positions),
+    });
+    return json ?? JSON.stringify(this.toSnapshot());
+  }
+
+  /** The snapshot text of each per-symbol map, by entry (snapshotJson). */
+  private readonly text = {
+    prices: new MembersCache<Fixed>((p) => JSON.stringify(p.toString())),
+    priceTs: new MembersCache<number>((t) => JSON.stringify(t)),
+    quotes: new MembersCache<Quote>((q) => JSON.stringify(quoteSnapshotOf(q)), (a, b) => a.bid === b.bid && a.ask === b.ask),
+    positions: new MembersCache<Fixed>((q) => JSON.stringify(q.toString())),
+  };
+
+  /** The snapshot with these per-symbol parts (one list of fields for toSnapshot and snapshotJson). */
+  private snapshotWith(parts: Pick<ExecutionSnapshot, ExecutionSnapshotPart>): ExecutionSnapshot {
     const s = this.stats;
     return {
       version: EXECUTION_SNAPSHOT_VERSION,
-      prices: Object.fromEntries([...this.simulator.prices()].map(([sym, p]) => [sym, p.toString()])),
-      price_ts: Object.fromEntries(this.priceTs),
-      quotes: Object.fromEntries([...this.quotes].map(([sym, q]) => [sym, { bid: q.bid.toString(), ask: q.ask.toString() }])),
-      tick_gate: this.options.tickGate.toSnapshot(),
-      positions: Object.fromEntries([...this.positions].map(([s, q]) => [s, q.toString()])),
+      prices: parts.prices,
+      price_ts: parts.price_ts,
+      quotes: parts.quotes,
+      tick_gate: parts.tick_gate,
+      positions: parts.positions,
       step_no: this.stepNo,
       stats: {
         orders: s.orders,

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { instrumentTable } from '../../core/instruments.js';
 import type { ExecutionResult } from '../../core/messages.js';
+import { keyedRandom } from '../../core/random.js';
+import { TickGate } from '../../core/tick-rules.js';
 import { MonitorState } from './state.js';
 
 let seq = 0;
@@ -189,5 +192,47 @@ describe('MonitorState: rl.feedback', () => {
     const copy = new MonitorState(10_000);
     copy.restore(JSON.parse(state.snapshotJson()));
     expect(copy.snapshotJson()).toBe(state.snapshotJson());
+  });
+});
+
+describe('MonitorState.snapshotJson with many symbols (the per-symbol text kept between batches)', () => {
+  it('is exactly JSON.stringify(toSnapshot()) through fills, ticks, exit levels and restores, odd symbols included', () => {
+    const symbols = ['BTCUSDT', 'ETHUSDT', 'H0001USDT', 'H0002USDT', '1000'];
+    const list = symbols.map((symbol) => ({ symbol, tick_size: 0.01, step_size: 0.001, min_notional_usd: 10, start_price: 100 }));
+    const gate = () => new TickGate(instrumentTable(list), { maxClockSkewMs: 5000, maxJumpPct: 0.2 });
+    for (const used of [symbols.slice(0, 4), symbols]) {
+      let state = new MonitorState(100_000, undefined, gate());
+      const same = () => expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
+      const rng = keyedRandom(5, used.join());
+      const pick = () => used[Math.floor(rng.next() * used.length)] as string;
+      let id = 1;
+      same();
+      for (let i = 0; i < 1200; i++) {
+        const symbol = pick();
+        const price = 100 + Math.floor(rng.next() * 10);
+        const r = rng.next();
+        if (r < 0.3) state.onTick({ schema_version: 1, symbol, price, ts: 1000 + i, source: 'manual' }, 1000 + i);
+        else if (r < 0.4) {
+          state.onExitLevels({
+            schema_version: 1, symbol, entry_signal_id: `e-${i}`, stop_loss: rng.next() < 0.5 ? null : price - 5, take_profit: null,
+            trailing_stop: null, trailing_stop_pct: null, high_water_mark: null, expires_ts: null, cause: rng.next() < 0.2 ? 'cleared' : 'armed', ts: i,
+          });
+        } else {
+          const side = rng.next() < 0.5 ? 'BUY' : 'SELL';
+          state.onExecution(fill(side, 1 + Math.floor(rng.next() * 2), price, 0.01, { symbol, source: `m${i % 3}`, confidence: 0.8, ts: 1000 + i }), `${(id += 1)}-0`, 1000 + i);
+        }
+        same();
+        if (i % 200 === 199) {
+          const copy = new MonitorState(100_000, undefined, gate());
+          copy.restore(JSON.parse(state.snapshotJson()));
+          expect(copy.snapshotJson()).toBe(state.snapshotJson());
+          if (rng.next() < 0.5) state = copy;
+        }
+      }
+      const snap = state.toSnapshot();
+      expect(snap.ledger.positions.length).toBe(used.length);
+      expect(Object.keys(snap.trades).length).toBeGreaterThan(0);
+      expect(Object.keys(snap.exit_levels).length).toBeGreaterThan(0);
+    }
   });
 });

@@ -23,6 +23,7 @@ import {
   type PriceTick,
 } from '../../core/messages.js';
 import { instrumentTable } from '../../core/instruments.js';
+import { MembersCache, VersionedMap, fillPlaceholders, placeholder } from '../../core/json-cache.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { DEFAULT_TICK_RULES, TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 import { DEFAULT_INSTRUMENTS } from '../../platform/config.js';
@@ -77,6 +78,14 @@ export const MonitorSnapshot = z.object({
 });
 export type MonitorSnapshot = z.infer<typeof MonitorSnapshot>;
 
+/** The snapshot's parts whose text snapshotJson keeps between batches. */
+type MonitorSnapshotPart = 'ledger' | 'price_ts' | 'exit_levels' | 'tick_gate' | 'trades' | 'sources';
+const MONITOR_PART_NAMES: readonly MonitorSnapshotPart[] = ['ledger', 'price_ts', 'exit_levels', 'tick_gate', 'trades', 'sources'];
+const MONITOR_PLACEHOLDERS = Object.fromEntries(MONITOR_PART_NAMES.map((name) => [name, placeholder(name)])) as unknown as Pick<
+  MonitorSnapshot,
+  MonitorSnapshotPart
+>;
+
 export type FillOutcome =
   /** `feedback`: the round trip this fill closed; `drift`: the drift state changes it caused. */
   | { kind: 'applied'; effect: FillEffect; update: PositionUpdate; feedback: TradeFeedback | null; drift: ModelDrift[] }
@@ -89,9 +98,9 @@ export class MonitorState {
   private ledger: Ledger;
   private readonly applied: DuplicateGuard;
   private lastFillId = '0-0';
-  private readonly priceTs = new Map<string, number>();
-  private readonly exitLevels = new Map<string, ExitLevels>();
-  private readonly trades = new Map<string, OpenTrade>();
+  private readonly priceTs = new VersionedMap<string, number>();
+  private readonly exitLevels = new VersionedMap<string, ExitLevels>();
+  private readonly trades = new VersionedMap<string, OpenTrade>();
   readonly sources: SourceBook;
   private counters = { fills_applied: 0, rejected_results: 0, duplicates: 0, ticks: 0 };
 
@@ -211,6 +220,7 @@ export class MonitorState {
     const move = toNumber(div(long ? price - entryAvg : entryAvg - price, entryAvg));
     if (move > trade.mfe_pct) trade.mfe_pct = move;
     if (-move > trade.mae_pct) trade.mae_pct = -move;
+    this.trades.touch();
   }
 
   /** A decision of the risk service (trade.signal.safe), counted for its source. */
@@ -320,28 +330,65 @@ export class MonitorState {
     return { ...this.counters, last_fill_id: this.lastFillId };
   }
 
-  /** The snapshot's fields before `sources` (one list for toSnapshot and snapshotJson). */
-  private snapshotHead(): Omit<MonitorSnapshot, 'sources' | 'counters'> {
+  /** The snapshot with these parts (one list of fields for toSnapshot and snapshotJson). */
+  private snapshotWith(parts: Pick<MonitorSnapshot, MonitorSnapshotPart>): MonitorSnapshot {
     return {
       version: MONITOR_SNAPSHOT_VERSION,
-      ledger: this.ledger.toSnapshot(),
+      ledger: parts.ledger,
       last_fill_id: this.lastFillId,
-      price_ts: Object.fromEntries(this.priceTs),
-      exit_levels: Object.fromEntries(this.exitLevels),
-      tick_gate: this.tickGate.toSnapshot(),
-      trades: Object.fromEntries([...this.trades].map(([s, t]) => [s, { ...t }])),
+      price_ts: parts.price_ts,
+      exit_levels: parts.exit_levels,
+      tick_gate: parts.tick_gate,
+      trades: parts.trades,
+      sources: parts.sources,
+      counters: { ...this.counters },
     };
   }
 
   toSnapshot(): MonitorSnapshot {
-    return { ...this.snapshotHead(), sources: this.sources.toSnapshot(), counters: { ...this.counters } };
+    return this.snapshotWith({
+      ledger: this.ledger.toSnapshot(),
+      price_ts: Object.fromEntries(this.priceTs),
+      exit_levels: Object.fromEntries(this.exitLevels),
+      tick_gate: this.tickGate.toSnapshot(),
+      trades: Object.fromEntries([...this.trades].map(([s, t]) => [s, { ...t }])),
+      sources: this.sources.toSnapshot(),
+    });
   }
 
-  /** Exactly JSON.stringify(this.toSnapshot()), with the sources' part from SourceBook.toSnapshotJson (written with every batch). */
+  /**
+   * Exactly JSON.stringify(this.toSnapshot()), written with every batch: the per-symbol
+   * parts (ledger positions and marks, price times, exit levels, tick gate, open trades) keep
+   * each entry's text until it changes (core/json-cache.ts), the sources' part comes from
+   * SourceBook.toSnapshotJson; so its cost does not grow with open positions beyond a join.
+   */
   snapshotJson(): string {
-    const head = JSON.stringify(this.snapshotHead());
-    return `${head.slice(0, -1)},"sources":${this.sources.toSnapshotJson()},"counters":${JSON.stringify(this.counters)}}`;
+    const shell = JSON.stringify(this.snapshotWith(MONITOR_PLACEHOLDERS));
+    const json = fillPlaceholders(shell, {
+      ledger: () => this.ledger.toSnapshotJson(),
+      price_ts: () => this.text.priceTs.object(this.priceTs, () => this.toSnapshot().price_ts),
+      exit_levels: () => this.text.exitLevels.object(this.exitLevels, () => this.toSnapshot().exit_levels),
+      tick_gate: () => this.tickGate.toSnapshotJson(),
+      trades: () => this.text.trades.object(this.trades, () => this.toSnapshot().trades),
+      sources: () => this.sources.toSnapshotJson(),
+    });
+    return json ?? JSON.stringify(this.toSnapshot());
   }
+
+  /** The snapshot text of each per-symbol map, by entry (snapshotJson). */
+  private readonly text = {
+    priceTs: new MembersCache<number>((t) => JSON.stringify(t)),
+    // Levels are decoded messages, replaced whole by the next one: the same object is the same text.
+    exitLevels: new MembersCache<ExitLevels>((l) => JSON.stringify(l)),
+    // An open trade's excursions are widened in place: compared by content, cached as a copy.
+    trades: new MembersCache<OpenTrade>(
+      (t) => JSON.stringify({ ...t }),
+      (a, b) =>
+        a.mae_pct === b.mae_pct && a.mfe_pct === b.mfe_pct && a.trade_id === b.trade_id && a.entry_signal_id === b.entry_signal_id &&
+        a.source === b.source && a.confidence === b.confidence && a.kelly_applied === b.kelly_applied,
+      (t) => ({ ...t }),
+    ),
+  };
 
   restore(input: unknown): void {
     const snap = MonitorSnapshot.parse(input);

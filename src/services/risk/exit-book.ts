@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { toNumber, type Fixed } from '../../core/fixed.js';
+import { MembersCache, VersionedMap } from '../../core/json-cache.js';
 import {
   armedExitsFromJson,
   armedExitsToJson,
@@ -69,9 +70,9 @@ export interface FiredExit {
 }
 
 export class ExitBook {
-  private readonly levels = new Map<string, ArmedExits>();
-  private readonly attempts = new Map<string, number>();
-  private readonly closing = new Map<string, { signal_id: string; reason: ProtectiveExitReason }>();
+  private readonly levels = new VersionedMap<string, ArmedExits>();
+  private readonly attempts = new VersionedMap<string, number>();
+  private readonly closing = new VersionedMap<string, { signal_id: string; reason: ProtectiveExitReason }>();
   private exitsByReason: Partial<Record<ExitReason, number>> = {};
   private outbox: ExitLevels[] = [];
 
@@ -230,6 +231,22 @@ export class ExitBook {
       exits_by_reason: { ...this.exitsByReason },
     };
   }
+
+  /**
+   * Exactly JSON.stringify(this.toSnapshot()) (written with every batch): each symbol's
+   * text is kept until its entry is replaced (levels are readonly, replaced whole).
+   */
+  toSnapshotJson(): string {
+    const levels = this.levelsText.members(this.levels);
+    const attempts = this.attemptsText.members(this.attempts);
+    const closing = this.closingText.members(this.closing);
+    if (levels === null || attempts === null || closing === null) return JSON.stringify(this.toSnapshot());
+    return `{"levels":{${levels}},"attempts":{${attempts}},"closing":{${closing}},"exits_by_reason":${JSON.stringify(this.exitsByReason)}}`;
+  }
+
+  private readonly levelsText = new MembersCache<ArmedExits>((l) => JSON.stringify(armedExitsToJson(l)));
+  private readonly attemptsText = new MembersCache<number>((n) => JSON.stringify(n));
+  private readonly closingText = new MembersCache<{ signal_id: string; reason: ProtectiveExitReason }>((c) => JSON.stringify({ ...c }));
 
   restore(snap: ExitBookSnapshot): void {
     this.levels.clear();

@@ -3,6 +3,7 @@ import { createFillModels, paperFill } from '../../core/fills.js';
 import { fx } from '../../core/fixed.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
+import { keyedRandom } from '../../core/random.js';
 import { defaultConfig } from '../../platform/config.js';
 import { tickGateFor } from '../common/ticks.js';
 import { RiskState } from './state.js';
@@ -258,5 +259,79 @@ describe('RiskState on quotes', () => {
     expect(late.kind === 'reject' && late.message.checks.find((c) => c.rule === 'price_age')).toMatchObject({ passed: false, value: 15_001, limit: 15_000 });
     const close = restored.onSignal(signal('BTCUSDT', 'CLOSE', 0.5), T0 + 60_000);
     expect(close.kind === 'approve' && close.message).toMatchObject({ intent: 'CLOSE', reference_price: 64_999.9 });
+  });
+});
+
+describe('RiskState.snapshotJson with many symbols (the per-symbol text kept between batches)', () => {
+  /** Ticks with and without quotes, entries with exit levels, fills, rejections, expiries and exits, in a seeded order. */
+  function drive(symbols: readonly string[], steps: number, seed: string) {
+    const list = symbols.map((symbol, i) => ({ symbol, tick_size: 0.01, step_size: 0.001, min_notional_usd: 10, start_price: 100 + i }));
+    const cfg = defaultConfig({ instruments: list });
+    const table = instrumentTable(cfg.instruments);
+    const models = createFillModels(cfg.execution);
+    const make = () =>
+      new RiskState({
+        initialBalance: 1_000_000,
+        instruments: table,
+        limits: { ...cfg.risk, max_daily_entries: 1_000_000, cooldown_minutes: 0, max_position_pct: 0.01, max_exposure_pct: 0.9 },
+        execution: cfg.execution,
+        seed: 42,
+        inflightTimeoutMs: 30_000,
+        tickGate: tickGateFor(cfg),
+        exits: { ...cfg.exits, trailing_stop_pct: 0.05 },
+      });
+    let state = make();
+    const same = () => expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
+    const rng = keyedRandom(9, seed);
+    const pick = () => symbols[Math.floor(rng.next() * symbols.length)] as string;
+    const pending: RiskApprovedSignal[] = [];
+    let now = T0;
+    let restores = 0;
+    same();
+    for (let i = 0; i < steps; i++) {
+      now += 10;
+      const r = rng.next();
+      if (r < 0.35) {
+        const symbol = pick();
+        const price = 100 + Math.floor(rng.next() * 10);
+        const quotes = rng.next() < 0.5 ? { bid: price - 0.01, ask: price + 0.01 } : {};
+        state.onTick({ schema_version: 1, symbol, price, ts: now, source: 'manual', ...quotes }, now);
+        state.checkExits(now, symbol);
+      } else if (r < 0.7) {
+        const action = (['BUY', 'SELL', 'CLOSE', 'HOLD'] as const)[Math.floor(rng.next() * 4)]!;
+        const d = state.onSignal(signal(pick(), action, 0.8, { ts: now }), now);
+        if (d.kind === 'approve') pending.push(d.message);
+      } else if (r < 0.95 && pending.length > 0) {
+        const order = pending.splice(Math.floor(rng.next() * pending.length), 1)[0]!;
+        const result = paperFill({ order, mark: fx(order.reference_price), instrument: table.get(order.symbol), seed: 42, models, now });
+        state.onExecution(rng.next() < 0.1 ? { ...result, status: 'REJECTED', reject_reason: 'TEST: refused' } : result);
+      } else {
+        state.expireInflight(now + 40_000);
+        pending.length = 0;
+      }
+      same();
+      if (i % 150 === 149) {
+        const copy = make();
+        copy.restore(JSON.parse(state.snapshotJson()));
+        expect(copy.snapshotJson()).toBe(state.snapshotJson());
+        restores += 1;
+        if (rng.next() < 0.5) state = copy; // go on from the restored state: its caches start empty
+      }
+    }
+    return { snapshot: state.toSnapshot(), restores };
+  }
+
+  it('is exactly JSON.stringify(toSnapshot()) after every input and after restores', () => {
+    const symbols = Array.from({ length: 12 }, (_, i) => `H${String(i).padStart(4, '0')}USDT`);
+    const { snapshot, restores } = drive(symbols, 1500, 'many');
+    expect(restores).toBe(10);
+    // The run reached what the caches keep: open positions, quotes, armed exit levels.
+    expect(snapshot.confirmed.positions.length).toBeGreaterThan(5);
+    expect(Object.keys(snapshot.quotes ?? {}).length).toBeGreaterThan(0);
+    expect(Object.keys(snapshot.exits.levels).length).toBeGreaterThan(0);
+  });
+
+  it('stays exact with symbols a plain object reorders (array indices)', () => {
+    drive(['BTCUSDT', '1000', '42', 'ETHUSDT'], 400, 'odd');
   });
 });

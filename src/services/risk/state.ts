@@ -55,6 +55,7 @@ import {
   type ProtectionConfig,
   type SourceCurve,
 } from '../../core/protections.js';
+import { MembersCache, VersionedMap, fillPlaceholders, placeholder } from '../../core/json-cache.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 import type { RiskReading } from '../../platform/metrics.js';
@@ -103,9 +104,11 @@ interface InFlight {
   json?: string;
 }
 
-/** Stands in for the in-flight list while the rest of the snapshot is serialised. */
-const INFLIGHT_PLACEHOLDER = '\u0000inflight';
-const INFLIGHT_PLACEHOLDER_JSON = JSON.stringify([INFLIGHT_PLACEHOLDER]);
+/** The snapshot's parts whose text snapshotJson keeps between batches. */
+type SnapshotPart = 'confirmed' | 'inflight' | 'prices' | 'price_ts' | 'quotes' | 'tick_gate' | 'exits' | 'position_sources';
+const SNAPSHOT_PART_NAMES: readonly SnapshotPart[] = ['confirmed', 'inflight', 'prices', 'price_ts', 'quotes', 'tick_gate', 'exits', 'position_sources'];
+/** Stand in for those parts while the rest of the snapshot is serialised. */
+const SNAPSHOT_PLACEHOLDERS = Object.fromEntries(SNAPSHOT_PART_NAMES.map((name) => [name, placeholder(name)])) as unknown as Pick<RiskSnapshot, SnapshotPart>;
 
 export interface Counters {
   received: number;
@@ -223,10 +226,10 @@ export class RiskState {
   private view: Ledger;
   private viewStale = false;
   private readonly inflight = new Map<string, InFlight>();
-  private readonly prices = new Map<string, Fixed>();
-  private readonly priceTs = new Map<string, number>();
+  private readonly prices = new VersionedMap<string, Fixed>();
+  private readonly priceTs = new VersionedMap<string, number>();
   /** Best bid/ask of the latest tick per symbol (absent when it had none). */
-  private readonly quotes = new Map<string, { bid: Fixed; ask: Fixed }>();
+  private readonly quotes = new VersionedMap<string, { bid: Fixed; ask: Fixed }>();
   private readonly entriesByDay = new Map<number, number>();
   private tradingState: TradingState = 'ACTIVE';
   private haltedAt: number | null = null;
@@ -254,7 +257,7 @@ export class RiskState {
   /** Round trips closed within the longest protection lookback, oldest first. */
   private closedTrades: ClosedTrade[] = [];
   /** The source of the signal that opened each open position (confirmed fold). */
-  private readonly positionSources = new Map<string, string>();
+  private readonly positionSources = new VersionedMap<string, string>();
   private readonly sources = new Map<string, SourceCurve>();
   private readonly maxSourceDrawdown: Fixed | null;
   private readonly lockForView = (symbol: string, now: number): Lock | null => lockFor(this.locks, symbol, now);
@@ -895,14 +898,28 @@ export class RiskState {
   // -- persistence ------------------------------------------------------------------
 
   toSnapshot(): RiskSnapshot {
-    return {
-      version: RISK_SNAPSHOT_VERSION,
+    return this.snapshotWith({
       confirmed: this.confirmed.toSnapshot(),
       inflight: [...this.inflight.values()].map((e) => inflightRecord(e.order)),
       prices: Object.fromEntries([...this.prices].map(([s, p]) => [s, p.toString()])),
       price_ts: Object.fromEntries(this.priceTs),
-      quotes: Object.fromEntries([...this.quotes].map(([s, q]) => [s, { bid: q.bid.toString(), ask: q.ask.toString() }])),
+      quotes: Object.fromEntries([...this.quotes].map(([s, q]) => [s, quoteSnapshotOf(q)])),
       tick_gate: this.options.tickGate.toSnapshot(),
+      exits: this.exitBook.toSnapshot(),
+      position_sources: Object.fromEntries(this.positionSources),
+    });
+  }
+
+  /** The snapshot with these per-symbol parts (one list of fields for toSnapshot and snapshotJson). */
+  private snapshotWith(parts: Pick<RiskSnapshot, SnapshotPart>): RiskSnapshot {
+    return {
+      version: RISK_SNAPSHOT_VERSION,
+      confirmed: parts.confirmed,
+      inflight: parts.inflight,
+      prices: parts.prices,
+      price_ts: parts.price_ts,
+      quotes: parts.quotes,
+      tick_gate: parts.tick_gate,
       entries_by_day: Object.fromEntries([...this.entriesByDay].map(([d, n]) => [String(d), n])),
       trading_state: this.tradingState,
       halted_at: this.haltedAt,
@@ -910,7 +927,7 @@ export class RiskState {
       peak_equity: this.peak.toString(),
       max_drawdown: this.maxDrawdownSeen.toString(),
       last_signal_entry_id: this.lastSignalEntryId,
-      exits: this.exitBook.toSnapshot(),
+      exits: parts.exits,
       kill_switch: this.killSwitch === null ? null : { ...this.killSwitch },
       day_start: this.dayStart === null ? null : { day: this.dayStart.day, equity: this.dayStart.equity.toString() },
       daily_loss_reached: this.dailyLossReached === null ? null : { ...this.dailyLossReached },
@@ -925,7 +942,7 @@ export class RiskState {
         exit_reason: t.exitReason,
         balance_after: t.balanceAfter.toString(),
       })),
-      position_sources: Object.fromEntries(this.positionSources),
+      position_sources: parts.position_sources,
       sources: Object.fromEntries(
         [...this.sources].map(([k, c]) => [k, { value: c.value.toString(), peak: c.peak.toString(), stopped_at: c.stoppedAt, stop_reason: c.stopReason }]),
       ),
@@ -934,17 +951,42 @@ export class RiskState {
   }
 
   /**
-   * Exactly JSON.stringify(this.toSnapshot()), written with every batch: each in-flight
-   * order (hundreds are in flight under load, most of them across two or more batches)
-   * is serialised once and reused, not once per batch.
+   * Exactly JSON.stringify(this.toSnapshot()), written with every batch. Its per-symbol and
+   * per-order parts keep their text until they change, so its cost does not grow with the
+   * open positions and instruments beyond joining those texts: each in-flight order
+   * (hundreds are in flight under load, most of them across two or more batches) is
+   * serialised once; the ledger's positions and marks, the prices, quotes, tick gate, exit
+   * levels and position sources once per change (see core/json-cache.ts).
    */
   snapshotJson(): string {
-    const snap = this.toSnapshot();
-    snap.inflight = [INFLIGHT_PLACEHOLDER as unknown as RiskApprovedSignal];
-    const parts: string[] = [];
-    for (const entry of this.inflight.values()) parts.push((entry.json ??= JSON.stringify(inflightRecord(entry.order))));
-    return JSON.stringify(snap).replace(INFLIGHT_PLACEHOLDER_JSON, () => `[${parts.join(',')}]`);
+    const shell = JSON.stringify(this.snapshotWith(SNAPSHOT_PLACEHOLDERS));
+    const json = fillPlaceholders(shell, {
+      confirmed: () => this.confirmed.toSnapshotJson(),
+      inflight: () => {
+        const parts: string[] = [];
+        for (const entry of this.inflight.values()) parts.push((entry.json ??= JSON.stringify(inflightRecord(entry.order))));
+        return `[${parts.join(',')}]`;
+      },
+      prices: () => this.text.prices.object(this.prices, () => this.toSnapshot().prices),
+      price_ts: () => this.text.priceTs.object(this.priceTs, () => this.toSnapshot().price_ts),
+      quotes: () => this.text.quotes.object(this.quotes, () => this.toSnapshot().quotes),
+      tick_gate: () => this.options.tickGate.toSnapshotJson(),
+      exits: () => this.exitBook.toSnapshotJson(),
+      position_sources: () => this.text.positionSources.object(this.positionSources, () => this.toSnapshot().position_sources),
+    });
+    return json ?? JSON.stringify(this.toSnapshot());
   }
+
+  /** The snapshot text of each per-symbol map, by entry (snapshotJson). */
+  private readonly text = {
+    prices: new MembersCache<Fixed>((p) => JSON.stringify(p.toString())),
+    priceTs: new MembersCache<number>((t) => JSON.stringify(t)),
+    quotes: new MembersCache<{ bid: Fixed; ask: Fixed }>(
+      (q) => JSON.stringify(quoteSnapshotOf(q)),
+      (a, b) => a.bid === b.bid && a.ask === b.ask,
+    ),
+    positionSources: new MembersCache<string>((source) => JSON.stringify(source)),
+  };
 
   restore(input: unknown): void {
     const snap = RiskSnapshot.parse(input);
@@ -1130,6 +1172,10 @@ function inflightRecord(o: RiskApprovedSignal): RiskApprovedSignal {
     kelly_optimal: o.kelly_optimal, kelly_applied: o.kelly_applied, risk_amount_usd: o.risk_amount_usd, reduce_only: o.reduce_only,
     approved_ts: o.approved_ts, expires_ts: o.expires_ts, origin: o.origin, exit_reason: o.exit_reason, checks: [], sizing: null,
   };
+}
+
+function quoteSnapshotOf(q: { bid: Fixed; ask: Fixed }): { bid: string; ask: string } {
+  return { bid: q.bid.toString(), ask: q.ask.toString() };
 }
 
 function latest(a: number | null, b: number | null): number | null {
