@@ -19,6 +19,7 @@ import { ExecutionResult, RiskApprovedSignal, RiskRejection, TradeSignalInput } 
 import { defaultConfig, staleAfterMs } from '../src/platform/config.js';
 import { tickGateFor } from '../src/services/common/ticks.js';
 import { RiskState } from '../src/services/risk/state.js';
+import { RecentSet } from '../src/core/recent-set.js';
 import { BENCH_CONFIG, BENCH_SYMBOLS, CYCLE_SIGNALS, signalPayload } from './lib/signals.js';
 
 const { values: args } = parseArgs({
@@ -142,6 +143,28 @@ function compact(message: Record<string, unknown>): Record<string, unknown> {
   );
   const sizing = message.sizing === null || message.sizing === undefined ? null : Object.values(message.sizing as object);
   return { ...message, checks, sizing };
+}
+
+if (want('recent')) {
+  // The duplicate guards' shape: a full ring of 100,000 ids, each new id added once.
+  const set = new RecentSet(100_000);
+  for (let i = 0; i < 100_000; i++) set.add(`w-${i}`);
+  const ids = Array.from({ length: 400_000 }, (_, i) => `sig-${T0}-${i}`);
+  let k = 0;
+  console.log(`RecentSet.add of a new id, full ring: ${us(time(100_000, () => set.add(ids[k++ % ids.length]!)))}`);
+}
+
+if (want('stringify')) {
+  // Does JSON.stringify pay for the absent optional fields (present as undefined on the
+  // governor's literals)? The same approval as the governor built it vs as parsed back.
+  const state = riskState();
+  let built: unknown;
+  for (let i = 0; i < CYCLE_SIGNALS && built === undefined; i++) {
+    const d = state.onSignal(decodeSignal({ payload: signalPayload('j', i, T0 + 1) }, `${T0}-${i}`), T0 + 1);
+    if (d.kind === 'approve' && d.message.intent === 'OPEN') built = d.message;
+  }
+  const parsed = JSON.parse(JSON.stringify(built));
+  console.log(`stringify OPEN approval: as built ${us(time(50_000, () => JSON.stringify(built)))}, as parsed ${us(time(50_000, () => JSON.stringify(parsed)))}`);
 }
 
 if (want('json')) {
