@@ -179,7 +179,8 @@ if (want('json')) {
     console.log(
       `  ${name.padEnd(15)} ${text.length} B (checks+sizing ${text.length - noRecord.length} B), compact ${smallText.length} B;` +
         ` stringify ${us(time(20_000, () => JSON.stringify(value)))} → ${us(time(20_000, () => JSON.stringify(small)))};` +
-        ` parse ${us(time(20_000, () => JSON.parse(text)))} → ${us(time(20_000, () => JSON.parse(smallText)))}`,
+        ` parse ${us(time(20_000, () => JSON.parse(text)))} → ${us(time(20_000, () => JSON.parse(smallText)))};` +
+        ` without the record (${noRecord.length} B): stringify ${us(time(20_000, () => JSON.stringify({ ...value, checks: [], sizing: null })))}, parse ${us(time(20_000, () => JSON.parse(noRecord)))}`,
     );
   }
   if (process.env.HOTPATH_PRINT) console.log(approvals[0], '\n', approvals[1], '\n', rejection, '\n', JSON.stringify(compact(JSON.parse(approvals[0]!))));
