@@ -12,6 +12,7 @@ import { Counter, Histogram, Registry } from 'prom-client';
 import { decodeSignal, decoderFor, encodePayload } from '../src/bus/codec.js';
 import { createFillModels, paperFill } from '../src/core/fills.js';
 import { SCALE, div, fx, mul } from '../src/core/fixed.js';
+import { decide, type AccountView } from '../src/core/governor.js';
 import { instrumentTable } from '../src/core/instruments.js';
 import { messageJsonSchemas } from '../src/core/json-schemas.js';
 import { guardFor } from '../src/core/message-guards.js';
@@ -110,6 +111,21 @@ if (want('risk')) {
   console.log('risk (bench mix: 4 entries, 4 closes, 1 rejection, 1 HOLD in 10)');
   console.log(`  decodeSignal                              ${us(time(50_000, decodeOnly))} a signal`);
   console.log(`  decode + onSignal + encode + fill back    ${us(time(50_000, step))} a signal`);
+}
+
+if (want('decide')) {
+  // The pure governor alone: an entry (all rules, sizing record) vs a close (one check).
+  const view = (net: number): AccountView => ({
+    equity: fx(10_000), peakEquity: fx(10_000), drawdown: 0n, halted: false, exposure: fx(net * 65_000),
+    netQuantity: () => fx(net), roundTrips: { count: 0, sumWins: 0n, sumLosses: 0n, wins: 0, losses: 0 },
+    lastLossClosedAt: null, entriesOnDay: () => 0,
+  });
+  const base = { instrument: instruments.get('BTCUSDT'), price: fx(65_000), limits: config.risk, now: T0 + 1, exits: config.exits, maxSlippagePct: 0 };
+  const sig = decodeSignal({ payload: signalPayload('d', 0, T0 + 1) }, `${T0}-0`);
+  const close = { ...sig, action: 'SELL' as const };
+  const flat = view(0);
+  const long = view(0.01538);
+  console.log(`governor decide: entry ${us(time(100_000, () => decide({ ...base, signal: sig, account: flat })))}, close ${us(time(100_000, () => decide({ ...base, signal: close, account: long })))}`);
 }
 
 if (want('fixed')) {
