@@ -11,7 +11,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { decodeSignal, decoderFor, encodePayload } from '../src/bus/codec.js';
 import { createFillModels, paperFill } from '../src/core/fills.js';
-import { SCALE, div, fx, mul } from '../src/core/fixed.js';
+import { SCALE, div, fx, mul, toDecimalString, toNumber } from '../src/core/fixed.js';
 import { decide, type AccountView } from '../src/core/governor.js';
 import { instrumentTable } from '../src/core/instruments.js';
 import { messageJsonSchemas } from '../src/core/json-schemas.js';
@@ -144,6 +144,9 @@ if (want('fixed')) {
   console.log('fixed (8 realistic operands, a call)');
   console.log(`  mul: roundDiv ${us(time(500_000, (i) => (sink ^= roundDiv(xs[i % m]! * xs[(i + 3) % m]!, SCALE))))}, now ${us(time(500_000, (i) => (sink ^= mul(xs[i % m]!, xs[(i + 3) % m]!))))}`);
   console.log(`  div: roundDiv ${us(time(500_000, (i) => (sink ^= roundDiv(xs[i % m]! * SCALE, xs[(i + 3) % m]! | 1n))))}, now ${us(time(500_000, (i) => (sink ^= div(xs[i % m]!, xs[(i + 3) % m]! | 1n))))}`);
+  // toNumber past its fast paths (an average price after a division: 18 decimals).
+  const averages = [div(fx(65000.01) * 3n + fx(64999.5), fx(4)), div(fx(3200.5), fx(3)), div(fx(-0.52), fx(7)), div(fx(150.25), fx(11))];
+  console.log(`  toNumber of an 18-decimal average: via the text ${us(time(200_000, (i) => Number(toDecimalString(averages[i & 3]!))))}, now ${us(time(200_000, (i) => toNumber(averages[i & 3]!)))}`);
   const order = JSON.parse(samples.approvals[0]!);
   const mark = fx(order.reference_price);
   const instrument = instruments.get(order.symbol);

@@ -46,6 +46,15 @@ describe('fixed fast paths', () => {
     }
   });
 
+  it('toNumber rounds exact ties to even and keeps the sign past the fast paths', () => {
+    for (const text of ['9007199254740993', '9007199254740995', '-9007199254740993', '4503599627370496.5', '4503599627370497.5', '0.009007199254740993',
+      '65000.123456789012345678', '-3200.000000000000000001', '79999999999999999.999999999999999999', '80000000000000000.000000000000000001', '1e30']) {
+      expect(toNumber(fx(text)), text).toBe(Number(toDecimalString(fx(text))));
+    }
+    expect(toNumber(fx('9007199254740993'))).toBe(9007199254740992);
+    expect(toNumber(fx('9007199254740995'))).toBe(9007199254740996);
+  });
+
   it('toDecimalString writes the plain decimal without trailing zeros', () => {
     const reference = (v: Fixed): string => {
       const negative = v < 0n;
