@@ -65,6 +65,22 @@ describe('decodeSignal', () => {
     expect(TradeSignal.parse(signal)).toEqual(signal);
   });
 
+  it('gives the JSON of the spread copy it replaced (same keys, same order), also through zod', () => {
+    const spread = (input: Record<string, unknown>, id: string) =>
+      JSON.stringify({ ...input, signal_id: input.signal_id ?? `sig-${id}`, ts: input.ts ?? idMillis(id), schema_version: input.schema_version ?? 1 });
+    const cases: Record<string, unknown>[] = [
+      minimal,
+      { schema_version: 3, ...minimal },
+      { ...minimal, ts: 7, metadata: { a: 1 } },
+      { signal_id: 'x', ...minimal, schema_version: 2 },
+      { ...minimal, extra_key_zod_strips: true },
+    ];
+    for (const input of cases) {
+      const expected = spread(input.extra_key_zod_strips ? minimal : input, '1700000000123-4');
+      expect(JSON.stringify(decodeSignal({ payload: JSON.stringify(input) }, '1700000000123-4'))).toBe(expected);
+    }
+  });
+
   it('keeps the values a producer gave', () => {
     const given = { ...minimal, signal_id: 'mine-1', ts: 5, schema_version: 2, price: 100, metadata: { model: 'v3' } };
     expect(decodeSignal({ payload: JSON.stringify(given) }, '9-0')).toEqual(given);

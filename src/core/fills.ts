@@ -331,7 +331,10 @@ export function paperFill(params: PaperFillParams): ExecutionResult {
     quote_side: quoteSide,
     price_age_ms: params.priceTs === undefined ? undefined : Math.max(0, params.now - params.priceTs),
     exit_reason: order.exit_reason,
-    ...attributionOf(order),
+    // attributionOf's fields as a literal: a spread here cost a key-by-key copy per fill.
+    source: order.source,
+    confidence: order.confidence,
+    kelly_applied: order.kelly_applied,
   };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fx, toDecimalString, toNumber, type Fixed } from './fixed.js';
+import { SCALE, div, fx, mul, toDecimalString, toNumber, type Fixed } from './fixed.js';
 import { seededRandom } from './random.js';
 
 // fx(number) and toNumber have fast paths; these tests hold them to the decimal-text
@@ -46,6 +46,15 @@ describe('fixed fast paths', () => {
     }
   });
 
+  it('toNumber rounds exact ties to even and keeps the sign past the fast paths', () => {
+    for (const text of ['9007199254740993', '9007199254740995', '-9007199254740993', '4503599627370496.5', '4503599627370497.5', '0.009007199254740993',
+      '65000.123456789012345678', '-3200.000000000000000001', '79999999999999999.999999999999999999', '80000000000000000.000000000000000001', '1e30']) {
+      expect(toNumber(fx(text)), text).toBe(Number(toDecimalString(fx(text))));
+    }
+    expect(toNumber(fx('9007199254740993'))).toBe(9007199254740992);
+    expect(toNumber(fx('9007199254740995'))).toBe(9007199254740996);
+  });
+
   it('toDecimalString writes the plain decimal without trailing zeros', () => {
     const reference = (v: Fixed): string => {
       const negative = v < 0n;
@@ -57,6 +66,28 @@ describe('fixed fast paths', () => {
     expect(toDecimalString(fx('50025.5'))).toBe('50025.5');
     expect(toDecimalString(-1n)).toBe('-0.000000000000000001');
     expect(toDecimalString(0n)).toBe('0');
+  });
+
+  it('mul and div equal the rounding division (half away from zero) they specialise', () => {
+    const roundDiv = (a: bigint, b: bigint): bigint => {
+      const q = ((a < 0n ? -a : a) + (b < 0n ? -b : b) / 2n) / (b < 0n ? -b : b);
+      return (a < 0n) !== (b < 0n) ? -q : q;
+    };
+    const values = fixedSamples().slice(0, 4000);
+    values.push(SCALE / 2n, -SCALE / 2n, 1n, -1n, 5n * 10n ** 17n, -(5n * 10n ** 17n), 3n, -3n);
+    for (let i = 0; i < values.length; i++) {
+      const a = values[i]!;
+      const b = values[(i * 7 + 3) % values.length]!;
+      expect(mul(a, b), `${a} * ${b}`).toBe(roundDiv(a * b, SCALE));
+      if (b !== 0n) expect(div(a, b), `${a} / ${b}`).toBe(roundDiv(a * SCALE, b));
+    }
+    // Exact halves round away from zero, both signs, both paths.
+    expect(mul(1n, SCALE / 2n)).toBe(1n);
+    expect(mul(-1n, SCALE / 2n)).toBe(-1n);
+    expect(div(1n, 2n * SCALE)).toBe(1n);
+    expect(div(-1n, 2n * SCALE)).toBe(-1n);
+    expect(div(1n, -2n * SCALE)).toBe(-1n);
+    expect(() => div(1n, 0n)).toThrow(RangeError);
   });
 
   it('round-trips wire numbers', () => {

@@ -61,7 +61,29 @@ export function toNumber(value: Fixed): number {
     const m = value / E10;
     if (m <= MAX_EXACT && m >= -MAX_EXACT) return Number(m) / 1e8;
   }
-  return Number(toDecimalString(value));
+  return value < 0n ? -binaryQuotient(-value) : binaryQuotient(value);
+}
+
+/** 2^-k for k = 0..127, exact doubles. */
+const POW2_NEG = Array.from({ length: 128 }, (_, k) => 2 ** -k);
+
+/**
+ * The double nearest u / 1e18 (u > 2^53), without the decimal text: q = floor(u·2^k / 1e18)
+ * with k chosen so q has at least 56 bits, plus a sticky bit for a non-zero remainder, is
+ * rounded once by Number(bigint) (round to nearest, ties to even: the sticky bit sits below
+ * the rounding position, so it breaks exactly the ties the truncation hid); the scaling by
+ * 2^-(k+1) is exact (a power of two, far from the subnormal range). Huge values
+ * (u ≥ 2^116, i.e. ≥ ~8e16) keep the text path.
+ */
+function binaryQuotient(u: bigint): number {
+  const approx = Number(u);
+  if (approx >= 2 ** 116) return Number(toDecimalString(u));
+  // log2(1e18) < 59.8; with ≥ 56 bits in q: u·2^k ≥ 2^56 · 1e18 needs k ≥ 115.8 − log2(u).
+  const k = Math.max(0, Math.ceil(117 - Math.log2(approx)));
+  const scaled = u << BigInt(k);
+  const q = scaled / SCALE;
+  const sticky = q * SCALE === scaled ? 0n : 1n;
+  return Number((q << 1n) | sticky) * POW2_NEG[k + 1]!;
 }
 
 /** Plain decimal string without trailing zeros, e.g. "50025.5". */
@@ -87,11 +109,20 @@ function roundDiv(a: bigint, b: bigint): bigint {
   return negative ? -q : q;
 }
 
+const HALF_SCALE = SCALE / 2n;
+
+// mul and div are roundDiv with the divisor's sign and half known or precomputed: fewer
+// bigint operations (each allocates) on the decision path, the same result.
 export function mul(a: Fixed, b: Fixed): Fixed {
-  return roundDiv(a * b, SCALE);
+  const p = a * b;
+  return p >= 0n ? (p + HALF_SCALE) / SCALE : -((HALF_SCALE - p) / SCALE);
 }
 
 export function div(a: Fixed, b: Fixed): Fixed {
+  if (b > 0n) {
+    const n = a * SCALE;
+    return n >= 0n ? (n + b / 2n) / b : -((b / 2n - n) / b);
+  }
   return roundDiv(a * SCALE, b);
 }
 

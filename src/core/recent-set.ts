@@ -28,8 +28,10 @@ export class RecentSet {
 
   /** Adds `key`; returns false when it was already present. */
   add(key: string): boolean {
-    if (this.keys.has(key)) return false;
+    // One hash lookup, not two: Set.add of a present key leaves the size as it was.
+    const before = this.keys.size;
     this.keys.add(key);
+    if (this.keys.size === before) return false;
     if (this.ring.length < this.slots) {
       this.ring.push(key);
     } else {
