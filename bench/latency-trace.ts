@@ -1,7 +1,7 @@
 /**
  * Where the latency tail comes from: `npx tsx bench/latency-trace.ts [rate=1000] [seconds=10]
  * [--node-args="..."]`. Runs the three services as processes (as `npm run bench` does) with
- * bench/lib/probe.cjs preloaded, sends signals at a steady rate, and for every fill slower
+ * bench/lib/probe.mjs preloaded, sends signals at a steady rate, and for every fill slower
  * than the threshold (default 2 ms; QT_TRACE_SLOW_MS) lists what overlapped it: a GC pause
  * or an event-loop stall in a service or in this process (producer and tail reader).
  * Prints percentiles and the attribution; --keep keeps the logs.
@@ -43,7 +43,7 @@ interface Pause {
 const pauses: Pause[] = [];
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
-    const kind = (entry.detail as { kind?: number } | undefined)?.kind;
+    const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind;
     const what = kind === constants.NODE_PERFORMANCE_GC_MINOR ? 'scavenge' : kind === constants.NODE_PERFORMANCE_GC_MAJOR ? 'mark-compact' : 'gc';
     const start = performance.timeOrigin + entry.startTime;
     pauses.push({ who: 'bench', what: `gc ${what}`, start, end: start + entry.duration });
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     tmpDir,
     redisUrl: redis.url,
     prefix,
-    nodeArgs: () => ['--require', join(REPO, 'bench', 'lib', 'probe.cjs'), ...(args['node-args'] ?? '').split(' ').filter(Boolean)],
+    nodeArgs: () => ['--import', join(REPO, 'bench', 'lib', 'probe.mjs'), ...(args['node-args'] ?? '').split(' ').filter(Boolean)],
   });
   try {
     const ctx: LoopContext = { services, bus, producer, tail: tailClient, prefix, redisPid: redis.child?.pid ?? null, benchPid: process.pid };

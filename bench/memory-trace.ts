@@ -1,7 +1,7 @@
 /**
  * What the services' memory is made of over a long run: `npx tsx bench/memory-trace.ts
  * [signals=1000000] [--step 100000] [--node-args="..."] [--snapshot] [--keep]`.
- * Runs the three services as processes (as `npm run bench` does) with bench/lib/probe.cjs
+ * Runs the three services as processes (as `npm run bench` does) with bench/lib/probe.mjs
  * preloaded and sends signals as fast as they are taken; after every step prints each
  * service's RSS and its V8 heap (used / committed, from the probe) and the CPU per signal
  * of the step. --snapshot writes a heap snapshot of each service at the end (into the
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     redisUrl: redis.url,
     prefix,
     nodeArgs: () => [
-      '--require', join(REPO, 'bench', 'lib', 'probe.cjs'),
+      '--import', join(REPO, 'bench', 'lib', 'probe.mjs'),
       ...(args.snapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${tmpDir}`] : []),
       ...extra,
     ],

@@ -77,8 +77,12 @@ export function tuneServiceHeap(env: NodeJS.ProcessEnv = process.env, execArgv: 
   setFlagsFromString(`--heap-growing-percent=${growingPercent}`);
   if (!SERVICE_HEAP.parallelScavenge) setFlagsFromString('--no-parallel-scavenge');
   const capBytes = newSpaceMb * 1024 * 1024;
-  let growing = true;
-  const check = (): void => {
+  // Loading the code and starting up allocate in bursts with no turn of the event loop in
+  // between, so the check below would come too late: the new space stays small until the
+  // service runs (serviceLoaded(), from src/cli/serve.ts).
+  setFlagsFromString('--semi-space-growth-factor=1');
+  let growing = false;
+  newSpaceCheck = (): void => {
     const size = getHeapSpaceStatistics().find((space) => space.space_name === 'new_space')?.space_size ?? 0;
     // V8 doubles it: one more step while that step stays within the cap.
     const grow = size * 2 <= capBytes;
@@ -86,8 +90,17 @@ export function tuneServiceHeap(env: NodeJS.ProcessEnv = process.env, execArgv: 
     growing = grow;
     setFlagsFromString(`--semi-space-growth-factor=${grow ? 2 : 1}`);
   };
+  return true;
+}
+
+let newSpaceCheck: (() => void) | null = null;
+
+/** The service is up: from now on the new space may grow up to its cap (checked after each GC). */
+export function serviceLoaded(): void {
+  const check = newSpaceCheck;
+  if (check === null) return;
+  newSpaceCheck = null;
   // Growth happens in a scavenge; looking after each batch of GC entries is enough.
   new PerformanceObserver(check).observe({ entryTypes: ['gc'] });
   check();
-  return true;
 }

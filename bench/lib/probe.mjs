@@ -1,10 +1,10 @@
-// A diagnostic preload for a service process (`--node-args="--require bench/lib/probe.cjs"`,
-// or node --require): one stderr line per GC pause and per event-loop stall, stamped with
+// A diagnostic preload for a service process (`--node-args="--import <repo>/bench/lib/probe.mjs"`,
+// or node --import): one stderr line per GC pause and per event-loop stall, stamped with
 // the wall clock (ms since the epoch, fractional) so bench/latency-trace.ts can line them
 // up with slow signals; and every QT_PROBE_MEMORY_MS (default 5000) the memory breakdown.
-'use strict';
-const { PerformanceObserver, performance, constants } = require('node:perf_hooks');
-const v8 = require('node:v8');
+import { PerformanceObserver, performance, constants } from 'node:perf_hooks';
+import { setInterval } from 'node:timers';
+import v8 from 'node:v8';
 
 const origin = performance.timeOrigin;
 const KINDS = {
