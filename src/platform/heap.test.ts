@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { commandOf, heapChoice } from './heap.js';
 
 describe('service heap settings', () => {
-  it('apply with QT_NODE_HEAP=service, and not by default or with heap flags of the user\'s own', () => {
-    const on = { QT_NODE_HEAP: 'service' };
-    expect(heapChoice({}, []).tune).toBe(false);
+  it('apply by default, and not with QT_NODE_HEAP=default or heap flags of the user\'s own', () => {
+    const on = {};
+    expect(heapChoice({}, [])).toEqual({ tune: true });
+    expect(heapChoice({ QT_NODE_HEAP: 'service' }, [])).toEqual({ tune: true });
     expect(heapChoice({ QT_NODE_HEAP: 'default' }, []).tune).toBe(false);
-    expect(heapChoice(on, [])).toEqual({ tune: true });
     expect(heapChoice(on, ['--max-old-space-size=256']).tune).toBe(false);
     expect(heapChoice({ ...on, NODE_OPTIONS: '--enable-source-maps --max-semi-space-size=8' }, []).tune).toBe(false);
     expect(heapChoice({ ...on, NODE_OPTIONS: '--parallel-scavenge' }, []).tune).toBe(false);
