@@ -148,3 +148,37 @@ export function cpuMicrosOf(pids: readonly number[]): number | null {
   }
   return total;
 }
+
+/** Resident MB of a process by kind of mapping (/proc/<pid>/smaps): what RSS is made of. */
+export interface MemoryMap {
+  /** Mapped files: the node binary and shared libraries (shared with other node processes). */
+  file: number;
+  /** The brk heap and glibc's malloc arenas (64 MB reservations): C++ and Buffer memory. */
+  malloc: number;
+  /** Other anonymous mappings: V8's heap pages, thread stacks. */
+  anon: number;
+}
+
+export function memoryMap(pid: number): MemoryMap | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return null;
+  }
+  const out = { file: 0, malloc: 0, anon: 0 };
+  let kind: keyof MemoryMap = 'anon';
+  for (const line of text.split('\n')) {
+    const region = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (region) {
+      const name = region[3] ?? '';
+      const size = (parseInt(region[2]!, 16) - parseInt(region[1]!, 16)) / 1048576;
+      // glibc arenas reserve 64 MB (HEAP_MAX_SIZE) each, aligned; V8 reserves its cage in GBs.
+      kind = name === '[heap]' ? 'malloc' : name.startsWith('/') ? 'file' : name === '' && Math.abs(size - 64) < 0.01 ? 'malloc' : 'anon';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) out[kind] += Number(rss[1]) / 1024;
+  }
+  return { file: Math.round(out.file), malloc: Math.round(out.malloc), anon: Math.round(out.anon) };
+}

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { StreamNames, type ServiceName } from '../bus/topics.js';
 import type { Config } from '../platform/config.js';
 import { systemClock } from '../platform/clock.js';
+import { serviceLoaded } from '../platform/heap.js';
 import { createLogger } from '../platform/logger.js';
 import { launchService } from '../services/launch.js';
 import { untilSignal } from './signals.js';
@@ -79,6 +80,7 @@ export async function runService(name: ServiceName, config: Config & { redis_url
       await bus.close();
       return 1;
     }
+    serviceLoaded();
     const outcome = await Promise.race([stopped.then((signal) => ({ signal })), lost.then((why) => ({ why }))]);
     if ('signal' in outcome) {
       logger.info({ signal: outcome.signal }, 'shutting down');

@@ -91,3 +91,61 @@ describe('TimedSet and DuplicateGuard', () => {
     expect(guard.has('other-9999')).toBe(true); // still in the count window
   });
 });
+
+/** The first TimedSet (a Map of times and a queue of {key, until}): the definition the compact one keeps. */
+class ReferenceTimedSet {
+  private readonly until = new Map<string, number>();
+  private queue: Array<{ key: string; until: number }> = [];
+  private head = 0;
+  has(key: string): boolean {
+    return this.until.has(key);
+  }
+  add(key: string, until: number): void {
+    const known = this.until.get(key);
+    if (known !== undefined && known >= until) return;
+    this.until.set(key, until);
+    this.queue.push({ key, until });
+  }
+  evict(now: number): void {
+    while (this.head < this.queue.length) {
+      const item = this.queue[this.head]!;
+      if (item.until > now) break;
+      if (this.until.get(item.key) === item.until) this.until.delete(item.key);
+      this.head += 1;
+    }
+  }
+  get size(): number {
+    return this.until.size;
+  }
+}
+
+describe('TimedSet against its reference', () => {
+  it('answers like the Map-and-queue definition over random adds, re-adds and evictions', () => {
+    let seed = 7;
+    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let round = 0; round < 20; round++) {
+      const set = new TimedSet();
+      const reference = new ReferenceTimedSet();
+      let now = 1_700_000_000_000;
+      for (let op = 0; op < 5_000; op++) {
+        const r = random();
+        const key = `k${Math.floor(random() * 300)}`;
+        if (r < 0.6) {
+          const until = now + Math.floor(random() * 2_000) - 200;
+          set.add(key, until);
+          reference.add(key, until);
+        } else if (r < 0.75) {
+          now += Math.floor(random() * 300);
+          set.evict(now);
+          reference.evict(now);
+        } else if (r < 0.77) {
+          set.clear();
+          (reference as unknown as { until: Map<string, number> }).until.clear();
+          Object.assign(reference, { queue: [], head: 0 });
+        }
+        expect(set.has(key)).toBe(reference.has(key));
+        expect(set.size).toBe(reference.size);
+      }
+    }
+  });
+});
