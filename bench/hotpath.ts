@@ -11,14 +11,14 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { Counter, Histogram, Registry } from 'prom-client';
 import { decodeSignal, decoderFor, encodePayload } from '../src/bus/codec.js';
 import { createFillModels, paperFill } from '../src/core/fills.js';
-import { SCALE, div, fx, mul, toDecimalString, toNumber } from '../src/core/fixed.js';
+import { SCALE, div, fx, mul, roundDiv, toDecimalString, toNumber } from '../src/core/fixed.js';
 import { decide, type AccountView } from '../src/core/governor.js';
 import { instrumentTable } from '../src/core/instruments.js';
 import { messageJsonSchemas } from '../src/core/json-schemas.js';
 import { guardFor } from '../src/core/message-guards.js';
 import { ExecutionResult, RiskApprovedSignal, RiskRejection, TradeSignalInput } from '../src/core/messages.js';
-import { defaultConfig, staleAfterMs } from '../src/platform/config.js';
-import { tickGateFor } from '../src/services/common/ticks.js';
+import { defaultConfig } from '../src/platform/config.js';
+import { riskStateOptions } from '../src/services/risk/service.js';
 import { RiskState } from '../src/services/risk/state.js';
 import { RecentSet } from '../src/core/recent-set.js';
 import { BENCH_CONFIG, BENCH_SYMBOLS, CYCLE_SIGNALS, signalPayload } from './lib/signals.js';
@@ -54,20 +54,7 @@ const T0 = Date.UTC(2026, 11, 1, 12, 0, 0);
 const PRICES: Record<string, number> = { BTCUSDT: 65000, ETHUSDT: 3200, BNBUSDT: 580, SOLUSDT: 150, XRPUSDT: 0.52 };
 
 function riskState(): RiskState {
-  const state = new RiskState({
-    initialBalance: config.account.initial_balance_usd,
-    instruments,
-    limits: config.risk,
-    execution: config.execution,
-    seed: config.seed,
-    inflightTimeoutMs: config.risk.inflight_timeout_ms,
-    staleAfterMs: staleAfterMs(config),
-    expiryGraceMs: config.market.max_clock_skew_ms,
-    tickGate: tickGateFor(config),
-    exits: config.exits,
-    protections: config.protections,
-    maxSourceDrawdownPct: config.risk.max_source_drawdown_pct,
-  });
+  const state = new RiskState(riskStateOptions(config));
   for (const symbol of BENCH_SYMBOLS) state.onTick({ schema_version: 1, symbol, price: PRICES[symbol]!, ts: T0, source: 'manual' }, T0);
   return state;
 }
@@ -129,15 +116,7 @@ if (want('decide')) {
 }
 
 if (want('fixed')) {
-  // The rounding division mul and div used before this pass, for the comparison.
-  const roundDiv = (a: bigint, b: bigint): bigint => {
-    if (b === 0n) throw new RangeError('division by zero');
-    const negative = (a < 0n) !== (b < 0n);
-    const absA = a < 0n ? -a : a;
-    const absB = b < 0n ? -b : b;
-    const q = (absA + absB / 2n) / absB;
-    return negative ? -q : q;
-  };
+  // roundDiv: what mul and div used before this pass, for the comparison.
   const xs = [fx(65000.01), fx(0.01538), fx(-3200.5), fx(0.1), fx(10000), fx(-0.00001), fx(580.25), fx(0.6)];
   const m = xs.length;
   let sink = 0n;

@@ -100,7 +100,7 @@ export function toDecimalString(value: Fixed): string {
 }
 
 /** a / b rounded half away from zero (b > 0 or < 0). */
-function roundDiv(a: bigint, b: bigint): bigint {
+export function roundDiv(a: bigint, b: bigint): bigint {
   if (b === 0n) throw new RangeError('division by zero');
   const negative = (a < 0n) !== (b < 0n);
   const absA = a < 0n ? -a : a;

@@ -8,16 +8,34 @@ import { GROUPS, TOPICS } from '../../bus/topics.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { LevelPatch } from '../../core/exits.js';
 import type { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
-import { staleAfterMs } from '../../platform/config.js';
+import { staleAfterMs, type Config } from '../../platform/config.js';
 import { createRiskMetrics, type RiskMetrics } from '../../platform/metrics.js';
 import { realScheduler, type Cancel } from '../../platform/scheduler.js';
 import { ServiceHost, decodeTopic, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
-import { RISK_SNAPSHOT_OLDER_VERSIONS, RISK_SNAPSHOT_VERSION, RiskState } from './state.js';
+import { RISK_SNAPSHOT_OLDER_VERSIONS, RISK_SNAPSHOT_VERSION, RiskState, type RiskStateOptions } from './state.js';
 
 /** How far back the decision streams are read at start to rebuild the duplicate guard. */
 const GUARD_REBUILD_ENTRIES = 50_000;
 const INFLIGHT_SWEEP_MS = 1000;
+
+/** The risk state's settings from a config (the service's, and the hot-path bench's). */
+export function riskStateOptions(config: Config): RiskStateOptions {
+  return {
+    initialBalance: config.account.initial_balance_usd,
+    instruments: instrumentTable(config.instruments),
+    limits: config.risk,
+    execution: config.execution,
+    seed: config.seed,
+    inflightTimeoutMs: config.risk.inflight_timeout_ms,
+    staleAfterMs: staleAfterMs(config),
+    expiryGraceMs: config.market.max_clock_skew_ms,
+    tickGate: tickGateFor(config),
+    exits: config.exits,
+    protections: config.protections,
+    maxSourceDrawdownPct: config.risk.max_source_drawdown_pct,
+  };
+}
 
 export class RiskService {
   readonly state: RiskState;
@@ -29,20 +47,7 @@ export class RiskService {
 
   constructor(private readonly deps: ServiceDeps) {
     const { config } = deps;
-    this.state = new RiskState({
-      initialBalance: config.account.initial_balance_usd,
-      instruments: instrumentTable(config.instruments),
-      limits: config.risk,
-      execution: config.execution,
-      seed: config.seed,
-      inflightTimeoutMs: config.risk.inflight_timeout_ms,
-      staleAfterMs: staleAfterMs(config),
-      expiryGraceMs: config.market.max_clock_skew_ms,
-      tickGate: tickGateFor(config),
-      exits: config.exits,
-      protections: config.protections,
-      maxSourceDrawdownPct: config.risk.max_source_drawdown_pct,
-    });
+    this.state = new RiskState(riskStateOptions(config));
     this.metrics = createRiskMetrics();
     this.host = new ServiceHost(deps, {
       service: 'risk',
