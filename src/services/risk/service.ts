@@ -18,6 +18,13 @@ import { RISK_SNAPSHOT_OLDER_VERSIONS, RISK_SNAPSHOT_VERSION, RiskState, type Ri
 /** How far back the decision streams are read at start to rebuild the duplicate guard. */
 const GUARD_REBUILD_ENTRIES = 50_000;
 const INFLIGHT_SWEEP_MS = 1000;
+/**
+ * Rejections are frequent (a model below min_confidence, a cooldown): one warning each
+ * would write gigabytes a day at a few hundred signals/s, so they are logged as one count
+ * by reason per interval (each is on trade.signal.rejected and in /metrics; the line per
+ * signal is at debug).
+ */
+export const REJECTION_LOG_INTERVAL_MS = 60_000;
 
 /** The risk state's settings from a config (the service's, and the hot-path bench's). */
 export function riskStateOptions(config: Config): RiskStateOptions {
@@ -44,6 +51,8 @@ export class RiskService {
   private cancelSweep?: Cancel;
   private startedAt = 0;
   private checkingTimeLimits = false;
+  /** Rejections since the last summary line, by reason (a signal with several reasons counts once per reason). */
+  private rejectedSince = { count: 0, byReason: new Map<string, number>(), from: 0 };
 
   constructor(private readonly deps: ServiceDeps) {
     const { config } = deps;
@@ -105,8 +114,10 @@ export class RiskService {
       }
     }
     this.host.consume();
+    this.rejectedSince.from = this.deps.clock.now();
     this.cancelSweep = (this.deps.scheduler ?? realScheduler).every(INFLIGHT_SWEEP_MS, () => {
       this.sweepInflight();
+      this.logRejections(false);
       return this.checkTimeLimits();
     });
     logger.info({ trading_state: this.state.state, inflight: this.state.inflightCount() }, 'risk safety service started');
@@ -247,7 +258,8 @@ export class RiskService {
         return;
       case 'reject':
         for (const reason of outcome.message.reasons) this.metrics.outcomes.inc({ outcome: `rejected:${reason}` });
-        this.deps.logger.warn(
+        this.noteRejection(outcome.message.reasons);
+        this.deps.logger.debug(
           { signal_id: signal.signal_id, symbol: signal.symbol, action: signal.action, reasons: outcome.message.reasons },
           'signal rejected',
         );
@@ -256,6 +268,27 @@ export class RiskService {
         this.metrics.outcomes.inc({ outcome: 'approved' });
         return [{ topic: TOPICS.safe, payload: outcome.message }];
     }
+  }
+
+  private noteRejection(reasons: readonly string[]): void {
+    const tally = this.rejectedSince;
+    tally.count += 1;
+    for (const reason of reasons) tally.byReason.set(reason, (tally.byReason.get(reason) ?? 0) + 1);
+  }
+
+  /** One warning with the interval's rejections by reason, once the interval is over (or now, at stop). */
+  private logRejections(final: boolean): void {
+    const tally = this.rejectedSince;
+    const now = this.deps.clock.now();
+    if (!final && now - tally.from < REJECTION_LOG_INTERVAL_MS) return;
+    if (tally.count > 0) {
+      const seconds = Math.round((now - tally.from) / 1000);
+      this.deps.logger.warn(
+        { rejected: tally.count, by_reason: Object.fromEntries(tally.byReason), interval_s: seconds },
+        `${tally.count} signal${tally.count === 1 ? '' : 's'} rejected in the last ${seconds} s`,
+      );
+    }
+    this.rejectedSince = { count: 0, byReason: new Map(), from: now };
   }
 
   /** Synchronous, so it never interleaves with a batch; persisted with the next commit. */
@@ -338,6 +371,7 @@ export class RiskService {
   async stop(): Promise<void> {
     this.cancelSweep?.();
     await this.host.stop();
+    this.logRejections(true);
   }
 }
 
