@@ -75,7 +75,7 @@ it('logs rejections as one warning per interval with counts by reason, not one l
   clock.advance(REJECTION_LOG_INTERVAL_MS);
   await scheduler.fire();
   expect(rejectionLines()).toHaveLength(1);
-  expect(rejectionLines()[0]).toMatchObject({ rejected: 40, by_reason: { LOW_CONFIDENCE: 40 }, interval_s: 60, msg: '40 signals rejected in the last 60 s' });
+  expect(rejectionLines()[0]).toMatchObject({ event: 'rejections', rejected: 40, by_reason: { LOW_CONFIDENCE: 40 }, interval_s: 60, msg: '40 signals rejected in the last 60 s' });
 
   // A quiet interval writes nothing; what is left at stop is written then.
   clock.advance(REJECTION_LOG_INTERVAL_MS);

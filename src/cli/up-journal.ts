@@ -5,6 +5,7 @@
  * activity line per interval, so the log stays bounded at any signal rate.
  */
 import type { Logger } from '../platform/logger.js';
+import { REJECTIONS_EVENT } from '../services/risk/service.js';
 
 export interface ActivityTotals {
   received: number;
@@ -19,6 +20,9 @@ export interface ActivityTotals {
 
 /** The per-signal log messages `up` folds into the activity lines instead of writing one by one. */
 export const FOLDED_MESSAGES: ReadonlySet<string> = new Set(['signal rejected']);
+
+/** The `event`s of the services' periodic counts that `up`'s activity lines already hold (risk's rejections by reason). */
+export const FOLDED_EVENTS: ReadonlySet<string> = new Set([REJECTIONS_EVENT]);
 
 export const ACTIVITY_INTERVAL_MS = 60_000;
 

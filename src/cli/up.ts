@@ -22,7 +22,7 @@ import { untilSignal } from './signals.js';
 import { holdServiceLeases } from '../services/common/lease.js';
 import { hostname } from 'node:os';
 import { renderSummary, renderSummaryLine, formatUptime, type SummaryFigures } from './summary.js';
-import { FOLDED_MESSAGES, UpJournal, type ActivityTotals } from './up-journal.js';
+import { FOLDED_EVENTS, FOLDED_MESSAGES, UpJournal, type ActivityTotals } from './up-journal.js';
 
 export interface UpOptions {
   demo: boolean;
@@ -45,6 +45,8 @@ export function upLogger(destination: DestinationStream): Logger {
       hooks: {
         logMethod(args, method) {
           if (args.some((a) => typeof a === 'string' && FOLDED_MESSAGES.has(a))) return;
+          const first: unknown = args[0];
+          if (typeof first === 'object' && first !== null && FOLDED_EVENTS.has(String((first as { event?: unknown }).event))) return;
           method.apply(this, args);
         },
       },

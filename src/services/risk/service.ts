@@ -25,6 +25,8 @@ const INFLIGHT_SWEEP_MS = 1000;
  * signal is at debug).
  */
 export const REJECTION_LOG_INTERVAL_MS = 60_000;
+/** The `event` field of those lines (`quantum up` folds them into its own activity lines). */
+export const REJECTIONS_EVENT = 'rejections';
 
 /** The risk state's settings from a config (the service's, and the hot-path bench's). */
 export function riskStateOptions(config: Config): RiskStateOptions {
@@ -284,7 +286,7 @@ export class RiskService {
     if (tally.count > 0) {
       const seconds = Math.round((now - tally.from) / 1000);
       this.deps.logger.warn(
-        { rejected: tally.count, by_reason: Object.fromEntries(tally.byReason), interval_s: seconds },
+        { event: REJECTIONS_EVENT, rejected: tally.count, by_reason: Object.fromEntries(tally.byReason), interval_s: seconds },
         `${tally.count} signal${tally.count === 1 ? '' : 's'} rejected in the last ${seconds} s`,
       );
     }
