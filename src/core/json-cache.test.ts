@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fx } from './fixed.js';
 import { instrumentTable } from './instruments.js';
-import { MembersCache, VersionedMap, fillPlaceholders, isOrderedKey, placeholder } from './json-cache.js';
+import { MembersCache, VersionedMap, isOrderedKey, jsonByParts, partMarker, spliceParts } from './json-cache.js';
 import { Ledger } from './ledger.js';
 import { keyedRandom } from './random.js';
 import { TickGate } from './tick-rules.js';
@@ -69,21 +69,31 @@ describe('MembersCache', () => {
   });
 });
 
-describe('fillPlaceholders', () => {
-  it('puts each part in place of its placeholder', () => {
-    const shell = JSON.stringify({ a: placeholder('a'), b: 1, c: placeholder('c') });
-    expect(fillPlaceholders(shell, { a: () => '[1,2]', c: () => '{"x":null}' })).toBe('{"a":[1,2],"b":1,"c":{"x":null}}');
+describe('spliceParts', () => {
+  it('puts each part in place of its marker', () => {
+    const shell = JSON.stringify({ a: partMarker('a'), b: 1, c: partMarker('c') });
+    expect(spliceParts(shell, { a: () => '[1,2]', c: () => '{"x":null}' })).toBe('{"a":[1,2],"b":1,"c":{"x":null}}');
   });
 
-  it('gives up when a string of the state equals a placeholder, or one is missing', () => {
-    const twice = JSON.stringify({ a: placeholder('a'), reason: placeholder('a') });
-    expect(fillPlaceholders(twice, { a: () => '1' })).toBeNull();
-    const other = JSON.stringify({ a: placeholder('a'), reason: placeholder('zz') });
-    expect(fillPlaceholders(other, { a: () => '1' })).toBeNull();
-    expect(fillPlaceholders(JSON.stringify({ a: 1 }), { a: () => '1' })).toBeNull();
-    // Not at the start of a string: not a placeholder.
-    const inside = JSON.stringify({ a: placeholder('a'), reason: `x${placeholder('a')}` });
-    expect(fillPlaceholders(inside, { a: () => '1' })).toBe(`{"a":1,"reason":${JSON.stringify(`x${placeholder('a')}`)}}`);
+  it('gives up when a string of the state equals a marker, or one is missing', () => {
+    const twice = JSON.stringify({ a: partMarker('a'), reason: partMarker('a') });
+    expect(spliceParts(twice, { a: () => '1' })).toBeNull();
+    const other = JSON.stringify({ a: partMarker('a'), reason: partMarker('zz') });
+    expect(spliceParts(other, { a: () => '1' })).toBeNull();
+    expect(spliceParts(JSON.stringify({ a: 1 }), { a: () => '1' })).toBeNull();
+    // Not at the start of a string: not a marker.
+    const inside = JSON.stringify({ a: partMarker('a'), reason: `x${partMarker('a')}` });
+    expect(spliceParts(inside, { a: () => '1' })).toBe(`{"a":1,"reason":${JSON.stringify(`x${partMarker('a')}`)}}`);
+  });
+});
+
+describe('jsonByParts', () => {
+  it('is JSON.stringify of the whole, from the parts, and falls back to it when a state string equals a marker', () => {
+    const whole = { a: [1, 2], b: 'x', c: { y: null } };
+    const parts = { a: () => JSON.stringify(whole.a), c: () => JSON.stringify(whole.c) };
+    expect(jsonByParts(parts, (m) => ({ a: m.a, b: whole.b, c: m.c }), () => whole)).toBe(JSON.stringify(whole));
+    const odd = { ...whole, b: partMarker('a') };
+    expect(jsonByParts(parts, (m) => ({ a: m.a, b: odd.b, c: m.c }), () => odd)).toBe(JSON.stringify(odd));
   });
 });
 

@@ -98,23 +98,22 @@ export class MembersCache<V> {
   }
 }
 
-/** `"\u0000name"`: stands for a part of a snapshot while the rest of it is serialised. */
-export function placeholder(name: string): string {
+/** `"\u0000name"`: the marker that stands for the part `name` while the rest of a snapshot is serialised. */
+export function partMarker(name: string): string {
   return `\u0000${name}`;
 }
 
-const PLACEHOLDER_JSON = /"\\u0000([A-Za-z_]+)"/g;
+const MARKER_JSON = /"\\u0000([A-Za-z_]+)"/g;
 
 /**
- * Puts each part's JSON text in place of its placeholder (see `placeholder`) in `shell`
- * (JSON.stringify of the snapshot with the placeholders as the parts' values). Null when
- * the placeholders are not found exactly once each (a string of the state that happens to
- * equal one): the caller then serialises the whole definition.
+ * Puts each part's JSON text in place of its marker (see `partMarker`) in `shell`. Null
+ * when the markers are not found exactly once each (a string of the state that happens to
+ * equal one).
  */
-export function fillPlaceholders(shell: string, parts: Readonly<Record<string, () => string>>): string | null {
+export function spliceParts(shell: string, parts: Readonly<Record<string, () => string>>): string | null {
   const seen = new Set<string>();
   let bad = false;
-  const out = shell.replace(PLACEHOLDER_JSON, (match, name: string) => {
+  const out = shell.replace(MARKER_JSON, (match, name: string) => {
     const part = Object.hasOwn(parts, name) ? parts[name] : undefined;
     if (part === undefined || seen.has(name)) {
       bad = true;
@@ -124,4 +123,17 @@ export function fillPlaceholders(shell: string, parts: Readonly<Record<string, (
     return part();
   });
   return bad || seen.size !== Object.keys(parts).length ? null : out;
+}
+
+/**
+ * Exactly JSON.stringify(whole()), made from parts whose text the caller keeps: `shape`
+ * gets a marker for each part (named by the keys of `parts`; typed `never` so it fits any
+ * field, though it is a string) and returns the snapshot object with them in the parts'
+ * places; the markers' JSON is then replaced by the parts' texts. When a string of the
+ * state equals a marker, JSON.stringify(whole()) it is.
+ */
+export function jsonByParts<K extends string>(parts: Readonly<Record<K, () => string>>, shape: (markers: Readonly<Record<K, never>>) => unknown, whole: () => unknown): string {
+  const markers: Record<string, string> = {};
+  for (const name of Object.keys(parts)) markers[name] = partMarker(name);
+  return spliceParts(JSON.stringify(shape(markers as unknown as Record<K, never>)), parts) ?? JSON.stringify(whole());
 }

@@ -26,7 +26,7 @@
  */
 import { z } from 'zod';
 import { abs, div, fx, mul, toDecimalString, toNumber, ONE, ZERO, type Fixed } from './fixed.js';
-import { MembersCache, VersionedMap, fillPlaceholders, placeholder } from './json-cache.js';
+import { MembersCache, VersionedMap, jsonByParts } from './json-cache.js';
 import {
   SCHEMA_VERSION,
   type ExecutionResult,
@@ -352,9 +352,6 @@ function positionSnapshotOf(r: PositionRecord): LedgerSnapshot['positions'][numb
   };
 }
 
-const LEDGER_MARKS = placeholder('marks');
-const LEDGER_POSITIONS = placeholder('positions');
-
 // ---------------------------------------------------------------------------
 
 export class Ledger {
@@ -640,16 +637,18 @@ export class Ledger {
    * beyond joining their texts.
    */
   toSnapshotJson(): string {
-    const shell = JSON.stringify(this.snapshotWith(LEDGER_MARKS as unknown as LedgerSnapshot['marks'], LEDGER_POSITIONS as unknown as LedgerSnapshot['positions']));
-    const json = fillPlaceholders(shell, {
-      marks: () => this.marksJson.object(this.marks, () => this.toSnapshot().marks),
-      positions: () => {
-        const parts: string[] = [];
-        for (const r of this.records.values()) parts.push((r.json ??= JSON.stringify(positionSnapshotOf(r))));
-        return `[${parts.join(',')}]`;
+    return jsonByParts(
+      {
+        marks: () => this.marksJson.object(this.marks, () => this.toSnapshot().marks),
+        positions: () => {
+          const parts: string[] = [];
+          for (const r of this.records.values()) parts.push((r.json ??= JSON.stringify(positionSnapshotOf(r))));
+          return `[${parts.join(',')}]`;
+        },
       },
-    });
-    return json ?? JSON.stringify(this.toSnapshot());
+      (markers) => this.snapshotWith(markers.marks, markers.positions),
+      () => this.toSnapshot(),
+    );
   }
 
   private readonly marksJson = new MembersCache<Fixed>((price) => JSON.stringify(str(price)));

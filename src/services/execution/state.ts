@@ -9,7 +9,7 @@ import { createFillModels, isExpired, paperFill, paperReject, rejectCodeOf, type
 import type { InstrumentTable } from '../../core/instruments.js';
 import { MarketSimulator, priceTick, syntheticQuote, type Quote, type SetPriceResult } from '../../core/market.js';
 import type { ExecutionResult, PriceTick, RiskApprovedSignal, TickSource } from '../../core/messages.js';
-import { MembersCache, VersionedMap, fillPlaceholders, placeholder } from '../../core/json-cache.js';
+import { MembersCache, VersionedMap, jsonByParts } from '../../core/json-cache.js';
 import { keyedRandom } from '../../core/random.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
@@ -97,11 +97,6 @@ export type ExecutionSnapshot = z.infer<typeof ExecutionSnapshot>;
 
 /** The snapshot's parts whose text snapshotJson keeps between batches. */
 type ExecutionSnapshotPart = 'prices' | 'price_ts' | 'quotes' | 'tick_gate' | 'positions';
-const EXECUTION_PART_NAMES: readonly ExecutionSnapshotPart[] = ['prices', 'price_ts', 'quotes', 'tick_gate', 'positions'];
-const EXECUTION_PLACEHOLDERS = Object.fromEntries(EXECUTION_PART_NAMES.map((name) => [name, placeholder(name)])) as unknown as Pick<
-  ExecutionSnapshot,
-  ExecutionSnapshotPart
->;
 
 function quoteSnapshotOf(q: Quote): { bid: string; ask: string } {
   return { bid: q.bid.toString(), ask: q.ask.toString() };
@@ -371,15 +366,17 @@ export class ExecutionState {
    * not grow with the instruments and positions beyond a join.
    */
   snapshotJson(): string {
-    const shell = JSON.stringify(this.snapshotWith(EXECUTION_PLACEHOLDERS));
-    const json = fillPlaceholders(shell, {
-      prices: () => this.text.prices.object(this.simulator.priceView(), () => this.toSnapshot().prices),
-      price_ts: () => this.text.priceTs.object(this.priceTs, () => this.toSnapshot().price_ts),
-      quotes: () => this.text.quotes.object(this.quotes, () => this.toSnapshot().quotes),
-      tick_gate: () => this.options.tickGate.toSnapshotJson(),
-      positions: () => this.text.positions.object(this.positions, () => this.toSnapshot().positions),
-    });
-    return json ?? JSON.stringify(this.toSnapshot());
+    return jsonByParts(
+      {
+        prices: () => this.text.prices.object(this.simulator.priceView(), () => this.toSnapshot().prices),
+        price_ts: () => this.text.priceTs.object(this.priceTs, () => this.toSnapshot().price_ts),
+        quotes: () => this.text.quotes.object(this.quotes, () => this.toSnapshot().quotes),
+        tick_gate: () => this.options.tickGate.toSnapshotJson(),
+        positions: () => this.text.positions.object(this.positions, () => this.toSnapshot().positions),
+      },
+      (markers) => this.snapshotWith(markers),
+      () => this.toSnapshot(),
+    );
   }
 
   /** The snapshot text of each per-symbol map, by entry (snapshotJson). */

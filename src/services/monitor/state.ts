@@ -23,7 +23,7 @@ import {
   type PriceTick,
 } from '../../core/messages.js';
 import { instrumentTable } from '../../core/instruments.js';
-import { MembersCache, VersionedMap, fillPlaceholders, placeholder } from '../../core/json-cache.js';
+import { MembersCache, VersionedMap, jsonByParts } from '../../core/json-cache.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { DEFAULT_TICK_RULES, TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 import { DEFAULT_INSTRUMENTS } from '../../platform/config.js';
@@ -80,11 +80,6 @@ export type MonitorSnapshot = z.infer<typeof MonitorSnapshot>;
 
 /** The snapshot's parts whose text snapshotJson keeps between batches. */
 type MonitorSnapshotPart = 'ledger' | 'price_ts' | 'exit_levels' | 'tick_gate' | 'trades' | 'sources';
-const MONITOR_PART_NAMES: readonly MonitorSnapshotPart[] = ['ledger', 'price_ts', 'exit_levels', 'tick_gate', 'trades', 'sources'];
-const MONITOR_PLACEHOLDERS = Object.fromEntries(MONITOR_PART_NAMES.map((name) => [name, placeholder(name)])) as unknown as Pick<
-  MonitorSnapshot,
-  MonitorSnapshotPart
->;
 
 export type FillOutcome =
   /** `feedback`: the round trip this fill closed; `drift`: the drift state changes it caused. */
@@ -363,16 +358,18 @@ export class MonitorState {
    * SourceBook.toSnapshotJson; so its cost does not grow with open positions beyond a join.
    */
   snapshotJson(): string {
-    const shell = JSON.stringify(this.snapshotWith(MONITOR_PLACEHOLDERS));
-    const json = fillPlaceholders(shell, {
-      ledger: () => this.ledger.toSnapshotJson(),
-      price_ts: () => this.text.priceTs.object(this.priceTs, () => this.toSnapshot().price_ts),
-      exit_levels: () => this.text.exitLevels.object(this.exitLevels, () => this.toSnapshot().exit_levels),
-      tick_gate: () => this.tickGate.toSnapshotJson(),
-      trades: () => this.text.trades.object(this.trades, () => this.toSnapshot().trades),
-      sources: () => this.sources.toSnapshotJson(),
-    });
-    return json ?? JSON.stringify(this.toSnapshot());
+    return jsonByParts(
+      {
+        ledger: () => this.ledger.toSnapshotJson(),
+        price_ts: () => this.text.priceTs.object(this.priceTs, () => this.toSnapshot().price_ts),
+        exit_levels: () => this.text.exitLevels.object(this.exitLevels, () => this.toSnapshot().exit_levels),
+        tick_gate: () => this.tickGate.toSnapshotJson(),
+        trades: () => this.text.trades.object(this.trades, () => this.toSnapshot().trades),
+        sources: () => this.sources.toSnapshotJson(),
+      },
+      (markers) => this.snapshotWith(markers),
+      () => this.toSnapshot(),
+    );
   }
 
   /** The snapshot text of each per-symbol map, by entry (snapshotJson). */

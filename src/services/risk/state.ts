@@ -55,7 +55,7 @@ import {
   type ProtectionConfig,
   type SourceCurve,
 } from '../../core/protections.js';
-import { MembersCache, VersionedMap, fillPlaceholders, placeholder } from '../../core/json-cache.js';
+import { MembersCache, VersionedMap, jsonByParts } from '../../core/json-cache.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 import type { RiskReading } from '../../platform/metrics.js';
@@ -106,9 +106,6 @@ interface InFlight {
 
 /** The snapshot's parts whose text snapshotJson keeps between batches. */
 type SnapshotPart = 'confirmed' | 'inflight' | 'prices' | 'price_ts' | 'quotes' | 'tick_gate' | 'exits' | 'position_sources';
-const SNAPSHOT_PART_NAMES: readonly SnapshotPart[] = ['confirmed', 'inflight', 'prices', 'price_ts', 'quotes', 'tick_gate', 'exits', 'position_sources'];
-/** Stand in for those parts while the rest of the snapshot is serialised. */
-const SNAPSHOT_PLACEHOLDERS = Object.fromEntries(SNAPSHOT_PART_NAMES.map((name) => [name, placeholder(name)])) as unknown as Pick<RiskSnapshot, SnapshotPart>;
 
 export interface Counters {
   received: number;
@@ -959,22 +956,24 @@ export class RiskState {
    * levels and position sources once per change (see core/json-cache.ts).
    */
   snapshotJson(): string {
-    const shell = JSON.stringify(this.snapshotWith(SNAPSHOT_PLACEHOLDERS));
-    const json = fillPlaceholders(shell, {
-      confirmed: () => this.confirmed.toSnapshotJson(),
-      inflight: () => {
-        const parts: string[] = [];
-        for (const entry of this.inflight.values()) parts.push((entry.json ??= JSON.stringify(inflightRecord(entry.order))));
-        return `[${parts.join(',')}]`;
+    return jsonByParts(
+      {
+        confirmed: () => this.confirmed.toSnapshotJson(),
+        inflight: () => {
+          const parts: string[] = [];
+          for (const entry of this.inflight.values()) parts.push((entry.json ??= JSON.stringify(inflightRecord(entry.order))));
+          return `[${parts.join(',')}]`;
+        },
+        prices: () => this.text.prices.object(this.prices, () => this.toSnapshot().prices),
+        price_ts: () => this.text.priceTs.object(this.priceTs, () => this.toSnapshot().price_ts),
+        quotes: () => this.text.quotes.object(this.quotes, () => this.toSnapshot().quotes),
+        tick_gate: () => this.options.tickGate.toSnapshotJson(),
+        exits: () => this.exitBook.toSnapshotJson(),
+        position_sources: () => this.text.positionSources.object(this.positionSources, () => this.toSnapshot().position_sources),
       },
-      prices: () => this.text.prices.object(this.prices, () => this.toSnapshot().prices),
-      price_ts: () => this.text.priceTs.object(this.priceTs, () => this.toSnapshot().price_ts),
-      quotes: () => this.text.quotes.object(this.quotes, () => this.toSnapshot().quotes),
-      tick_gate: () => this.options.tickGate.toSnapshotJson(),
-      exits: () => this.exitBook.toSnapshotJson(),
-      position_sources: () => this.text.positionSources.object(this.positionSources, () => this.toSnapshot().position_sources),
-    });
-    return json ?? JSON.stringify(this.toSnapshot());
+      (markers) => this.snapshotWith(markers),
+      () => this.toSnapshot(),
+    );
   }
 
   /** The snapshot text of each per-symbol map, by entry (snapshotJson). */
