@@ -17,7 +17,7 @@
  * with tsx from the repository root, so they import from './src/…'.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -141,13 +141,22 @@ beforeAll(async () => {
     QT_EXECUTION_PORT: String(execution),
     QT_MONITOR_PORT: String(monitor),
     QT_DASHBOARD_PORT: String(dashboard),
+    // Installing the checkout into npx's cache runs its `prepare` script (tsc) in this tree,
+    // which rewrites dist/ file by file while other test files' services load from it (a
+    // service then fails to start: "does not provide an export named ..."). dist/ is already
+    // fresh (ensureBuilt above), so npm's scripts are skipped here.
+    npm_config_ignore_scripts: 'true',
   });
   // The first `npx quantum` of a checkout installs the project into npm's npx cache (a
   // `file:` dependency with its whole tree), which can take over a minute on a loaded
   // machine: do it once here, so a snippet's time limit is not spent on it and two
   // snippets never race on a half-made cache entry.
+  const builtAt = statSync(join(REPO, 'dist', 'cli', 'main.js')).mtimeMs;
   const warm = spawnSync('npx', ['quantum', '--version'], { cwd: REPO, env, encoding: 'utf8', timeout: 300_000 });
   if (warm.status !== 0) throw new Error(`npx quantum --version failed (${warm.status ?? warm.signal}): ${warm.stderr}`);
+  if (statSync(join(REPO, 'dist', 'cli', 'main.js')).mtimeMs !== builtAt) {
+    throw new Error('npx quantum rebuilt dist/ under the other test files\' running services');
+  }
   up = spawnQuantum(['up', '--no-demo', '--plain', '--redis', redis.url], env, 'up');
   await Promise.all([risk, execution, monitor].map((port) => waitForHealth(`http://127.0.0.1:${port}`, up, 60_000)));
 }, 420_000);
