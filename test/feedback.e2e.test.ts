@@ -190,7 +190,7 @@ describe('feedback with the three services as processes on Redis', () => {
       const settled =
         (await isSettled(loop.bus, GROUPS.risk, [TOPICS.signal, TOPICS.execution])) &&
         (await isSettled(loop.bus, GROUPS.execution, [TOPICS.safe])) &&
-        (await isSettled(loop.bus, GROUPS.monitor, [TOPICS.execution, TOPICS.safe, TOPICS.rejected, TOPICS.tick]));
+        (await isSettled(loop.bus, GROUPS.monitor, [TOPICS.execution, TOPICS.decisions, TOPICS.tick]));
       return settled ? true : null;
     }, 'every service to settle after the restart', 60_000);
     const closes = (await fills()).filter((f) => f.signal_id.startsWith('kill-close-'));
