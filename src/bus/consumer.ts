@@ -7,8 +7,8 @@
  *   consumer resumes at once), claim entries idle on dead consumers;
  *   then: read new entries, handle them in order, and commit the batch's outputs (and
  *   those its batchOutputs hook adds), dead letters, state and acknowledgements in one
- *   atomic write; every claimIntervalMs claim
- *   again; failed entries stay pending and are re-read once their retry delay passed.
+ *   atomic write; every claimIntervalMs claim again; failed entries stay pending and are
+ *   re-read once their retry delay passed.
  */
 import type { Clock } from '../core/clock.js';
 import { RefusedEntry } from './bus.js';
