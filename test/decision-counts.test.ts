@@ -233,4 +233,33 @@ describe('upgrading from a monitor with groups on trade.signal.safe / .rejected 
     expect(again.lines.filter((l) => String(l.msg).startsWith('upgrade:'))).toHaveLength(0);
     expect(decisionFigures(restarted.service.sources().sources)).toEqual(decisionFigures(monitor.service.sources().sources));
   });
+  it('when its group on trade.signal.decisions has already read counts, it only removes the old groups (nothing counted twice)', async () => {
+    scope = testScope('decisions-upgrade-read');
+    const prefix = scope.newPrefix();
+    const bus = await scope.openBus(prefix);
+    const config = testConfig();
+    const client = createClient({ url: redisUrl() });
+    await client.connect();
+    scope.defer(() => client.destroy());
+    await bus.publish(TOPICS.safe, approval({ source: 'alpha' }));
+    await client.sendCommand(['XGROUP', 'CREATE', `${prefix}${TOPICS.safe}`, GROUPS.monitor, '0']);
+    const counts = { schema_version: 1, sources: [{ source: 'alpha', approved: 1, rejected: 0, rejected_by_reason: {} }], ts: Date.now() };
+    await bus.publish(TOPICS.decisions, counts);
+    await client.sendCommand(['XGROUP', 'CREATE', `${prefix}${TOPICS.decisions}`, GROUPS.monitor, '0']);
+    const read = (await client.sendCommand(['XREADGROUP', 'GROUP', GROUPS.monitor, 'm-1', 'STREAMS', `${prefix}${TOPICS.decisions}`, '>'])) as [string, [string, string[]][]][];
+    await client.sendCommand(['XACK', `${prefix}${TOPICS.decisions}`, GROUPS.monitor, read[0]![1][0]![0]]);
+    const state = new MonitorState(config.account.initial_balance_usd);
+    state.onDecisions(counts);
+
+    for (const snapshot of [state.snapshotJson(), 'not json']) {
+      await bus.setValue(snapshotKey('monitor'), snapshot);
+      if (snapshot === 'not json') await client.sendCommand(['XGROUP', 'CREATE', `${prefix}${TOPICS.safe}`, GROUPS.monitor, '0']);
+      const { logger, lines } = capturingLogger();
+      const monitor = await scope.launch('monitor', { bus, config, logger });
+      expect(lines.filter((l) => String(l.msg).startsWith('upgrade:'))).toEqual([expect.objectContaining({ counted: 0 })]);
+      expect((await bus.info(TOPICS.safe)).groups).toEqual([]);
+      expect(decisionFigures(monitor.service.sources().sources)).toEqual({ alpha: { approved: 1, rejected: 0, rejected_by_reason: {} } });
+      await monitor.stop();
+    }
+  });
 });

@@ -70,6 +70,16 @@ function idBefore(id: string): string {
   return BigInt(ms) > 0n ? `${BigInt(ms) - 1n}-18446744073709551615` : '0-0';
 }
 
+/**
+ * The monitor's group on trade.signal.decisions has read something: decisions are counted
+ * from there, and an older monitor's groups on the decision streams (if any are left) are
+ * not folded, neither on a rebuild nor when they are retired.
+ */
+export async function countsFromDecisions(bus: EventBus): Promise<boolean> {
+  const mine = (await bus.info(TOPICS.decisions)).groups.find((g) => g.name === GROUPS.monitor);
+  return mine !== undefined && (mine.pending > 0 || compareIds(mine.last_delivered_id, '0-0') > 0);
+}
+
 /** Retires the older monitor's groups, when there are any; null when there is nothing to do. */
 export async function retireDecisionGroups(bus: EventBus, options: RetireOptions): Promise<RetireResult | null> {
   if (!hasMover(bus)) return null;
@@ -81,11 +91,11 @@ export async function retireDecisionGroups(bus: EventBus, options: RetireOptions
   });
   if (old.length === 0) return null;
   const mine = (await bus.info(TOPICS.decisions)).groups.find((g) => g.name === group);
-  const alreadyCounting = mine !== undefined && (mine.pending > 0 || compareIds(mine.last_delivered_id, '0-0') > 0);
+  const alreadyCounting = await countsFromDecisions(bus);
   const cut = await bus.lastIds([...old.map((o) => o.topic), TOPICS.decisions]);
   let counted = 0;
   let decisionsAfter = cut[old.length] ?? '0-0';
-  if (alreadyCounting) {
+  if (alreadyCounting && mine !== undefined) {
     decisionsAfter = mine.last_delivered_id; // it counts from where it is: leave it there
   } else {
     for (const [index, { topic, lastDelivered }] of old.entries()) {

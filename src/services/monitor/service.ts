@@ -16,7 +16,7 @@ import { createMonitorMetrics, type MonitorMetrics } from '../../platform/metric
 import { realScheduler, type Cancel } from '../../platform/scheduler.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
-import { RETIRED_TOPICS, retireDecisionGroups } from './retire.js';
+import { RETIRED_TOPICS, countsFromDecisions, retireDecisionGroups } from './retire.js';
 import { MONITOR_SNAPSHOT_VERSION, MonitorState, type FillOutcome } from './state.js';
 
 /**
@@ -138,7 +138,8 @@ export class MonitorService {
    */
   private async rebuild(): Promise<Record<string, number>> {
     const now = this.deps.clock.now();
-    const topics = [...INPUT_TOPICS, ...RETIRED_TOPICS];
+    // An older monitor's decision groups, folded only while the counts are not read yet.
+    const topics = (await countsFromDecisions(this.deps.bus)) ? INPUT_TOPICS : [...INPUT_TOPICS, ...RETIRED_TOPICS];
     const folded = await this.host.replayDelivered(topics, ({ topic, id, message }) => {
       if (topic === TOPICS.tick) {
         refuseIfRefused(this.state.onTick(message as PriceTick, now));
