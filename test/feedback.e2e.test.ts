@@ -121,7 +121,7 @@ describe('feedback with the three services as processes on Redis', () => {
     expect(messages.filter((m) => m.net_pnl_usd > 0)).toHaveLength(3);
 
     await poll(() => isSettled(loop.bus, GROUPS.risk, [TOPICS.signal]), 'risk to decide every signal');
-    await poll(() => isSettled(loop.bus, GROUPS.monitor, [TOPICS.rejected, TOPICS.safe]), 'the monitor to count the decisions');
+    await poll(() => isSettled(loop.bus, GROUPS.monitor, [TOPICS.decisions]), 'the monitor to count the decisions');
     const { sources } = await getJson<{ sources: SourceReport[] }>(url('monitor', '/sources'));
     const alpha = sources.find((s) => s.source === 'alpha')!;
     const beta = sources.find((s) => s.source === 'beta')!;
@@ -190,7 +190,7 @@ describe('feedback with the three services as processes on Redis', () => {
       const settled =
         (await isSettled(loop.bus, GROUPS.risk, [TOPICS.signal, TOPICS.execution])) &&
         (await isSettled(loop.bus, GROUPS.execution, [TOPICS.safe])) &&
-        (await isSettled(loop.bus, GROUPS.monitor, [TOPICS.execution, TOPICS.safe, TOPICS.rejected, TOPICS.tick]));
+        (await isSettled(loop.bus, GROUPS.monitor, [TOPICS.execution, TOPICS.decisions, TOPICS.tick]));
       return settled ? true : null;
     }, 'every service to settle after the restart', 60_000);
     const closes = (await fills()).filter((f) => f.signal_id.startsWith('kill-close-'));

@@ -83,6 +83,14 @@ export interface SubscribeSettings<T> {
   /** Called when reading, handling or committing fails in a way the bus retries. */
   onError?: (error: unknown) => void;
   /**
+   * Called once per batch after its handlers (before beforeCommit and commitState) with
+   * the outputs they returned, in order: further messages, written after those in the
+   * batch's commit (the same transaction as its acknowledgements), e.g. a summary of the
+   * batch. Not called for a batch that acknowledges nothing. When it throws, the batch
+   * is not committed and its entries are delivered again, as when commitState throws.
+   */
+  batchOutputs?: (outputs: readonly Outbound[]) => Outbound[];
+  /**
    * State written with every commit (`SET key value`, the key under the bus prefix), in
    * the same transaction as the batch's outputs and acknowledgements: a snapshot that
    * always matches exactly the entries acknowledged (SPEC §7). Called once per batch,

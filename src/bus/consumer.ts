@@ -5,9 +5,10 @@
  *
  *   start: create the groups, re-read this consumer's own pending entries (a restarted
  *   consumer resumes at once), claim entries idle on dead consumers;
- *   then: read new entries, handle them in order, and commit the batch's outputs, dead
- *   letters, state and acknowledgements in one atomic write; every claimIntervalMs claim
- *   again; failed entries stay pending and are re-read once their retry delay passed.
+ *   then: read new entries, handle them in order, and commit the batch's outputs (and
+ *   those its batchOutputs hook adds), dead letters, state and acknowledgements in one
+ *   atomic write; every claimIntervalMs claim again; failed entries stay pending and are
+ *   re-read once their retry delay passed.
  */
 import type { Clock } from '../core/clock.js';
 import { RefusedEntry } from './bus.js';
@@ -176,6 +177,7 @@ export class ConsumerLoop<T> implements Subscription {
   /** The subscription's decode function as given: what decodeShared keys on. */
   readonly #decodeKey: unknown;
   readonly #handler: Handler<T>;
+  readonly #batchOutputs: ((outputs: readonly Outbound[]) => Outbound[]) | undefined;
   readonly #commitState: (() => { key: string; value: string }) | undefined;
   readonly #beforeCommit: (() => Promise<void>) | undefined;
   readonly #onDeadLetter: ((topic: string, id: string, error: string) => void) | undefined;
@@ -209,6 +211,7 @@ export class ConsumerLoop<T> implements Subscription {
     this.#decode = topicDecoder(options);
     this.#decodeKey = options.decode;
     this.#handler = options.handler;
+    this.#batchOutputs = options.batchOutputs;
     this.#commitState = options.commitState;
     this.#beforeCommit = options.beforeCommit;
     this.#onDeadLetter = options.onDeadLetter;
@@ -355,14 +358,20 @@ export class ConsumerLoop<T> implements Subscription {
     try {
       const commit: Commit = { writes: [], acks: new Map(), state: null };
       const deadLetters: DeadLetterNotice[] = [];
+      // The handlers' outputs as returned, kept only for a batchOutputs hook.
+      const outputs: Outbound[] | null = this.#batchOutputs ? [] : null;
       for (const { topic, entries } of batches) {
         const acks: string[] = [];
         commit.acks.set(topic, acks);
-        await this.#handleAll(topic, entries, commit, acks, deadLetters);
+        await this.#handleAll(topic, entries, commit, acks, deadLetters, outputs);
       }
       let acknowledged = 0;
       for (const ids of commit.acks.values()) acknowledged += ids.length;
       if (acknowledged === 0) return;
+      if (this.#batchOutputs && outputs) {
+        const more = this.#batchOutputs(outputs);
+        if (more.length > 0) commit.writes.push(...more.map(encodeOutbound));
+      }
       if (this.#beforeCommit) await this.#beforeCommit();
       if (this.#commitState) commit.state = this.#commitState();
       if (await this.#commit(commit)) {
@@ -380,6 +389,7 @@ export class ConsumerLoop<T> implements Subscription {
     commit: Commit,
     acks: string[],
     deadLetters: DeadLetterNotice[],
+    kept: Outbound[] | null,
   ): Promise<void> {
     const failures = this.#failuresOf(topic);
     const reader = this.#reader;
@@ -409,7 +419,10 @@ export class ConsumerLoop<T> implements Subscription {
         const returned = this.#handler(delivery);
         const outputs = isPromiseLike(returned) ? await returned : returned;
         // Encoded before anything is kept, so an unencodable output fails this entry alone.
-        if (outputs && outputs.length > 0) commit.writes.push(...outputs.map(encodeOutbound));
+        if (outputs && outputs.length > 0) {
+          commit.writes.push(...outputs.map(encodeOutbound));
+          if (kept) kept.push(...outputs);
+        }
         acks.push(id);
         if (attempt > 1) failures.delete(id);
       } catch (error) {

@@ -65,6 +65,8 @@ return 0`;
 const MAX_ID = '18446744073709551615-18446744073709551615';
 /** Entries read to find an exact cut once whole nodes are gone (a node holds 100 by default). */
 const EXACT_TRIM_WINDOW = 10_000;
+/** Pending entries listed per XPENDING call. */
+const PENDING_PAGE = 1000;
 /** PING gives up after this, so /health answers (503) within a second while Redis stalls. */
 const PING_TIMEOUT_MS = 750;
 
@@ -434,6 +436,57 @@ export class RedisBus implements EventBus {
       removed += 1;
     }
     return removed;
+  }
+
+  /**
+   * The newest entry id of each of `topics` (null: empty or missing), read in one
+   * transaction: a consistent cut across streams that are written together.
+   */
+  async lastIds(topics: readonly string[]): Promise<(string | null)[]> {
+    if (topics.length === 0) return [];
+    const commands = topics.map((topic) => {
+      const key = this.#names.stream(topic);
+      return ['XREVRANGE', key, '+', '-', 'COUNT', '1'];
+    });
+    const replies = (await runCommands(this.#client, commands)) as RawEntry[][];
+    return replies.map((reply) => reply[0]?.[0] ?? null);
+  }
+
+  /** The ids of every entry pending on `group` (any consumer), oldest first; none without the group. */
+  async pendingIds(topic: string, group: string): Promise<string[]> {
+    const key = this.#names.stream(topic);
+    const ids: string[] = [];
+    for (let start = '-'; ; ) {
+      let page: [string, ...unknown[]][];
+      try {
+        page = await this.#client.send<[string, ...unknown[]][]>(key, ['XPENDING', key, group, start, '+', String(PENDING_PAGE)]);
+      } catch (error) {
+        if (isRedisError(error, 'NOGROUP') || isRedisError(error, 'no such key')) return ids;
+        throw error;
+      }
+      for (const [id] of page) ids.push(id);
+      if (page.length < PENDING_PAGE) return ids;
+      start = `(${page[page.length - 1]![0]}`;
+    }
+  }
+
+  /**
+   * In one transaction: writes `state`, deletes `group` from every topic of `retire`
+   * (XGROUP DESTROY), and places it on `place.topic` at `place.startId` (created there,
+   * or moved there when it exists: XGROUP SETID). For a service that reads a topic in
+   * place of others from now on (the monitor's upgrade, src/services/monitor/retire.ts).
+   */
+  async moveGroup(group: string, retire: readonly string[], place: { topic: string; startId: string; exists: boolean }, state: { key: string; value: string }): Promise<void> {
+    const { prefix } = this.#names;
+    const target = this.#names.stream(place.topic);
+    const commands: string[][] = [
+      ['SET', prefix + state.key, state.value],
+      ...retire.map((topic) => ['XGROUP', 'DESTROY', this.#names.stream(topic), group]),
+      place.exists ? ['XGROUP', 'SETID', target, group, place.startId] : ['XGROUP', 'CREATE', target, group, place.startId, 'MKSTREAM'],
+    ];
+    // XGROUP names its key at [2], not [1] (runCommands' rule): one transaction, routed by
+    // the state key (an account's keys share one slot: its prefix holds a hash tag).
+    await this.#client.transaction(prefix + state.key, commands);
   }
 
   trimNow(): Promise<TrimResult[]> {

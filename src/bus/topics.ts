@@ -7,6 +7,11 @@ export const TOPICS = {
   signal: 'trade.signal.v5',
   safe: 'trade.signal.safe',
   rejected: 'trade.signal.rejected',
+  /**
+   * Per batch of the risk service, how many signals it approved and rejected per source
+   * (written with the batch's decisions): what the monitor counts for GET /sources.
+   */
+  decisions: 'trade.signal.decisions',
   execution: 'trade.execution.res',
   position: 'trade.position.update',
   tick: 'market.tick',
@@ -43,9 +48,11 @@ export type ServiceName = 'risk' | 'execution' | 'monitor';
  */
 export const EXPECTED_GROUPS: Readonly<Record<string, readonly string[]>> = {
   [TOPICS.signal]: [GROUPS.risk],
-  // The monitor also reads trade.signal.safe and trade.signal.rejected (to count decisions per
-  // source, GET /sources); once its group exists trimming waits for it like for any group.
   [TOPICS.safe]: [GROUPS.execution],
+  // The monitor counts decisions per source (GET /sources) from the risk service's compact
+  // per-batch counts, not from trade.signal.safe / .rejected: it has no group on those two
+  // (a monitor of an older version did; it retires those groups at start, docs/feedback.md).
+  [TOPICS.decisions]: [GROUPS.monitor],
   [TOPICS.execution]: [GROUPS.risk, GROUPS.monitor],
   [TOPICS.tick]: [GROUPS.risk, GROUPS.execution, GROUPS.monitor],
   [TOPICS.exitLevels]: [GROUPS.monitor],

@@ -179,6 +179,35 @@ export const RiskRejection = z.object({
 });
 export type RiskRejection = z.infer<typeof RiskRejection>;
 
+/**
+ * Sources one trade.signal.decisions message may carry (the monitor's attribution keeps at
+ * most as many): a publisher with more splits its counts over several messages.
+ */
+export const DECISION_COUNTS_MAX_SOURCES = 1000;
+
+/** One source's decisions in one trade.signal.decisions message. */
+export const SourceDecisions = z.object({
+  source: signalFields.source,
+  approved: z.number().int().nonnegative(),
+  rejected: z.number().int().nonnegative(),
+  /** Per reason code, the rejections that carried it (a rejection with several reasons counts once per reason). */
+  rejected_by_reason: z.partialRecord(ReasonCode, z.number().int().positive()),
+});
+export type SourceDecisions = z.infer<typeof SourceDecisions>;
+
+/**
+ * trade.signal.decisions: what one batch of the risk service (or one of its publications
+ * between batches: a protective exit on the clock, POST /halt's closes) decided, counted
+ * per source, written in the same transaction as those decisions on trade.signal.safe /
+ * .rejected (docs/feedback.md). Sources in the order their first decision was made.
+ */
+export const DecisionCounts = z.object({
+  schema_version: schemaVersion,
+  sources: z.array(SourceDecisions).min(1).max(DECISION_COUNTS_MAX_SOURCES),
+  ts: epochMs,
+});
+export type DecisionCounts = z.infer<typeof DecisionCounts>;
+
 export const ExecutionStatus = z.enum(['FILLED', 'REJECTED']);
 export type ExecutionStatus = z.infer<typeof ExecutionStatus>;
 
@@ -396,6 +425,7 @@ export const TOPIC_SCHEMAS = {
   'trade.signal.v5': TradeSignalInput,
   'trade.signal.safe': RiskApprovedSignal,
   'trade.signal.rejected': RiskRejection,
+  'trade.signal.decisions': DecisionCounts,
   'trade.execution.res': ExecutionResult,
   'trade.position.update': PositionUpdate,
   'market.tick': PriceTick,
@@ -410,6 +440,8 @@ export const NAMED_SCHEMAS = {
   TradeSignal,
   RiskApprovedSignal,
   RiskRejection,
+  DecisionCounts,
+  SourceDecisions,
   ExecutionResult,
   PositionUpdate,
   PositionView,

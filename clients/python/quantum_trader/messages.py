@@ -12,6 +12,7 @@ from ._runtime import AnyJson, AnyOf, Bool, Const, DictOf, EnumOf, Field, Int, L
 
 __all__ = [
     "CheckEntry",
+    "DecisionCounts",
     "ExecutionResult",
     "ExecutionStatus",
     "ExitLevels",
@@ -36,6 +37,7 @@ __all__ = [
     "SignalAction",
     "SizingRecord",
     "SizingSource",
+    "SourceDecisions",
     "State",
     "Test",
     "TickSource",
@@ -286,6 +288,38 @@ class CheckEntry(Message):
         Field("value", "value", AnyOf(Num(), Str(), Bool(), Null()), required=True),
         Field("limit", "limit", AnyOf(Num(), Str(), Bool(), Null()), required=True),
         Field("note", "note", Str(), required=False),
+    )
+
+
+@dataclass(frozen=True)
+class SourceDecisions(Message):
+    "The SourceDecisions message."
+
+    source: str
+    approved: int
+    rejected: int
+    rejected_by_reason: Dict[str, int]
+
+    _FIELDS: ClassVar[Tuple[Field, ...]] = (
+        Field("source", "source", Str(min_length=1, max_length=64), required=True),
+        Field("approved", "approved", Int(minimum=0), required=True),
+        Field("rejected", "rejected", Int(minimum=0), required=True),
+        Field("rejected_by_reason", "rejected_by_reason", DictOf(Int(exclusive_minimum=0)), required=True),
+    )
+
+
+@dataclass(frozen=True)
+class DecisionCounts(Message):
+    "The DecisionCounts message."
+
+    schema_version: int
+    sources: List[SourceDecisions]
+    ts: int
+
+    _FIELDS: ClassVar[Tuple[Field, ...]] = (
+        Field("schema_version", "schema_version", Int(minimum=1), required=True),
+        Field("sources", "sources", ListOf(Obj(SourceDecisions), min_items=1, max_items=1000), required=True),
+        Field("ts", "ts", Int(minimum=0), required=True),
     )
 
 

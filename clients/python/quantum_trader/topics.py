@@ -8,13 +8,14 @@ from enum import Enum
 from typing import Dict, Tuple, Type
 
 from ._runtime import Message
-from .messages import ExecutionResult, ExitLevels, ModelDrift, PositionUpdate, PriceTick, RiskApprovedSignal, RiskRejection, TradeFeedback, TradeSignalInput
+from .messages import DecisionCounts, ExecutionResult, ExitLevels, ModelDrift, PositionUpdate, PriceTick, RiskApprovedSignal, RiskRejection, TradeFeedback, TradeSignalInput
 
 
 class Topic(str, Enum):
     SIGNAL = "trade.signal.v5"
     SAFE = "trade.signal.safe"
     REJECTED = "trade.signal.rejected"
+    DECISIONS = "trade.signal.decisions"
     EXECUTION = "trade.execution.res"
     POSITION = "trade.position.update"
     TICK = "market.tick"
@@ -34,6 +35,7 @@ TOPIC_MESSAGES: Dict[str, Type[Message]] = {
     "trade.execution.res": ExecutionResult,
     "trade.exit.levels": ExitLevels,
     "trade.position.update": PositionUpdate,
+    "trade.signal.decisions": DecisionCounts,
     "trade.signal.rejected": RiskRejection,
     "trade.signal.safe": RiskApprovedSignal,
     "trade.signal.v5": TradeSignalInput,

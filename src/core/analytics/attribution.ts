@@ -1,7 +1,7 @@
 /**
  * Per-source attribution (docs/feedback.md): what each signal source's decisions and
  * round trips came to, its calibration and its drift state. Deterministic, no I/O: the
- * monitor feeds it the risk service's decisions (trade.signal.safe / .rejected) and its
+ * monitor feeds it the risk service's decisions, counted per batch (trade.signal.decisions), and its
  * own closed round trips (rl.feedback) and keeps it in its snapshot. Memory is bounded:
  * sums per source, at most 20-odd calibration buckets, and the last reference + recent
  * round trips for the drift tests; at most MAX_SOURCES sources (later ones are counted
@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { fx, toDecimalString, toNumber, ZERO, type Fixed } from '../fixed.js';
-import { SCHEMA_VERSION, type DriftState, type DriftTestName, type ModelDrift, type TradeFeedback } from '../messages.js';
+import { SCHEMA_VERSION, type DriftState, type DriftTestName, type ModelDrift, type SourceDecisions, type TradeFeedback } from '../messages.js';
 import { bucketIndex, calibrationTable, type BucketSums, type CalibrationRow } from './calibration.js';
 import { DriftWindow, type DriftWindows } from './drift.js';
 
@@ -168,6 +168,19 @@ export class SourceBook {
     const sums = this.sums(source);
     sums.rejected += 1;
     for (const reason of reasons) sums.rejectedByReason.set(reason, (sums.rejectedByReason.get(reason) ?? 0) + 1);
+  }
+
+  /**
+   * One source's counts of a trade.signal.decisions message: the same sums as its
+   * approvals and rejections one by one (onApproved / onRejected) would make.
+   */
+  onDecisions(counts: SourceDecisions): void {
+    const sums = this.sums(counts.source);
+    sums.approved += counts.approved;
+    sums.rejected += counts.rejected;
+    for (const [reason, n] of Object.entries(counts.rejected_by_reason)) {
+      sums.rejectedByReason.set(reason, (sums.rejectedByReason.get(reason) ?? 0) + (n ?? 0));
+    }
   }
 
   /**

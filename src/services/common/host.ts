@@ -13,7 +13,7 @@ import { decodeSignal, decoderFor, type Fields } from '../../bus/codec.js';
 import { StreamNames, TOPICS, dlqTopic, type ServiceName } from '../../bus/topics.js';
 import { backlogWarnings } from '../../bus/trim.js';
 import type { Clock } from '../../core/clock.js';
-import { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, RiskRejection } from '../../core/messages.js';
+import { DecisionCounts, ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, RiskRejection } from '../../core/messages.js';
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/logger.js';
 import type { ServiceMetrics } from '../../platform/metrics.js';
@@ -46,6 +46,7 @@ const DECODERS: Record<string, (fields: Fields, id: string) => unknown> = {
   [TOPICS.signal]: decodeSignal,
   [TOPICS.safe]: decoderFor(RiskApprovedSignal),
   [TOPICS.rejected]: decoderFor(RiskRejection),
+  [TOPICS.decisions]: decoderFor(DecisionCounts),
   [TOPICS.execution]: decoderFor(ExecutionResult),
   [TOPICS.tick]: decoderFor(PriceTick),
   [TOPICS.exitLevels]: decoderFor(ExitLevels),
@@ -109,6 +110,8 @@ export interface HostOptions {
   /** Input topics, in the order entries of one batch are handled. */
   topics: readonly string[];
   handle: (delivery: Delivery<unknown>) => Outbound[] | void;
+  /** Messages a batch adds after its handlers, in its commit (SubscribeSettings.batchOutputs). */
+  batchOutputs?: (outputs: readonly Outbound[]) => Outbound[];
   snapshot: () => unknown;
   /** The snapshot's JSON, when the service can make it faster than JSON.stringify(snapshot()). */
   snapshotJson?: () => string;
@@ -280,6 +283,7 @@ export class ServiceHost {
         if (out) for (const o of out) counts.out.set(o.topic, (counts.out.get(o.topic) ?? 0) + 1);
         return out;
       },
+      ...(this.options.batchOutputs ? { batchOutputs: this.batchOutputs(this.options.batchOutputs, counts.out) } : {}),
       ...(this.deps.snapshots === false || lazy !== null
         ? { beforeCommit: async () => flushCounts() }
         : {
@@ -299,6 +303,15 @@ export class ServiceHost {
       },
     });
     this.scheduleConsumerCleanup();
+  }
+
+  /** The service's batchOutputs hook, its messages counted like the handlers' outputs. */
+  private batchOutputs(make: (outputs: readonly Outbound[]) => Outbound[], counted: Map<string, number>) {
+    return (outputs: readonly Outbound[]): Outbound[] => {
+      const more = make(outputs);
+      for (const o of more) counted.set(o.topic, (counted.get(o.topic) ?? 0) + 1);
+      return more;
+    };
   }
 
   /**

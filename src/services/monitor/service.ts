@@ -1,6 +1,6 @@
 /**
- * The Position Monitor (SPEC §6): consumes trade.execution.res and market.tick
- * (group `position-monitor`), keeps the books with the accounting core, publishes a
+ * The Position Monitor (SPEC §6): consumes trade.execution.res, market.tick,
+ * trade.exit.levels and trade.signal.decisions (group `position-monitor`), keeps the books with the accounting core, publishes a
  * PositionUpdate on every fill at once and for every open position each
  * `mark_interval_ms`, and closes positions by hand through the risk gate.
  */
@@ -11,12 +11,20 @@ import { toNumber } from '../../core/fixed.js';
 import { instrumentTable, type InstrumentTable } from '../../core/instruments.js';
 import { priceTick, type SetPriceResult } from '../../core/market.js';
 import { checkTickPrice } from '../../core/tick-rules.js';
-import type { ExecutionResult, ExitLevels, ModelDrift, PriceTick, RiskApprovedSignal, RiskRejection, TradeSignal } from '../../core/messages.js';
+import type { DecisionCounts, ExecutionResult, ExitLevels, ModelDrift, PriceTick, RiskApprovedSignal, RiskRejection, TradeSignal } from '../../core/messages.js';
 import { createMonitorMetrics, type MonitorMetrics } from '../../platform/metrics.js';
 import { realScheduler, type Cancel } from '../../platform/scheduler.js';
 import { ServiceHost, payloadString, type ServiceDeps } from '../common/host.js';
 import { refuseIfRefused, tickGateFor } from '../common/ticks.js';
+import { RETIRED_TOPICS, countsFromDecisions, retireDecisionGroups } from './retire.js';
 import { MONITOR_SNAPSHOT_VERSION, MonitorState, type FillOutcome } from './state.js';
+
+/**
+ * The input topics, in the order a batch's entries are handled. The risk service's
+ * decisions are read only to count them per source (GET /sources), as one small message
+ * per risk batch.
+ */
+const INPUT_TOPICS = [TOPICS.tick, TOPICS.execution, TOPICS.exitLevels, TOPICS.decisions];
 
 /** How far back trade.execution.res is read at start to rebuild the duplicate guard. */
 const GUARD_REBUILD_ENTRIES = 50_000;
@@ -60,8 +68,7 @@ export class MonitorService {
     this.host = new ServiceHost(deps, {
       service: 'monitor',
       group: GROUPS.monitor,
-      // The risk service's decisions are read only to count them per source (GET /sources).
-      topics: [TOPICS.tick, TOPICS.execution, TOPICS.exitLevels, TOPICS.safe, TOPICS.rejected],
+      topics: INPUT_TOPICS,
       handle: (d) => this.handle(d),
       snapshot: () => this.state.toSnapshot(),
       snapshotJson: () => this.state.snapshotJson(),
@@ -76,7 +83,8 @@ export class MonitorService {
   async start(): Promise<void> {
     const { bus, clock, config, logger } = this.deps;
     this.startedAt = clock.now();
-    await this.host.start();
+    const { restored } = await this.host.start();
+    await this.retireOlderGroups(restored);
     for (const entry of await bus.readLatest(TOPICS.execution, GUARD_REBUILD_ENTRIES)) {
       const orderId = payloadString(entry.fields.payload, 'order_id');
       if (orderId) this.state.rememberApplied(orderId, entry.id);
@@ -100,16 +108,43 @@ export class MonitorService {
   }
 
   /**
+   * An older monitor's groups on trade.signal.safe / .rejected (it counted decisions
+   * there): what they had not read is counted, then they go (./retire.ts). One log line.
+   */
+  private async retireOlderGroups(restored: boolean): Promise<void> {
+    const result = await retireDecisionGroups(this.deps.bus, {
+      includePending: restored,
+      count: (topic, message) => {
+        if (topic === TOPICS.safe) this.state.onApproved(message as RiskApprovedSignal);
+        else this.state.onRejected(message as RiskRejection);
+      },
+      snapshotJson: () => this.state.snapshotJson(),
+    });
+    if (result === null) return;
+    this.deps.logger.info(
+      { retired_groups: result.retired, counted: result.counted, decisions_after: result.decisionsAfter },
+      result.alreadyCounting
+        ? `upgrade: removed group ${GROUPS.monitor} from ${result.retired.join(', ')} (${TOPICS.decisions} is already read)`
+        : `upgrade: counted ${result.counted} decisions group ${GROUPS.monitor} had not read on ${result.retired.join(', ')}, removed it there; decisions are counted from ${TOPICS.decisions} after ${result.decisionsAfter}`,
+    );
+  }
+
+  /**
    * Without a usable snapshot: the books from every fill and tick the group was handed
    * (through the tick gate and the ledger checks: what they refused was dead-lettered and
-   * is skipped), and each position's latest armed exit levels from trade.exit.levels.
+   * is skipped), each position's latest armed exit levels from trade.exit.levels, and the
+   * decisions per source from trade.signal.decisions (and from trade.signal.safe /
+   * .rejected, as far as an older monitor's groups there had read: see retireOlderGroups).
    */
   private async rebuild(): Promise<Record<string, number>> {
     const now = this.deps.clock.now();
-    const topics = [TOPICS.tick, TOPICS.execution, TOPICS.exitLevels, TOPICS.safe, TOPICS.rejected];
+    // An older monitor's decision groups, folded only while the counts are not read yet.
+    const topics = (await countsFromDecisions(this.deps.bus)) ? INPUT_TOPICS : [...INPUT_TOPICS, ...RETIRED_TOPICS];
     const folded = await this.host.replayDelivered(topics, ({ topic, id, message }) => {
       if (topic === TOPICS.tick) {
         refuseIfRefused(this.state.onTick(message as PriceTick, now));
+      } else if (topic === TOPICS.decisions) {
+        this.state.onDecisions(message as DecisionCounts);
       } else if (topic === TOPICS.safe) {
         this.state.onApproved(message as RiskApprovedSignal);
       } else if (topic === TOPICS.rejected) {
@@ -125,8 +160,9 @@ export class MonitorService {
       [`entries of ${TOPICS.execution}`]: folded.get(TOPICS.execution) ?? 0,
       [`entries of ${TOPICS.tick}`]: folded.get(TOPICS.tick) ?? 0,
       [`entries of ${TOPICS.exitLevels}`]: folded.get(TOPICS.exitLevels) ?? 0,
-      [`entries of ${TOPICS.safe}`]: folded.get(TOPICS.safe) ?? 0,
-      [`entries of ${TOPICS.rejected}`]: folded.get(TOPICS.rejected) ?? 0,
+      [`entries of ${TOPICS.decisions}`]: folded.get(TOPICS.decisions) ?? 0,
+      // Non-zero only on the first start after an upgrade (an older monitor's groups).
+      ...Object.fromEntries(RETIRED_TOPICS.flatMap((topic) => (folded.get(topic) ? [[`entries of ${topic}`, folded.get(topic)!]] : []))),
       'open positions': this.state.openPositionCount(),
     };
   }
@@ -142,12 +178,8 @@ export class MonitorService {
       }
       return;
     }
-    if (delivery.topic === TOPICS.safe) {
-      this.state.onApproved(delivery.message as RiskApprovedSignal);
-      return;
-    }
-    if (delivery.topic === TOPICS.rejected) {
-      this.state.onRejected(delivery.message as RiskRejection);
+    if (delivery.topic === TOPICS.decisions) {
+      this.state.onDecisions(delivery.message as DecisionCounts);
       return;
     }
     if (delivery.topic === TOPICS.exitLevels) {

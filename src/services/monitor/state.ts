@@ -12,6 +12,7 @@ import { Ledger, LedgerSnapshot, ledgerFillOf, type FillEffect, type RoundTrip }
 import {
   ExitLevels,
   SCHEMA_VERSION,
+  type DecisionCounts,
   type ExecutionResult,
   type ModelDrift,
   type RiskApprovedSignal,
@@ -218,7 +219,12 @@ export class MonitorState {
     this.trades.touch();
   }
 
-  /** A decision of the risk service (trade.signal.safe), counted for its source. */
+  /** A batch's decisions of the risk service (trade.signal.decisions), counted per source. */
+  onDecisions(counts: DecisionCounts): void {
+    for (const source of counts.sources) this.sources.onDecisions(source);
+  }
+
+  /** A decision of the risk service (trade.signal.safe: read only when retiring an older monitor's groups), counted for its source. */
   onApproved(approval: RiskApprovedSignal): void {
     this.sources.onApproved(approval.source);
   }

@@ -1,13 +1,15 @@
 /**
  * The Risk Safety service (SPEC §4): consumes trade.signal.v5, trade.execution.res and
  * market.tick (group `risk-safety`); the pure governor decides each signal once;
- * approvals go to trade.signal.safe, rejections to trade.signal.rejected.
+ * approvals go to trade.signal.safe, rejections to trade.signal.rejected, and each batch's
+ * decisions counted per source to trade.signal.decisions (in the same transaction).
  */
 import { RefusedEntry, compareIds, type Delivery, type EventBus, type Outbound, type StreamEntry } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
+import { DecisionTally } from '../../core/decision-counts.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { LevelPatch } from '../../core/exits.js';
-import type { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, TradeSignal } from '../../core/messages.js';
+import type { ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, RiskRejection, TradeSignal } from '../../core/messages.js';
 import { staleAfterMs, type Config } from '../../platform/config.js';
 import { createRiskMetrics, type RiskMetrics } from '../../platform/metrics.js';
 import { realScheduler, type Cancel } from '../../platform/scheduler.js';
@@ -66,6 +68,8 @@ export class RiskService {
       // Ticks and fills first, so a batch's signals are decided on the freshest books.
       topics: [TOPICS.tick, TOPICS.execution, TOPICS.signal],
       handle: (d) => this.handle(d),
+      // The batch's decisions counted per source, committed with them (GET /sources on the monitor).
+      batchOutputs: (outputs) => decisionOutputs(outputs, this.deps.clock.now()),
       snapshot: () => this.state.toSnapshot(),
       snapshotJson: () => this.state.snapshotJson(),
       restore: (s) => this.state.restore(s),
@@ -221,8 +225,9 @@ export class RiskService {
     this.checkingTimeLimits = true;
     try {
       await this.host.emit(() => {
-        const closes = this.protectiveCloses(this.state.checkExits(this.deps.clock.now())) ?? [];
-        return withExitOutputs(closes, this.state.drainExitLevels()) ?? [];
+        const now = this.deps.clock.now();
+        const closes = this.protectiveCloses(this.state.checkExits(now)) ?? [];
+        return withDecisionOutputs(withExitOutputs(closes, this.state.drainExitLevels()) ?? [], now);
       });
     } catch (err) {
       this.deps.logger.warn({ err }, 'checking exit time limits failed; retrying on the next sweep');
@@ -321,8 +326,9 @@ export class RiskService {
     let closes: RiskApprovedSignal[] = [];
     if (flatten) {
       await this.host.emit(() => {
-        closes = this.state.flattenAll(this.deps.clock.now());
-        return closes.map((payload) => ({ topic: TOPICS.safe, payload }));
+        const now = this.deps.clock.now();
+        closes = this.state.flattenAll(now);
+        return withDecisionOutputs(closes.map((payload) => ({ topic: TOPICS.safe, payload })), now);
       });
       if (closes.length > 0) this.metrics.outcomes.inc({ outcome: 'kill_switch_close' }, closes.length);
     }
@@ -375,6 +381,29 @@ export class RiskService {
     await this.host.stop();
     this.logRejections(true);
   }
+}
+
+/**
+ * trade.signal.decisions for `outputs`: their approvals and rejections counted per source,
+ * in one message (none when there are none). Counted from what is written, so the counts
+ * match the decision streams exactly.
+ */
+function decisionOutputs(outputs: readonly Outbound[], now: number): Outbound[] {
+  let tally: DecisionTally | null = null;
+  for (const { topic, payload } of outputs) {
+    if (topic === TOPICS.safe) {
+      (tally ??= new DecisionTally()).approved((payload as RiskApprovedSignal).source);
+    } else if (topic === TOPICS.rejected) {
+      const rejection = payload as RiskRejection;
+      (tally ??= new DecisionTally()).rejected(rejection.source, rejection.reasons);
+    }
+  }
+  return tally === null ? [] : tally.drain(now).map((payload) => ({ topic: TOPICS.decisions, payload }));
+}
+
+/** A publication between batches with its decision counts after it (written in one transaction). */
+function withDecisionOutputs(outputs: Outbound[], now: number): Outbound[] {
+  return [...outputs, ...decisionOutputs(outputs, now)];
 }
 
 /** A handler's outputs plus the exit-level changes it queued (published after them). */
