@@ -13,6 +13,7 @@ import type { Clock } from '../core/clock.js';
 import { RefusedEntry } from './bus.js';
 import type {
   CommitAttempt,
+  CommitState,
   Delivery,
   Handler,
   MultiSubscribeOptions,
@@ -48,7 +49,7 @@ export interface Commit {
   /** Entry ids to acknowledge, per topic. */
   acks: Map<string, string[]>;
   /** The subscription's commitState, if it has one. */
-  state: { key: string; value: string } | null;
+  state: CommitState | null;
 }
 
 export interface ClaimPage {
@@ -176,7 +177,7 @@ export class ConsumerLoop<T> implements Subscription {
   /** The subscription's decode function as given: what decodeShared keys on. */
   readonly #decodeKey: unknown;
   readonly #handler: Handler<T>;
-  readonly #commitState: (() => { key: string; value: string }) | undefined;
+  readonly #commitState: (() => CommitState) | undefined;
   readonly #beforeCommit: (() => Promise<void>) | undefined;
   readonly #onDeadLetter: ((topic: string, id: string, error: string) => void) | undefined;
   readonly #onCommit: ((attempt: CommitAttempt) => void) | undefined;

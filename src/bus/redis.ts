@@ -4,8 +4,8 @@
  * One connection serves writes and admin commands. Each subscription gets its own
  * duplicated connection, because a blocking XREADGROUP holds its whole connection; that
  * connection also carries the subscription's commits (one MULTI: XADD of every output
- * and dead letter, SET of the subscription's state, XACK per topic), so a batch's
- * results and its acknowledgement land together or not at all.
+ * and dead letter, the subscription's state (SET, or the hash fields that changed), XACK
+ * per topic), so a batch's results and its acknowledgement land together or not at all.
  * Commands go through sendCommand with the raw RESP2 replies parsed here: stream
  * replies are small and regular, and this keeps the hot path free of reply transforms.
  *
@@ -14,6 +14,7 @@
  * (docs/scale-out.md).
  */
 import type { Clock } from '../core/clock.js';
+import { UNUSABLE_PARTS, type PartsChange, type StoredState } from '../core/snapshot-parts.js';
 import { systemClock } from '../platform/clock.js';
 import {
   compareIds,
@@ -61,6 +62,42 @@ if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 return 0`;
 const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
+/** A snapshot key as stored, in one step: `['string', value]`, `['hash', [field, value, ...]]`, `['none']`, or `[type]`. */
+const GET_STATE_SCRIPT = `local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'string' then return {kind, redis.call('GET', KEYS[1])} end
+if kind == 'hash' then return {kind, redis.call('HGETALL', KEYS[1])} end
+return {kind}`;
+
+/**
+ * An amendment of a snapshot's parts (ARGV: how many fields to delete, those fields, then
+ * field/value pairs), in chunks unpack can take. It never fails inside the MULTI (a
+ * command failing there would not undo the batch's XADDs and XACKs): when the key no
+ * longer holds the parts it amends (deleted or overwritten while the service ran), it
+ * leaves a snapshot that cannot be used, so a restart rebuilds from the streams instead
+ * of restoring a wrong state. UNUSABLE_PARTS is the text it leaves.
+ */
+const AMEND_SCRIPT = `if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'whole', ARGV[#ARGV])
+  return 0
+end
+local n = tonumber(ARGV[1])
+for i = 2, n + 1, 1000 do redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, n + 1))) end
+for i = n + 2, #ARGV - 1, 1000 do redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV - 1))) end
+return 1`;
+
+/** The commands that apply a snapshot's change to its hash (prefixed key): DEL + HSET, or the amendment script. */
+function stateCommands(key: string, change: PartsChange): string[][] {
+  if (change.replace) return change.set.length > 0 ? [['DEL', key], ['HSET', key, ...change.set]] : [['DEL', key]];
+  if (change.set.length === 0 && change.del.length === 0) return [];
+  return [['EVAL', AMEND_SCRIPT, '1', key, String(change.del.length), ...change.del, ...change.set, UNUSABLE_PARTS]];
+}
+
+/** The key a command of a commit addresses (EVAL names it after the script). */
+function keyOf(command: readonly string[]): string {
+  return command[0] === 'EVAL' ? command[3]! : command[1]!;
+}
+
 /** The largest stream id: trimming before it is bounded by the count alone. */
 const MAX_ID = '18446744073709551615-18446744073709551615';
 /** Entries read to find an exact cut once whole nodes are gone (a node holds 100 by default). */
@@ -141,9 +178,9 @@ function infoMap(flat: RawInfo): Map<string, RawInfo[number]> {
  * consumers downstream absorb (signal_id: docs/scale-out.md). Replies keep their order.
  */
 async function runCommands(link: RedisLink, commands: readonly string[][]): Promise<unknown[]> {
-  const routing = commands[0]![1]!;
+  const routing = keyOf(commands[0]!);
   if (!link.cluster) return link.transaction(routing, commands);
-  const slots = commands.map((command) => keySlot(command[1]!));
+  const slots = commands.map((command) => keySlot(keyOf(command)));
   if (slots.every((slot) => slot === slots[0])) return link.transaction(routing, commands);
   const replies: unknown[] = new Array(commands.length);
   for (const acks of [false, true]) {
@@ -156,7 +193,7 @@ async function runCommands(link: RedisLink, commands: readonly string[][]): Prom
     });
     for (const indexes of bySlot.values()) {
       const part = indexes.map((index) => commands[index]!);
-      const answers = await link.transaction(part[0]![1]!, part);
+      const answers = await link.transaction(keyOf(part[0]!), part);
       indexes.forEach((index, at) => (replies[index] = answers[at]));
     }
   }
@@ -466,6 +503,24 @@ export class RedisBus implements EventBus {
     await this.#client.send(this.prefix + key, ['SET', this.prefix + key, value]);
   }
 
+  async getState(key: string): Promise<StoredState | null> {
+    const reply = await this.#client.send<[string, (string | string[])?]>(this.prefix + key, ['EVAL', GET_STATE_SCRIPT, '1', this.prefix + key]);
+    const [kind, content] = reply;
+    if (kind === 'none') return null;
+    if (kind === 'string' && typeof content === 'string') return { value: content };
+    if (kind === 'hash' && Array.isArray(content)) {
+      const fields = new Map<string, string>();
+      for (let i = 0; i + 1 < content.length; i += 2) fields.set(content[i]!, content[i + 1]!);
+      return { fields };
+    }
+    throw new Error(`${this.prefix + key} holds a ${kind}, not a snapshot`);
+  }
+
+  async setState(key: string, change: PartsChange): Promise<void> {
+    const commands = stateCommands(this.prefix + key, change);
+    if (commands.length > 0) await runCommands(this.#client, commands);
+  }
+
   async ping(): Promise<boolean> {
     // While reconnecting a command would wait in the offline queue: answer at once instead.
     if (!this.#client.isReady) return false;
@@ -581,7 +636,10 @@ class RedisGroupReader implements GroupReader {
     const { names, group } = this.#settings;
     const commands: string[][] = [];
     for (const write of writes) commands.push(this.#settings.xadd(write.topic, write.fields));
-    if (state) commands.push(['SET', names.prefix + state.key, state.value]);
+    if (state) {
+      if ('parts' in state) commands.push(...stateCommands(names.prefix + state.key, state.parts));
+      else commands.push(['SET', names.prefix + state.key, state.value]);
+    }
     for (const [topic, ids] of acks) {
       if (ids.length > 0) commands.push(['XACK', names.stream(topic), group, ...ids]);
     }
