@@ -66,6 +66,10 @@ interface Pending {
 /** The tracker whose snapshot is being made (snapshots are made synchronously, one at a time). */
 let active: PartsTracker | null = null;
 
+function activate(tracker: PartsTracker | null): void {
+  active = tracker;
+}
+
 /** The tracker collecting parts right now, if any: collections ask it for a marker (json-cache.ts). */
 export function collectingParts(): PartsTracker | null {
   return active;
@@ -199,7 +203,7 @@ export class PartsTracker {
   /** The shell with the collections met, or null when its markers are not exactly theirs (a state string equal to one). */
   #collect(json: () => string, full: boolean): { shell: string; collections: Map<number, Pending>; replace: boolean } | null {
     const previous = active;
-    active = this;
+    activate(this);
     this.#building = new Map();
     this.#full = full;
     let shell: string;
@@ -207,7 +211,7 @@ export class PartsTracker {
     try {
       shell = json();
     } finally {
-      active = previous;
+      activate(previous);
       this.#building = null;
       this.#full = false;
     }
