@@ -8,7 +8,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { EventBus } from '../src/bus/bus.js';
 import { EmbeddedBus } from '../src/bus/embedded.js';
 import { createBus } from '../src/bus/factory.js';
-import { UNUSABLE_PARTS } from '../src/core/snapshot-parts.js';
+import { assembleState } from '../src/core/snapshot-parts.js';
 import { cleanupPrefix, redisUrl, uniquePrefix, waitFor } from './helpers/redis.js';
 
 const buses: EventBus[] = [];
@@ -55,11 +55,14 @@ describe.each(kinds)('snapshot state on the $kind bus', ({ open }) => {
     // A string written over the parts (SET replaces any value) is a whole snapshot again.
     await b.setValue('snapshot:x', 'not a snapshot');
     expect(await b.getState('snapshot:x')).toEqual({ value: 'not a snapshot' });
-    // An amendment of parts that are not there leaves a snapshot no restart can use (never a wrong one).
-    await b.setState('snapshot:x', { replace: false, set: ['1:C', '3 c'], del: [] });
-    expect(await b.getState('snapshot:x')).toEqual({ fields: new Map([['whole', UNUSABLE_PARTS]]) });
-    await b.setState('snapshot:gone', { replace: false, set: ['shell', 's'], del: ['1:A'] });
-    expect(await b.getState('snapshot:gone')).toEqual({ fields: new Map([['whole', UNUSABLE_PARTS]]) });
+    // An amendment needs parts at the key: a string there is refused (WRONGTYPE) and left as it is.
+    await expect(b.setState('snapshot:x', { replace: false, set: ['1:C', '3 c'], del: [] })).rejects.toThrow();
+    expect(await b.getState('snapshot:x')).toEqual({ value: 'not a snapshot' });
+    // Parts amended after the key was deleted under them do not add up: assembleState refuses them.
+    await b.setState('snapshot:gone', { replace: false, set: ['shell', 's', 'count', '3'], del: ['1:A'] });
+    const gone = await b.getState('snapshot:gone');
+    expect(gone).toEqual({ fields: new Map([['shell', 's'], ['count', '3']]) });
+    expect(() => assembleState(gone!)).toThrow(/holds 1 parts, its count says 3/);
   });
 
   it('applies amendments of thousands of fields (the Redis script sets and deletes them in chunks)', async () => {

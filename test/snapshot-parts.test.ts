@@ -74,8 +74,8 @@ describe('snapshots stored by parts', () => {
     expect((await request(loop.monitor.app, 'GET', '/portfolio')).body).toEqual(portfolio);
     for (const service of SERVICES) expect(loop[service].service.state.snapshotJson()).toBe(texts.get(service));
 
-    await trade(bus, 'SOLUSDT', 'BUY');
-    for (const service of SERVICES) expect(await bus.getState(snapshotKey(service))).toHaveProperty('fields');
+    await trade(bus, 'ETHUSDT', 'CLOSE'); // approved (it reduces an open position): each service commits a batch
+    for (const service of SERVICES) expect(await bus.getState(snapshotKey(service)), service).toHaveProperty('fields');
     const after = (await request(loop.monitor.app, 'GET', '/portfolio')).body;
     const stored = new Map<string, string | null>();
     for (const service of SERVICES) stored.set(service, await readSnapshotText(bus, service));

@@ -40,7 +40,7 @@ import {
   type PendingEntry,
   type TopicBatch,
 } from './consumer.js';
-import { UNUSABLE_PARTS, type PartsChange, type StoredState } from '../core/snapshot-parts.js';
+import type { PartsChange, StoredState } from '../core/snapshot-parts.js';
 import { StreamNames } from './topics.js';
 import { DEFAULT_TRIM_INTERVAL_MS, PeriodicTrimmer, type GroupBacklog, type TrimResult } from './trim.js';
 
@@ -541,16 +541,18 @@ export class EmbeddedBus implements EventBus {
     this.#applyState(key, change);
   }
 
-  /**
-   * As Redis applies stateCommands: DEL (replace) or HDEL, then HSET. An amendment of a key
-   * that holds no parts leaves UNUSABLE_PARTS (as the Redis bus's amendment script does).
-   */
-  #applyState(key: string, change: PartsChange): void {
+  /** An amendment needs parts at the key (Redis answers WRONGTYPE for a string); checked before a commit applies anything. */
+  #checkState(key: string, change: PartsChange): void {
     const current = this.#values.get(this.prefix + key);
-    if (!change.replace && !(current instanceof Map)) {
-      if (change.set.length > 0 || change.del.length > 0) this.#values.set(this.prefix + key, new Map([['whole', UNUSABLE_PARTS]]));
-      return;
+    if (!change.replace && current !== undefined && !(current instanceof Map)) {
+      throw new Error(`WRONGTYPE ${this.prefix + key} holds a string, not a snapshot by parts`);
     }
+  }
+
+  /** As Redis applies stateCommands: DEL (replace) or HDEL, then HSET; a hash left without fields is gone. */
+  #applyState(key: string, change: PartsChange): void {
+    this.#checkState(key, change);
+    const current = this.#values.get(this.prefix + key);
     const fields = change.replace || !(current instanceof Map) ? new Map<string, string>() : current;
     if (!change.replace) for (const field of change.del) fields.delete(field);
     for (let i = 0; i + 1 < change.set.length; i += 2) fields.set(change.set[i]!, change.set[i + 1]!);
@@ -677,6 +679,8 @@ export class EmbeddedBus implements EventBus {
     this.#assertOpen();
     // One clock reading for the whole commit, like one MULTI/EXEC (ids still grow by seq).
     const now = this.#clock.now();
+    // Checked first, so a commit that cannot apply its state applies nothing.
+    if (commit.state && 'parts' in commit.state) this.#checkState(commit.state.key, commit.state.parts);
     for (const write of commit.writes) this.#append(write.topic, write.fields, now);
     if (commit.state) {
       if ('parts' in commit.state) this.#applyState(commit.state.key, commit.state.parts);

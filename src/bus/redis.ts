@@ -14,7 +14,7 @@
  * (docs/scale-out.md).
  */
 import type { Clock } from '../core/clock.js';
-import { UNUSABLE_PARTS, type PartsChange, type StoredState } from '../core/snapshot-parts.js';
+import type { PartsChange, StoredState } from '../core/snapshot-parts.js';
 import { systemClock } from '../platform/clock.js';
 import {
   compareIds,
@@ -69,33 +69,16 @@ if kind == 'hash' then return {kind, redis.call('HGETALL', KEYS[1])} end
 return {kind}`;
 
 /**
- * An amendment of a snapshot's parts (ARGV: how many fields to delete, those fields, then
- * field/value pairs), in chunks unpack can take. It never fails inside the MULTI (a
- * command failing there would not undo the batch's XADDs and XACKs): when the key no
- * longer holds the parts it amends (deleted or overwritten while the service ran), it
- * leaves a snapshot that cannot be used, so a restart rebuilds from the streams instead
- * of restoring a wrong state. UNUSABLE_PARTS is the text it leaves.
+ * The commands that apply a snapshot's change to its hash (prefixed key): DEL + HSET, or
+ * HDEL + HSET. Plain commands, so whatever refuses them (ACL, OOM) refuses them when the
+ * MULTI is queued and EXEC applies nothing.
  */
-const AMEND_SCRIPT = `if redis.call('TYPE', KEYS[1]).ok ~= 'hash' then
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'whole', ARGV[#ARGV])
-  return 0
-end
-local n = tonumber(ARGV[1])
-for i = 2, n + 1, 1000 do redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, n + 1))) end
-for i = n + 2, #ARGV - 1, 1000 do redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV - 1))) end
-return 1`;
-
-/** The commands that apply a snapshot's change to its hash (prefixed key): DEL + HSET, or the amendment script. */
 function stateCommands(key: string, change: PartsChange): string[][] {
-  if (change.replace) return change.set.length > 0 ? [['DEL', key], ['HSET', key, ...change.set]] : [['DEL', key]];
-  if (change.set.length === 0 && change.del.length === 0) return [];
-  return [['EVAL', AMEND_SCRIPT, '1', key, String(change.del.length), ...change.del, ...change.set, UNUSABLE_PARTS]];
-}
-
-/** The key a command of a commit addresses (EVAL names it after the script). */
-function keyOf(command: readonly string[]): string {
-  return command[0] === 'EVAL' ? command[3]! : command[1]!;
+  const commands: string[][] = [];
+  if (change.replace) commands.push(['DEL', key]);
+  else if (change.del.length > 0) commands.push(['HDEL', key, ...change.del]);
+  if (change.set.length > 0) commands.push(['HSET', key, ...change.set]);
+  return commands;
 }
 
 /** The largest stream id: trimming before it is bounded by the count alone. */
@@ -178,9 +161,9 @@ function infoMap(flat: RawInfo): Map<string, RawInfo[number]> {
  * consumers downstream absorb (signal_id: docs/scale-out.md). Replies keep their order.
  */
 async function runCommands(link: RedisLink, commands: readonly string[][]): Promise<unknown[]> {
-  const routing = keyOf(commands[0]!);
+  const routing = commands[0]![1]!;
   if (!link.cluster) return link.transaction(routing, commands);
-  const slots = commands.map((command) => keySlot(keyOf(command)));
+  const slots = commands.map((command) => keySlot(command[1]!));
   if (slots.every((slot) => slot === slots[0])) return link.transaction(routing, commands);
   const replies: unknown[] = new Array(commands.length);
   for (const acks of [false, true]) {
@@ -193,7 +176,7 @@ async function runCommands(link: RedisLink, commands: readonly string[][]): Prom
     });
     for (const indexes of bySlot.values()) {
       const part = indexes.map((index) => commands[index]!);
-      const answers = await link.transaction(keyOf(part[0]!), part);
+      const answers = await link.transaction(part[0]![1]!, part);
       indexes.forEach((index, at) => (replies[index] = answers[at]));
     }
   }

@@ -100,7 +100,7 @@ describe('PartsTracker and assembleState', () => {
     toy.count += 1;
     const change = tracker.build(() => toy.snapshotJson());
     expect(change.replace).toBe(false);
-    expect(change.set.filter((_, i) => i % 2 === 0)).toEqual(['shell', '1:S17']);
+    expect(change.set.filter((_, i) => i % 2 === 0)).toEqual(['shell', '1:S17']); // the count is unchanged: not written
     expect(change.del).toEqual([]);
     apply(fields, change);
     tracker.landed();
@@ -111,7 +111,7 @@ describe('PartsTracker and assembleState', () => {
     toy.levels.set('S3', { n: 3 });
     toy.orders.delete('S4');
     const moved = tracker.build(() => toy.snapshotJson());
-    expect(moved.set.filter((_, i) => i % 2 === 0)).toEqual(['2:S3']);
+    expect(moved.set.filter((_, i) => i % 2 === 0)).toEqual(['2:S3', 'count']);
     expect(moved.del).toEqual(['3:S4']);
     apply(fields, moved);
     tracker.landed();
@@ -155,8 +155,12 @@ describe('PartsTracker and assembleState', () => {
   it('reads a string as the whole snapshot, and refuses parts that do not fit', () => {
     expect(assembleState({ value: '{"a":1}' })).toBe('{"a":1}');
     expect(() => assembleState({ fields: new Map([['1:A', '1 "A":1']]) })).toThrow(/no shell/);
-    expect(() => assembleState({ fields: new Map([['shell', '{"a":"\\u0001o1"}'], ['2:A', '1 "A":1']]) })).toThrow(/does not name/);
-    expect(() => assembleState({ fields: new Map([['shell', '{"a":"\\u0001o1"}'], ['1:A', 'x']]) })).toThrow(/cannot place/);
-    expect(assembleState({ fields: new Map([['shell', '{"a":"\\u0001o1"}'], ['1:B', '2 "B":2'], ['1:A', '1 "A":1']]) })).toBe('{"a":{"A":1,"B":2}}');
+    const shell: [string, string] = ['shell', '{"a":"\\u0001o1"}'];
+    expect(() => assembleState({ fields: new Map([shell, ['2:A', '1 "A":1'], ['count', '2']]) })).toThrow(/does not name/);
+    expect(() => assembleState({ fields: new Map([shell, ['1:A', 'x'], ['count', '2']]) })).toThrow(/cannot place/);
+    // Parts lost under the service (the key deleted while it ran) do not add up to the count.
+    expect(() => assembleState({ fields: new Map([shell, ['1:A', '1 "A":1'], ['count', '3']]) })).toThrow(/count says 3/);
+    expect(() => assembleState({ fields: new Map([shell, ['1:A', '1 "A":1']]) })).toThrow(/count says nothing/);
+    expect(assembleState({ fields: new Map([shell, ['1:B', '2 "B":2'], ['1:A', '1 "A":1'], ['count', '3']]) })).toBe('{"a":{"A":1,"B":2}}');
   });
 });

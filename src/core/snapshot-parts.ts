@@ -8,6 +8,9 @@
  *                    ledger's positions, risk's in-flight orders);
  *   `<id>:<key>`     one entry of collection <id>: `<seq> <text>`, the text as it stands
  *                    in the joined snapshot, seq its place among the collection's entries;
+ *   `count`          how many fields the hash holds besides this one: parts lost while
+ *                    the service ran (the key deleted under it) make the snapshot unusable
+ *                    (a restart rebuilds from the streams), never a wrong one;
  *   `whole`          instead of all the above, the whole JSON (when the state holds a
  *                    string equal to a marker, or a key a plain object would reorder).
  * `assembleParts` puts them back together into exactly the text `snapshotJson()` gives,
@@ -29,13 +32,6 @@ export interface PartsChange {
 
 /** A stored snapshot as the bus reads it: a string (the whole JSON, every version before parts) or a hash's fields. */
 export type StoredState = { readonly value: string } | { readonly fields: ReadonlyMap<string, string> };
-
-/**
- * What a store leaves at the key (as `whole`) when a change amends parts that are no longer
- * there (the key was deleted or overwritten while the service ran): not JSON, so the
- * snapshot is unusable and a restart rebuilds from the streams; the next replace heals it.
- */
-export const UNUSABLE_PARTS = 'unusable: a commit amended parts that were gone';
 
 /** `o`: `{members}` of an object; `a`: `[items]` of an array; `m`: the members alone (inside braces the caller writes). */
 export type CollectionKind = 'o' | 'a' | 'm';
@@ -85,8 +81,8 @@ export class PartsTracker {
   readonly #ids = new WeakMap<object, number>();
   #nextId = 0;
   /** null: nothing known to be stored (start, or after a whole snapshot): the next commit replaces. */
-  #committed: { shell: string; collections: Map<number, Committed> } | null = null;
-  #pending: { shell: string; collections: Map<number, Pending>; replace: boolean; whole?: true } | null = null;
+  #committed: { shell: string; collections: Map<number, Committed>; count: number } | null = null;
+  #pending: { shell: string; collections: Map<number, Pending>; replace: boolean; count: number; whole?: true } | null = null;
   /** Collections met while the current snapshot is made. */
   #building: Map<number, Pending> | null = null;
   #full = false;
@@ -105,14 +101,21 @@ export class PartsTracker {
       made = this.#collect(json, true);
       if (made === null) return this.#whole(json);
     }
-    this.#pending = made;
     const set: string[] = [];
     const del: string[] = [];
     if (made.replace || made.shell !== this.#committed?.shell) set.push('shell', made.shell);
+    let count = 1; // the shell
     for (const pending of made.collections.values()) {
-      for (const item of pending.sets) set.push(`${pending.id}:${item.key}`, `${item.seq} ${item.text}`);
+      const stored = made.replace ? undefined : this.#committed?.collections.get(pending.id)?.items;
+      count += (stored?.size ?? 0) - pending.dels.length;
+      for (const item of pending.sets) {
+        set.push(`${pending.id}:${item.key}`, `${item.seq} ${item.text}`);
+        if (stored?.has(item.key) !== true) count += 1;
+      }
       if (!made.replace) for (const key of pending.dels) del.push(`${pending.id}:${key}`);
     }
+    if (made.replace || count !== this.#committed?.count) set.push('count', String(count));
+    this.#pending = { ...made, count };
     return { replace: made.replace, set, del };
   }
 
@@ -138,7 +141,7 @@ export class PartsTracker {
       c.version = p.version;
       c.maxSeq = p.maxSeq;
     }
-    this.#committed = { shell: pending.shell, collections };
+    this.#committed = { shell: pending.shell, collections, count: pending.count };
   }
 
   /** Forgets what is stored: the next commit replaces the key (after something else wrote it). */
@@ -227,7 +230,7 @@ export class PartsTracker {
 
   /** The whole text in one field (replacing the key); the next commit replaces again. */
   #whole(json: () => string): PartsChange {
-    this.#pending = { shell: '', collections: new Map(), replace: true, whole: true };
+    this.#pending = { shell: '', collections: new Map(), replace: true, count: 0, whole: true };
     return { replace: true, set: ['whole', json()], del: [] };
   }
 }
@@ -244,9 +247,10 @@ export function assembleState(stored: StoredState): string {
   if (whole !== undefined) return whole;
   const shell = fields.get('shell');
   if (shell === undefined) throw new Error('the snapshot has no shell field');
+  if (fields.get('count') !== String(fields.size - 1)) throw new Error(`the snapshot holds ${fields.size - 1} parts, its count says ${fields.get('count') ?? 'nothing'}`);
   const items = new Map<number, [number, string][]>();
   for (const [name, value] of fields) {
-    if (name === 'shell') continue;
+    if (name === 'shell' || name === 'count') continue;
     const colon = name.indexOf(':');
     const space = value.indexOf(' ');
     const id = Number(name.slice(0, colon));
@@ -266,7 +270,7 @@ export function assembleState(stored: StoredState): string {
       .join(',');
     return kind === 'o' ? `{${members}}` : kind === 'a' ? `[${members}]` : members;
   });
-  if (placed !== fields.size - 1) throw new Error('the snapshot has entries of a collection its shell does not name');
+  if (placed !== fields.size - 2) throw new Error('the snapshot has entries of a collection its shell does not name');
   return text;
 }
 
