@@ -8,6 +8,7 @@ import type { EventBus } from '../src/bus/bus.js';
 import { GROUPS, TOPICS } from '../src/bus/topics.js';
 import { ExecutionResult, PriceTick, type RiskApprovedSignal } from '../src/core/messages.js';
 import type { Launched } from '../src/services/launch.js';
+import { readSnapshotText } from '../src/services/common/host.js';
 import { startPrivateRedis, uniquePrefix, waitFor } from './helpers/redis.js';
 import {
   approval,
@@ -136,7 +137,7 @@ describe('Execution service: fills', () => {
     // While it is down: three more approvals, and one of the first three again.
     for (const order of orders.slice(3)) await bus1.publish(TOPICS.safe, order);
     await bus1.publish(TOPICS.safe, orders[0]);
-    const snapshot = JSON.parse((await bus1.getValue('snapshot:execution')) ?? 'null') as { stats: { orders: number; fills: number } };
+    const snapshot = JSON.parse((await readSnapshotText(bus1, 'execution')) ?? 'null') as { stats: { orders: number; fills: number } };
     expect(snapshot.stats).toMatchObject({ orders: 3, fills: 3 });
 
     // A new instance, on a connection of its own (a new process).

@@ -22,6 +22,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { GROUPS, TOPICS } from '../src/bus/topics.js';
 import { ExecutionResult } from '../src/core/messages.js';
 import { metricDocs } from '../src/platform/metrics-doc.js';
+import { readSnapshotText } from '../src/services/common/host.js';
 import { freePorts } from './helpers/ports.js';
 import {
   REPO,
@@ -127,15 +128,15 @@ describe('the metrics alerts read, on a real Redis', () => {
     const admin = createClient({ url: redis.url });
     await admin.connect();
     scope.defer(async () => void (await admin.quit()));
-    // The test publishes as its own user; the service's user (default) loses SET, which
-    // every commit needs for its snapshot, so each commit transaction is refused.
+    // The test publishes as its own user; the service's user (default) loses HSET, which
+    // every commit needs for its snapshot's parts, so each commit transaction is refused.
     await admin.sendCommand(['ACL', 'SETUSER', 'tester', 'on', '>pw', '~*', '&*', '+@all']);
     const prefix = scope.newPrefix();
     const serviceBus = await scope.openBus(prefix, { url: redis.url });
     const exec = await scope.launch('execution', { bus: serviceBus });
     await setPrice(exec.app, 'BTCUSDT', 50_000); // the approval's reference price (else PRICE_DEVIATION)
     const testerBus = await scope.openBus(prefix, { url: `redis://tester:pw@127.0.0.1:${redis.port}` });
-    await admin.sendCommand(['ACL', 'SETUSER', 'default', '-set']);
+    await admin.sendCommand(['ACL', 'SETUSER', 'default', '-hset']);
 
     const order = approval({ quantity: 0.01 });
     await testerBus.publish(TOPICS.safe, order);
@@ -143,9 +144,12 @@ describe('the metrics alerts read, on a real Redis', () => {
     await waitFor(async () => (await failures()) >= 1, { timeoutMs: 10_000, what: 'a failed snapshot commit' });
     expect(await readDeadLetters(testerBus, TOPICS.safe)).toEqual([]);
 
-    await admin.sendCommand(['ACL', 'SETUSER', 'default', '+set']);
+    await admin.sendCommand(['ACL', 'SETUSER', 'default', '+hset']);
     const [result] = await waitForPayloads(testerBus, TOPICS.execution, ExecutionResult, 1, (r) => r.signal_id === order.signal_id);
     expect(result?.status).toBe('FILLED');
+    // The retried commit carried the batch's whole change: its snapshot counts the order.
+    const snapshot = JSON.parse((await readSnapshotText(testerBus, 'execution')) ?? 'null') as { stats: { orders: number; fills: number } };
+    expect(snapshot.stats).toMatchObject({ orders: 1, fills: 1 });
     const text = (await request(exec.app, 'GET', '/metrics')).text;
     expect(metricValue(text, 'qt_snapshot_commit_duration_seconds_count')).toBeGreaterThan(await failures());
   });

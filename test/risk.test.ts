@@ -33,7 +33,7 @@ import { systemClock } from '../src/platform/clock.js';
 import { defaultConfig } from '../src/platform/config.js';
 import { silentLogger } from '../src/platform/logger.js';
 import { launchService, type Launched } from '../src/services/launch.js';
-import { snapshotKey } from '../src/services/common/host.js';
+import { readSnapshotText } from '../src/services/common/host.js';
 import { cleanupPrefix, redisUrl, startPrivateRedis, uniquePrefix, waitFor, type PrivateRedis } from './helpers/redis.js';
 
 // ---------------------------------------------------------------------------------
@@ -477,7 +477,7 @@ describe('Risk Safety service on Redis', () => {
       await publishAll(busA, plan.slice(40, 60));
       await statsWhen(first, (s) => handled(s) >= 45, 'the second half under way');
       await stopService(first);
-      const snapshot = JSON.parse((await busA.getValue(snapshotKey('risk'))) ?? 'null') as { counters: Stats['counts'] };
+      const snapshot = JSON.parse((await readSnapshotText(busA, 'risk')) ?? 'null') as { counters: Stats['counts'] };
       expect(snapshot.counters).toEqual(first.service.stats().counts); // the snapshot is exactly what was done
       const handledBefore = snapshot.counters.received + snapshot.counters.duplicates;
       expect(handledBefore).toBeGreaterThanOrEqual(45);

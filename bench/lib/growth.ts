@@ -23,6 +23,7 @@ import { LOOP_STAGES } from './embedded.js';
 import { BENCH_CONFIG, EXPECTED_APPROVED_FRACTION } from './signals.js';
 import { maxThroughput, startServices, type LoopContext, type MaxResult, type RunningServices } from './services.js';
 import type { EventBus } from '../../src/bus/bus.js';
+import { readSnapshotText } from '../../src/services/common/host.js';
 
 export const GROWTH_COUNTS = [5, 50, 500] as const;
 
@@ -59,6 +60,8 @@ export interface GrowthRow {
   snapshot_bytes: Record<string, number | null>;
   /** Snapshot commits (one per batch) per 1,000 signals of the measured runs, by service. */
   commits_per_1k_signals: Record<string, number | null>;
+  /** Bytes Redis read from its clients (INFO total_net_input_bytes) per signal of the measured runs: messages, commits, snapshots. */
+  redis_input_bytes_per_signal: number;
   signals_per_s: number | null;
   cpu_us_per_signal: number | null;
   cpu_us_per_signal_by_process: Record<string, number | null>;
@@ -148,6 +151,7 @@ export async function runGrowth(options: GrowthOptions): Promise<GrowthRow[]> {
       }
       const runs: MaxResult[] = [];
       const commits0 = await commitCounts(services);
+      const input0 = await netInputBytes(options.producer);
       for (let i = 0; i < options.repeat; i++) {
         const run = await maxThroughput(ctx, `m${i}`, options.size, options.window);
         runs.push(run);
@@ -164,18 +168,28 @@ export async function runGrowth(options: GrowthOptions): Promise<GrowthRow[]> {
       }
       const after = await openPositions(services);
       const snapshot_bytes: Record<string, number | null> = {};
-      for (const name of ['risk', 'execution', 'monitor']) {
-        const value = await options.producer.sendCommand<number>(['STRLEN', `${prefix}snapshot:${name}`]).catch(() => null);
-        snapshot_bytes[name] = typeof value === 'number' && value > 0 ? value : null;
+      for (const name of ['risk', 'execution', 'monitor'] as const) {
+        // The snapshot's JSON as restored (stored by parts: put together from its hash).
+        const text = await readSnapshotText(bus, name).catch(() => null);
+        snapshot_bytes[name] = text ? Buffer.byteLength(text) : null;
       }
-      rows.push({ ...summarize(n, { ...open, after_runs: after.monitor }, snapshot_bytes, runs), commits_per_1k_signals });
-      options.log(`growth N=${n}: snapshot bytes ${JSON.stringify(snapshot_bytes)}, commits per 1k signals ${JSON.stringify(commits_per_1k_signals)}`);
+      const redis_input_bytes_per_signal = Math.round(((await netInputBytes(options.producer)) - input0) / measured);
+      rows.push({ ...summarize(n, { ...open, after_runs: after.monitor }, snapshot_bytes, runs), commits_per_1k_signals, redis_input_bytes_per_signal });
+      options.log(
+        `growth N=${n}: snapshot bytes ${JSON.stringify(snapshot_bytes)}, commits per 1k signals ${JSON.stringify(commits_per_1k_signals)}, bytes into Redis per signal ${redis_input_bytes_per_signal}`,
+      );
     } finally {
       await services.stop();
       await bus.close().catch(() => undefined);
     }
   }
   return rows;
+}
+
+/** Redis's total_net_input_bytes (INFO stats). */
+async function netInputBytes(client: RedisClient): Promise<number> {
+  const info = await client.sendCommand<string>(['INFO', 'stats']);
+  return Number(/total_net_input_bytes:(\d+)/.exec(info)?.[1] ?? NaN);
 }
 
 function median(values: number[]): number | null {
@@ -185,7 +199,7 @@ function median(values: number[]): number | null {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
-function summarize(n: number, open: GrowthRow['open_positions'], snapshot_bytes: GrowthRow['snapshot_bytes'], runs: MaxResult[]): Omit<GrowthRow, 'commits_per_1k_signals'> {
+function summarize(n: number, open: GrowthRow['open_positions'], snapshot_bytes: GrowthRow['snapshot_bytes'], runs: MaxResult[]): Omit<GrowthRow, 'commits_per_1k_signals' | 'redis_input_bytes_per_signal'> {
   const med = (pick: (r: MaxResult) => number | null | undefined) => {
     const m = median(runs.map(pick).filter((v): v is number => typeof v === 'number'));
     return m === null ? null : Math.round(m * 10) / 10;

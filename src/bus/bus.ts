@@ -6,6 +6,7 @@
  * Delivery is at-least-once: an entry is acknowledged only when its handler returned
  * and the handler's outputs were written, in the same transaction as the ack.
  */
+import type { PartsChange, StoredState } from '../core/snapshot-parts.js';
 import { TOPICS } from './topics.js';
 import type { GroupBacklog, TrimResult } from './trim.js';
 
@@ -91,12 +92,13 @@ export interface SubscribeSettings<T> {
    */
   batchOutputs?: (outputs: readonly Outbound[]) => Outbound[];
   /**
-   * State written with every commit (`SET key value`, the key under the bus prefix), in
-   * the same transaction as the batch's outputs and acknowledgements: a snapshot that
-   * always matches exactly the entries acknowledged (SPEC §7). Called once per batch,
-   * after its handlers.
+   * State written with every commit (the key under the bus prefix), in the same
+   * transaction as the batch's outputs and acknowledgements: a snapshot that always
+   * matches exactly the entries acknowledged (SPEC §7). Called once per batch, after its
+   * handlers. `value`: `SET key value`; `parts`: the change to the key's hash (as
+   * `setState`). A commit that fails is retried with the same state.
    */
-  commitState?: () => { key: string; value: string };
+  commitState?: () => CommitState;
   /**
    * Called once per batch after its handlers, before its acknowledgements are written:
    * a consumer whose output goes elsewhere (the journal's database) commits it here, so
@@ -109,6 +111,9 @@ export interface SubscribeSettings<T> {
   /** Called after each attempt to write a batch's commit: whether it landed and how long it took. */
   onCommit?: (attempt: CommitAttempt) => void;
 }
+
+/** The state a commit writes: a whole value, or the parts of a hash that changed (core/snapshot-parts.ts). */
+export type CommitState = { key: string; value: string } | { key: string; parts: PartsChange };
 
 export interface CommitAttempt {
   ok: boolean;
@@ -211,6 +216,13 @@ export interface EventBus {
   /** Small key/value store for service snapshots (SPEC §7). */
   getValue(key: string): Promise<string | null>;
   setValue(key: string, value: string): Promise<void>;
+  /**
+   * A snapshot as stored: a string (`{value}`), a hash written by `setState` or a commit's
+   * parts (`{fields}`), or null; read in one step.
+   */
+  getState(key: string): Promise<StoredState | null>;
+  /** Applies a change to the key's hash in one step (`replace`: whatever the key held goes first). */
+  setState(key: string, change: PartsChange): Promise<void>;
 
   /** True while the bus can serve requests. */
   ping(): Promise<boolean>;

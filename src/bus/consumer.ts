@@ -14,6 +14,7 @@ import type { Clock } from '../core/clock.js';
 import { RefusedEntry } from './bus.js';
 import type {
   CommitAttempt,
+  CommitState,
   Delivery,
   Handler,
   MultiSubscribeOptions,
@@ -49,7 +50,7 @@ export interface Commit {
   /** Entry ids to acknowledge, per topic. */
   acks: Map<string, string[]>;
   /** The subscription's commitState, if it has one. */
-  state: { key: string; value: string } | null;
+  state: CommitState | null;
 }
 
 export interface ClaimPage {
@@ -178,7 +179,7 @@ export class ConsumerLoop<T> implements Subscription {
   readonly #decodeKey: unknown;
   readonly #handler: Handler<T>;
   readonly #batchOutputs: ((outputs: readonly Outbound[]) => Outbound[]) | undefined;
-  readonly #commitState: (() => { key: string; value: string }) | undefined;
+  readonly #commitState: (() => CommitState) | undefined;
   readonly #beforeCommit: (() => Promise<void>) | undefined;
   readonly #onDeadLetter: ((topic: string, id: string, error: string) => void) | undefined;
   readonly #onCommit: ((attempt: CommitAttempt) => void) | undefined;

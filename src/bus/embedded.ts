@@ -40,6 +40,7 @@ import {
   type PendingEntry,
   type TopicBatch,
 } from './consumer.js';
+import type { PartsChange, StoredState } from '../core/snapshot-parts.js';
 import { StreamNames } from './topics.js';
 import { DEFAULT_TRIM_INTERVAL_MS, PeriodicTrimmer, type GroupBacklog, type TrimResult } from './trim.js';
 
@@ -393,8 +394,8 @@ export class EmbeddedBus implements EventBus {
   readonly #onError: (error: unknown) => void;
   /** Keyed by base topic; each stream knows its prefixed name. */
   readonly #streams = new Map<string, MemStream>();
-  /** A value is a string, or how to make it when read (setLazyValue). */
-  readonly #values = new Map<string, string | (() => Promise<string>)>();
+  /** A value is a string, how to make it when read (setLazyValue), or a hash's fields (setState). */
+  readonly #values = new Map<string, string | (() => Promise<string>) | Map<string, string>>();
   readonly #subscriptions = new Set<Subscription>();
   /** Every prepared subscription's reader, for settled(). */
   readonly #readers = new Set<EmbeddedGroupReader<unknown>>();
@@ -524,7 +525,39 @@ export class EmbeddedBus implements EventBus {
 
   async getValue(key: string): Promise<string | null> {
     const value = this.#values.get(this.prefix + key);
+    if (value instanceof Map) throw new Error(`WRONGTYPE ${this.prefix + key} holds a hash (a snapshot by parts: getState)`);
     return typeof value === 'function' ? value() : (value ?? null);
+  }
+
+  async getState(key: string): Promise<StoredState | null> {
+    const value = this.#values.get(this.prefix + key);
+    if (value === undefined) return null;
+    if (value instanceof Map) return { fields: new Map(value) };
+    return { value: typeof value === 'function' ? await value() : value };
+  }
+
+  async setState(key: string, change: PartsChange): Promise<void> {
+    this.#assertOpen();
+    this.#applyState(key, change);
+  }
+
+  /** An amendment needs parts at the key (Redis answers WRONGTYPE for a string); checked before a commit applies anything. */
+  #checkState(key: string, change: PartsChange): void {
+    const current = this.#values.get(this.prefix + key);
+    if (!change.replace && current !== undefined && !(current instanceof Map)) {
+      throw new Error(`WRONGTYPE ${this.prefix + key} holds a string, not a snapshot by parts`);
+    }
+  }
+
+  /** As Redis applies stateCommands: DEL (replace) or HDEL, then HSET; a hash left without fields is gone. */
+  #applyState(key: string, change: PartsChange): void {
+    this.#checkState(key, change);
+    const current = this.#values.get(this.prefix + key);
+    const fields = change.replace || !(current instanceof Map) ? new Map<string, string>() : current;
+    if (!change.replace) for (const field of change.del) fields.delete(field);
+    for (let i = 0; i + 1 < change.set.length; i += 2) fields.set(change.set[i]!, change.set[i + 1]!);
+    if (fields.size === 0) this.#values.delete(this.prefix + key);
+    else this.#values.set(this.prefix + key, fields);
   }
 
   /**
@@ -646,8 +679,13 @@ export class EmbeddedBus implements EventBus {
     this.#assertOpen();
     // One clock reading for the whole commit, like one MULTI/EXEC (ids still grow by seq).
     const now = this.#clock.now();
+    // Checked first, so a commit that cannot apply its state applies nothing.
+    if (commit.state && 'parts' in commit.state) this.#checkState(commit.state.key, commit.state.parts);
     for (const write of commit.writes) this.#append(write.topic, write.fields, now);
-    if (commit.state) this.#values.set(this.prefix + commit.state.key, commit.state.value);
+    if (commit.state) {
+      if ('parts' in commit.state) this.#applyState(commit.state.key, commit.state.parts);
+      else this.#values.set(this.prefix + commit.state.key, commit.state.value);
+    }
     for (const [topic, ids] of commit.acks) {
       if (ids.length > 0) groupOf(topic).ack(ids, runs.get(topic) ?? null);
     }

@@ -9,6 +9,7 @@
  * fill pending until it is in the database) applies it to keep the stream at its working
  * set.
  */
+import { assembleState } from '../core/snapshot-parts.js';
 import { compareIds, type EventBus } from './bus.js';
 import { StreamNames, TOPICS } from './topics.js';
 import { nextId, trimBehindConsumers, trimBoundOf, type TrimResult } from './trim.js';
@@ -21,10 +22,10 @@ const MONITOR_SNAPSHOT_KEY = new StreamNames('').snapshot('monitor');
  * whole stream then).
  */
 export async function executionRecoveryNeeds(bus: EventBus): Promise<{ id: string; why: string }> {
-  const text = await bus.getValue(MONITOR_SNAPSHOT_KEY);
+  const stored = await bus.getState(MONITOR_SNAPSHOT_KEY);
   let watermark: unknown = null;
   try {
-    watermark = text ? (JSON.parse(text) as { last_fill_id?: unknown }).last_fill_id : null;
+    watermark = stored ? (JSON.parse(assembleState(stored)) as { last_fill_id?: unknown }).last_fill_id : null;
   } catch {
     watermark = null;
   }

@@ -4,8 +4,8 @@
  * One connection serves writes and admin commands. Each subscription gets its own
  * duplicated connection, because a blocking XREADGROUP holds its whole connection; that
  * connection also carries the subscription's commits (one MULTI: XADD of every output
- * and dead letter, SET of the subscription's state, XACK per topic), so a batch's
- * results and its acknowledgement land together or not at all.
+ * and dead letter, the subscription's state (SET, or the hash fields that changed), XACK
+ * per topic), so a batch's results and its acknowledgement land together or not at all.
  * Commands go through sendCommand with the raw RESP2 replies parsed here: stream
  * replies are small and regular, and this keeps the hot path free of reply transforms.
  *
@@ -14,6 +14,7 @@
  * (docs/scale-out.md).
  */
 import type { Clock } from '../core/clock.js';
+import type { PartsChange, StoredState } from '../core/snapshot-parts.js';
 import { systemClock } from '../platform/clock.js';
 import {
   compareIds,
@@ -61,6 +62,25 @@ if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 return 0`;
 const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`;
+/** A snapshot key as stored, in one step: `['string', value]`, `['hash', [field, value, ...]]`, `['none']`, or `[type]`. */
+const GET_STATE_SCRIPT = `local kind = redis.call('TYPE', KEYS[1]).ok
+if kind == 'string' then return {kind, redis.call('GET', KEYS[1])} end
+if kind == 'hash' then return {kind, redis.call('HGETALL', KEYS[1])} end
+return {kind}`;
+
+/**
+ * The commands that apply a snapshot's change to its hash (prefixed key): DEL + HSET, or
+ * HDEL + HSET. Plain commands, so whatever refuses them (ACL, OOM) refuses them when the
+ * MULTI is queued and EXEC applies nothing.
+ */
+function stateCommands(key: string, change: PartsChange): string[][] {
+  const commands: string[][] = [];
+  if (change.replace) commands.push(['DEL', key]);
+  else if (change.del.length > 0) commands.push(['HDEL', key, ...change.del]);
+  if (change.set.length > 0) commands.push(['HSET', key, ...change.set]);
+  return commands;
+}
+
 /** The largest stream id: trimming before it is bounded by the count alone. */
 const MAX_ID = '18446744073709551615-18446744073709551615';
 /** Entries read to find an exact cut once whole nodes are gone (a node holds 100 by default). */
@@ -476,11 +496,11 @@ export class RedisBus implements EventBus {
    * or moved there when it exists: XGROUP SETID). For a service that reads a topic in
    * place of others from now on (the monitor's upgrade, src/services/monitor/retire.ts).
    */
-  async moveGroup(group: string, retire: readonly string[], place: { topic: string; startId: string; exists: boolean }, state: { key: string; value: string }): Promise<void> {
+  async moveGroup(group: string, retire: readonly string[], place: { topic: string; startId: string; exists: boolean }, state: { key: string; parts: PartsChange }): Promise<void> {
     const { prefix } = this.#names;
     const target = this.#names.stream(place.topic);
     const commands: string[][] = [
-      ['SET', prefix + state.key, state.value],
+      ...stateCommands(prefix + state.key, state.parts),
       ...retire.map((topic) => ['XGROUP', 'DESTROY', this.#names.stream(topic), group]),
       place.exists ? ['XGROUP', 'SETID', target, group, place.startId] : ['XGROUP', 'CREATE', target, group, place.startId, 'MKSTREAM'],
     ];
@@ -517,6 +537,24 @@ export class RedisBus implements EventBus {
 
   async setValue(key: string, value: string): Promise<void> {
     await this.#client.send(this.prefix + key, ['SET', this.prefix + key, value]);
+  }
+
+  async getState(key: string): Promise<StoredState | null> {
+    const reply = await this.#client.send<[string, (string | string[])?]>(this.prefix + key, ['EVAL', GET_STATE_SCRIPT, '1', this.prefix + key]);
+    const [kind, content] = reply;
+    if (kind === 'none') return null;
+    if (kind === 'string' && typeof content === 'string') return { value: content };
+    if (kind === 'hash' && Array.isArray(content)) {
+      const fields = new Map<string, string>();
+      for (let i = 0; i + 1 < content.length; i += 2) fields.set(content[i]!, content[i + 1]!);
+      return { fields };
+    }
+    throw new Error(`${this.prefix + key} holds a ${kind}, not a snapshot`);
+  }
+
+  async setState(key: string, change: PartsChange): Promise<void> {
+    const commands = stateCommands(this.prefix + key, change);
+    if (commands.length > 0) await runCommands(this.#client, commands);
   }
 
   async ping(): Promise<boolean> {
@@ -634,7 +672,10 @@ class RedisGroupReader implements GroupReader {
     const { names, group } = this.#settings;
     const commands: string[][] = [];
     for (const write of writes) commands.push(this.#settings.xadd(write.topic, write.fields));
-    if (state) commands.push(['SET', names.prefix + state.key, state.value]);
+    if (state) {
+      if ('parts' in state) commands.push(...stateCommands(names.prefix + state.key, state.parts));
+      else commands.push(['SET', names.prefix + state.key, state.value]);
+    }
     for (const [topic, ids] of acks) {
       if (ids.length > 0) commands.push(['XACK', names.stream(topic), group, ...ids]);
     }

@@ -5,6 +5,7 @@
  * a join of cached strings instead of encoding every open position again, while the text
  * stays exactly what JSON.stringify of the plain snapshot object writes.
  */
+import { collectingParts } from './snapshot-parts.js';
 
 /**
  * False for keys a plain object does not keep in insertion order or at all: array indices
@@ -72,30 +73,70 @@ export class MembersCache<V> {
 
   /** The comma-joined members; null when a key is not kept in order by a plain object (see isOrderedKey). */
   members(map: ReadonlyMap<string, V>): string | null {
+    return this.collected('m', map) ?? this.plainMembers(map);
+  }
+
+  /** `{members}`, or JSON.stringify(fallback()) when a key is not kept in order by a plain object. */
+  object(map: ReadonlyMap<string, V>, fallback: () => unknown): string {
+    const marker = this.collected('o', map);
+    if (marker !== null) return marker;
+    const members = this.plainMembers(map);
+    return members === null ? JSON.stringify(fallback()) : `{${members}}`;
+  }
+
+  private plainMembers(map: ReadonlyMap<string, V>): string | null {
     const version = map instanceof VersionedMap ? (map.version as number) : -1;
     if (version >= 0 && this.seen !== null && this.seen.map === map && this.seen.version === version) return this.seen.members;
     const parts: string[] = [];
     for (const [key, value] of map) {
-      let entry = this.cache.get(key);
-      if (entry === undefined || !this.same(entry.value, value)) {
-        if (!isOrderedKey(key)) return null;
-        entry = { value: this.copy(value), text: `${JSON.stringify(key)}:${this.encode(value)}` };
-        this.cache.set(key, entry);
-      }
-      parts.push(entry.text);
+      const text = this.entryText(key, value);
+      if (text === null) return null;
+      parts.push(text);
     }
-    // Every key of the map is cached now, so a larger cache holds keys the map dropped.
-    if (this.cache.size > map.size) for (const key of this.cache.keys()) if (!map.has(key)) this.cache.delete(key);
+    this.dropGone(map);
     const members = parts.join(',');
     this.seen = version >= 0 ? { map, version, members } : null;
     return members;
   }
 
-  /** `{members}`, or JSON.stringify(fallback()) when a key is not kept in order by a plain object. */
-  object(map: ReadonlyMap<string, V>, fallback: () => unknown): string {
-    const members = this.members(map);
-    return members === null ? JSON.stringify(fallback()) : `{${members}}`;
+  /** The entry's `"key":value` text, made when it is new or changed; null for a key a plain object does not keep in order. */
+  private entryText(key: string, value: V): string | null {
+    let entry = this.cache.get(key);
+    if (entry === undefined || !this.same(entry.value, value)) {
+      if (!isOrderedKey(key)) return null;
+      entry = { value: this.copy(value), text: `${JSON.stringify(key)}:${this.encode(value)}` };
+      this.cache.set(key, entry);
+    }
+    return entry.text;
   }
+
+  /** Every key of the map is cached now, so a larger cache holds keys the map dropped. */
+  private dropGone(map: ReadonlyMap<string, V>): void {
+    if (this.cache.size > map.size) for (const key of this.cache.keys()) if (!map.has(key)) this.cache.delete(key);
+  }
+
+  /** While a snapshot is stored by parts (core/snapshot-parts.ts): the map as one collection of it, its marker; else null. */
+  private collected(kind: 'o' | 'm', map: ReadonlyMap<string, V>): string | null {
+    const tracker = collectingParts();
+    if (tracker === null) return null;
+    const version = map instanceof VersionedMap ? (map.version as number) : -1;
+    const marker = tracker.collection(this, kind, map, version, (key, value) => this.entryText(key, value));
+    if (marker !== null) this.dropGone(map);
+    return marker;
+  }
+}
+
+/**
+ * `[items]`: the texts of a Map's values in its order (`textOf` gives each one's text,
+ * which the caller keeps until the value changes). While a snapshot is stored by parts,
+ * the map is one collection of it and this gives its marker.
+ */
+export function itemsJson<V>(map: ReadonlyMap<string, V>, textOf: (value: V) => string): string {
+  const marker = collectingParts()?.collection(map, 'a', map, -1, (_key, value) => textOf(value)) ?? null;
+  if (marker !== null) return marker;
+  const parts: string[] = [];
+  for (const value of map.values()) parts.push(textOf(value));
+  return `[${parts.join(',')}]`;
 }
 
 /** `"\u0000name"`: the marker that stands for the part `name` while the rest of a snapshot is serialised. */

@@ -26,7 +26,7 @@
  */
 import { z } from 'zod';
 import { abs, div, fx, mul, toDecimalString, toNumber, ONE, ZERO, type Fixed } from './fixed.js';
-import { MembersCache, VersionedMap, jsonByParts } from './json-cache.js';
+import { MembersCache, VersionedMap, itemsJson, jsonByParts } from './json-cache.js';
 import {
   SCHEMA_VERSION,
   type ExecutionResult,
@@ -640,11 +640,7 @@ export class Ledger {
     return jsonByParts(
       {
         marks: () => this.marksJson.object(this.marks, () => this.toSnapshot().marks),
-        positions: () => {
-          const parts: string[] = [];
-          for (const r of this.records.values()) parts.push((r.json ??= JSON.stringify(positionSnapshotOf(r))));
-          return `[${parts.join(',')}]`;
-        },
+        positions: () => itemsJson(this.records, (r) => (r.json ??= JSON.stringify(positionSnapshotOf(r)))),
       },
       (markers) => this.snapshotWith(markers.marks, markers.positions),
       () => this.toSnapshot(),

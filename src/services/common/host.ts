@@ -1,7 +1,8 @@
 /**
  * What the three services share around their pure state: one consumer-group
  * subscription over all of the service's input topics, and a snapshot of the state
- * written in the same transaction as each batch's acknowledgements.
+ * written in the same transaction as each batch's acknowledgements (by parts: only what
+ * changed since the last commit, core/snapshot-parts.ts).
  *
  * That one transaction is what makes a service restart-proof (SPEC §7): the snapshot
  * in Redis always reflects exactly the entries acknowledged, so after kill -9 the
@@ -13,6 +14,7 @@ import { decodeSignal, decoderFor, type Fields } from '../../bus/codec.js';
 import { StreamNames, TOPICS, dlqTopic, type ServiceName } from '../../bus/topics.js';
 import { backlogWarnings } from '../../bus/trim.js';
 import type { Clock } from '../../core/clock.js';
+import { PartsTracker, assembleState, type PartsChange } from '../../core/snapshot-parts.js';
 import { DecisionCounts, ExecutionResult, ExitLevels, PriceTick, RiskApprovedSignal, RiskRejection } from '../../core/messages.js';
 import type { Config } from '../../platform/config.js';
 import type { Logger } from '../../platform/logger.js';
@@ -72,6 +74,12 @@ export function payloadString(payload: string | undefined, key: string): string 
 /** The snapshot key of a service; the bus applies the stream prefix. */
 export function snapshotKey(service: ServiceName): string {
   return new StreamNames('').snapshot(service);
+}
+
+/** A service's stored snapshot as JSON text (whole or put together from its parts), or null. */
+export async function readSnapshotText(bus: EventBus, service: ServiceName): Promise<string | null> {
+  const stored = await bus.getState(snapshotKey(service));
+  return stored === null ? null : assembleState(stored);
 }
 
 /** An entry read back from a stream while rebuilding state (already decoded). */
@@ -142,6 +150,11 @@ export class ServiceHost {
   private readonly replayedThrough = new Map<string, string>();
   private busUp = true;
   private lastBusCheck = 0;
+  /**
+   * The snapshot as stored by parts: each commit writes the parts changed since the last
+   * one that landed (core/snapshot-parts.ts); the first one after start replaces the key.
+   */
+  private readonly parts = new PartsTracker();
 
   constructor(
     private readonly deps: ServiceDeps,
@@ -160,8 +173,15 @@ export class ServiceHost {
   async start(): Promise<{ restored: boolean }> {
     const { bus, logger } = this.deps;
     const key = snapshotKey(this.options.service);
-    const text = await bus.getValue(key);
-    const problem = text === null ? 'no snapshot' : this.restoreFrom(text);
+    const stored = await bus.getState(key);
+    let text: string | null = null;
+    let problem: SnapshotProblem;
+    try {
+      text = stored === null ? null : assembleState(stored);
+      problem = text === null ? 'no snapshot' : this.restoreFrom(text);
+    } catch (err) {
+      problem = `the snapshot's parts do not fit together (${firstLine(err)})`;
+    }
     if (problem === null) {
       logger.info({ restored: true, key }, 'state loaded from the snapshot');
       return { restored: true };
@@ -170,7 +190,7 @@ export class ServiceHost {
     const summary = Object.entries(figures)
       .map(([name, value]) => `${value} ${name}`)
       .join(', ');
-    const log = text === null ? logger.info.bind(logger) : logger.warn.bind(logger);
+    const log = stored === null ? logger.info.bind(logger) : logger.warn.bind(logger);
     log({ restored: false, key, reason: problem, ...figures }, `${problem}: state rebuilt from the streams (${summary})`);
     return { restored: false };
   }
@@ -289,10 +309,14 @@ export class ServiceHost {
         : {
             commitState: () => {
               flushCounts();
-              return { key, value: this.snapshotJson() };
+              return { key, parts: this.parts.build(() => this.snapshotJson()) };
             },
           }),
-      onCommit: ({ ok, seconds }) => this.observeCommit(ok, seconds),
+      onCommit: ({ ok, seconds }) => {
+        // Only a landed commit moves what the next one is compared with; a failed one is retried as it is.
+        if (ok) this.parts.landed();
+        this.observeCommit(ok, seconds);
+      },
       onDeadLetter: (topic, id, error) => {
         metrics.messages.inc({ topic, direction: 'dlq' });
         logger.warn({ topic, id, error }, 'entry moved to the dead-letter stream');
@@ -351,13 +375,24 @@ export class ServiceHost {
     return this.deps.snapshots !== false && typeof bus.setLazyValue === 'function' ? (bus as EventBus & LazyValues) : null;
   }
 
+  /**
+   * Writes the snapshot through `write` (a caller's own transaction, e.g. the monitor's
+   * upgrade step), as the change since the last write that landed: the parts tracker must
+   * see every write of the key, or the next commit's change would not fit what is stored.
+   */
+  async writeStateWith(write: (state: { key: string; parts: PartsChange }) => Promise<void>): Promise<void> {
+    await write({ key: snapshotKey(this.options.service), parts: this.parts.build(() => this.snapshotJson()) });
+    this.parts.landed();
+  }
+
   /** Saves the snapshot outside a batch, timed and counted like a batch's commit. */
   private async saveSnapshot(): Promise<void> {
     const started = performance.now();
     try {
       // A lazy snapshot is made when read: nothing to write.
       if (this.deps.snapshots === false || (this.subscription !== undefined && this.lazySnapshots() !== null)) return;
-      await this.deps.bus.setValue(snapshotKey(this.options.service), this.snapshotJson());
+      await this.deps.bus.setState(snapshotKey(this.options.service), this.parts.build(() => this.snapshotJson()));
+      this.parts.landed();
     } catch (err) {
       this.observeCommit(false, (performance.now() - started) / 1000);
       throw err;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { PartsMirror } from '../../../test/helpers/parts.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { RiskApprovedSignal } from '../../core/messages.js';
 import { keyedRandom } from '../../core/random.js';
@@ -58,6 +59,13 @@ function resultOf(state: ExecutionState, o: RiskApprovedSignal, now = T0 + 10) {
   const outcome = state.onOrder(o, now);
   if (outcome.kind !== 'result') throw new Error('duplicate');
   return outcome.result;
+}
+
+
+/** Which commits of a stored-by-parts mirror fail (seeded). */
+function partsRandom(): () => number {
+  const random = keyedRandom(11, 'parts');
+  return () => random.next();
 }
 
 describe('ExecutionState protects itself', () => {
@@ -219,7 +227,11 @@ describe('ExecutionState.snapshotJson (the per-symbol text kept between batches)
       const make = () =>
         new ExecutionState({ instruments: instrumentTable(cfg.instruments), seed: 42, ...cfg.execution, spread_pct: 0.001, tickGate: tickGateFor(cfg) });
       let state = make();
-      const same = () => expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
+      const parts = new PartsMirror(partsRandom());
+    const same = () => {
+      expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
+      parts.commit(() => state.snapshotJson());
+    };
       const rng = keyedRandom(11, used.join());
       const pick = () => used[Math.floor(rng.next() * used.length)] as string;
       let now = T0;

@@ -15,7 +15,8 @@
  */
 import { compareIds, type EventBus } from '../../bus/bus.js';
 import { GROUPS, TOPICS } from '../../bus/topics.js';
-import { decodeTopic, snapshotKey } from '../common/host.js';
+import type { PartsChange } from '../../core/snapshot-parts.js';
+import { decodeTopic } from '../common/host.js';
 
 /** What a Redis bus offers for it (src/bus/redis.ts). */
 export interface GroupMover {
@@ -25,7 +26,7 @@ export interface GroupMover {
     group: string,
     retire: readonly string[],
     place: { topic: string; startId: string; exists: boolean },
-    state: { key: string; value: string },
+    state: { key: string; parts: PartsChange },
   ): Promise<void>;
 }
 
@@ -43,8 +44,11 @@ export interface RetireOptions {
   includePending: boolean;
   /** Counts one decision (a RiskApprovedSignal of trade.signal.safe or a RiskRejection of .rejected). */
   count: (topic: string, message: unknown) => void;
-  /** The state's snapshot, made after the counting. */
-  snapshotJson: () => string;
+  /**
+   * Writes the state's snapshot, made after the counting, through `write` (the move's own
+   * transaction), as the service host tracks every write of it (ServiceHost.writeStateWith).
+   */
+  writeState: (write: (state: { key: string; parts: PartsChange }) => Promise<void>) => Promise<void>;
 }
 
 export interface RetireResult {
@@ -126,11 +130,8 @@ export async function retireDecisionGroups(bus: EventBus, options: RetireOptions
       }
     }
   }
-  await bus.moveGroup(
-    group,
-    old.map((o) => o.topic),
-    { topic: TOPICS.decisions, startId: decisionsAfter, exists: mine !== undefined },
-    { key: snapshotKey('monitor'), value: options.snapshotJson() },
+  await options.writeState((state) =>
+    bus.moveGroup(group, old.map((o) => o.topic), { topic: TOPICS.decisions, startId: decisionsAfter, exists: mine !== undefined }, state),
   );
   return { retired: old.map((o) => o.topic), counted, decisionsAfter, alreadyCounting };
 }

@@ -118,7 +118,7 @@ export class MonitorService {
         if (topic === TOPICS.safe) this.state.onApproved(message as RiskApprovedSignal);
         else this.state.onRejected(message as RiskRejection);
       },
-      snapshotJson: () => this.state.snapshotJson(),
+      writeState: (write) => this.host.writeStateWith(write),
     });
     if (result === null) return;
     this.deps.logger.info(

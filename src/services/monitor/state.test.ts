@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { PartsMirror } from '../../../test/helpers/parts.js';
 import { instrumentTable } from '../../core/instruments.js';
 import type { ExecutionResult } from '../../core/messages.js';
 import { keyedRandom } from '../../core/random.js';
@@ -28,6 +29,13 @@ function fill(side: 'BUY' | 'SELL', quantity: number, price: number, fee: number
     origin: 'signal',
     ...extra,
   };
+}
+
+
+/** Which commits of a stored-by-parts mirror fail (seeded). */
+function partsRandom(): () => number {
+  const random = keyedRandom(11, 'parts');
+  return () => random.next();
 }
 
 describe('MonitorState', () => {
@@ -178,7 +186,11 @@ describe('MonitorState: rl.feedback', () => {
 
   it('writes its snapshot JSON exactly as JSON.stringify(toSnapshot()), through fills, decisions and a restore', () => {
     const state = new MonitorState(10_000);
-    const same = () => expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
+    const parts = new PartsMirror(partsRandom());
+    const same = () => {
+      expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
+      parts.commit(() => state.snapshotJson());
+    };
     same();
     let id = 100;
     for (let i = 0; i < 12; i += 1) {
@@ -202,7 +214,11 @@ describe('MonitorState.snapshotJson with many symbols (the per-symbol text kept 
     const gate = () => new TickGate(instrumentTable(list), { maxClockSkewMs: 5000, maxJumpPct: 0.2 });
     for (const used of [symbols.slice(0, 4), symbols]) {
       let state = new MonitorState(100_000, undefined, gate());
-      const same = () => expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
+      const parts = new PartsMirror(partsRandom());
+    const same = () => {
+      expect(state.snapshotJson()).toBe(JSON.stringify(state.toSnapshot()));
+      parts.commit(() => state.snapshotJson());
+    };
       const rng = keyedRandom(5, used.join());
       const pick = () => used[Math.floor(rng.next() * used.length)] as string;
       let id = 1;

@@ -55,7 +55,7 @@ import {
   type ProtectionConfig,
   type SourceCurve,
 } from '../../core/protections.js';
-import { MembersCache, VersionedMap, jsonByParts } from '../../core/json-cache.js';
+import { MembersCache, VersionedMap, itemsJson, jsonByParts } from '../../core/json-cache.js';
 import { DuplicateGuard } from '../../core/recent-set.js';
 import { TickGate, TickGateSnapshot, type TickVerdict } from '../../core/tick-rules.js';
 import type { RiskReading } from '../../platform/metrics.js';
@@ -959,11 +959,7 @@ export class RiskState {
     return jsonByParts(
       {
         confirmed: () => this.confirmed.toSnapshotJson(),
-        inflight: () => {
-          const parts: string[] = [];
-          for (const entry of this.inflight.values()) parts.push((entry.json ??= JSON.stringify(inflightRecord(entry.order))));
-          return `[${parts.join(',')}]`;
-        },
+        inflight: () => itemsJson(this.inflight, (entry) => (entry.json ??= JSON.stringify(inflightRecord(entry.order)))),
         prices: () => this.text.prices.object(this.prices, () => this.toSnapshot().prices),
         price_ts: () => this.text.priceTs.object(this.priceTs, () => this.toSnapshot().price_ts),
         quotes: () => this.text.quotes.object(this.quotes, () => this.toSnapshot().quotes),
