@@ -6,7 +6,6 @@
  *
  *   npx tsx bench/snapshot-growth.ts [rounds]
  */
-
 import { medianMicros, statesWithOpenPositions } from './lib/snapshot-states.js';
 
 const rounds = Number(process.argv[2] ?? 400);
