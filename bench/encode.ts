@@ -17,21 +17,12 @@ import { encodePayload } from '../src/bus/codec.js';
 import { TOPIC_SCHEMAS } from '../src/core/messages.js';
 import { publishedMessages } from './lib/encode-samples.js';
 import { compileEncoder, encodeFor } from './lib/json-encoders.js';
+import { lowestCpuNs } from './lib/timing.js';
 
 const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '7' } } });
 const ROUNDS = Number(args.rounds);
 
-function time(n: number, fn: (i: number) => void): number {
-  for (let i = 0; i < n; i++) fn(i);
-  let best = Infinity;
-  for (let r = 0; r < ROUNDS; r++) {
-    const t0 = process.cpuUsage();
-    for (let i = 0; i < n; i++) fn(i);
-    const d = process.cpuUsage(t0);
-    best = Math.min(best, ((d.user + d.system) * 1000) / n);
-  }
-  return best;
-}
+const time = (n: number, fn: (i: number) => void): number => lowestCpuNs(ROUNDS, n, fn);
 
 const us = (ns: number): string => `${(ns / 1000).toFixed(3)} µs`;
 console.log(`per message, CPU time (load ${(await import('node:os')).loadavg()[0]!.toFixed(2)})`);

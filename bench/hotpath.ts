@@ -22,6 +22,7 @@ import { riskStateOptions } from '../src/services/risk/service.js';
 import { RiskState } from '../src/services/risk/state.js';
 import { RecentSet } from '../src/core/recent-set.js';
 import { BENCH_CONFIG, BENCH_SYMBOLS, CYCLE_SIGNALS, signalPayload } from './lib/signals.js';
+import { lowestCpuNs } from './lib/timing.js';
 
 const { values: args } = parseArgs({
   options: { rounds: { type: 'string', default: '5' }, only: { type: 'string' } },
@@ -30,21 +31,7 @@ const ROUNDS = Number(args.rounds);
 const only = args.only ? new Set(args.only.split(',')) : null;
 const want = (name: string): boolean => only === null || only.has(name);
 
-/**
- * Lowest CPU ns (this process' user + system time, not wall time: the machine is shared)
- * per call of `fn` over `rounds` timed loops of `n` calls, after one warm loop.
- */
-function time(n: number, fn: (i: number) => void): number {
-  for (let i = 0; i < n; i++) fn(i);
-  let best = Infinity;
-  for (let r = 0; r < ROUNDS; r++) {
-    const t0 = process.cpuUsage();
-    for (let i = 0; i < n; i++) fn(i);
-    const d = process.cpuUsage(t0);
-    best = Math.min(best, ((d.user + d.system) * 1000) / n);
-  }
-  return best;
-}
+const time = (n: number, fn: (i: number) => void): number => lowestCpuNs(ROUNDS, n, fn);
 const us = (ns: number): string => `${(ns / 1000).toFixed(2)} µs`;
 
 const config = defaultConfig(BENCH_CONFIG as unknown as Record<string, unknown>);

@@ -6,7 +6,8 @@
  *
  *   npx tsx bench/snapshot-growth.ts [rounds]
  */
-import { medianMicros, statesWithOpenPositions } from './lib/snapshot-states.js';
+import { statesWithOpenPositions } from './lib/snapshot-states.js';
+import { medianMicros } from './lib/timing.js';
 
 const rounds = Number(process.argv[2] ?? 400);
 const time = (before: () => void, fn: () => unknown): number => medianMicros(rounds, before, fn);

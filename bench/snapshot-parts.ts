@@ -8,7 +8,8 @@
  *   npx tsx bench/snapshot-parts.ts [rounds]
  */
 import { PartsTracker, assembleState, changeBytes } from '../src/core/snapshot-parts.js';
-import { medianMicros, statesWithOpenPositions } from './lib/snapshot-states.js';
+import { statesWithOpenPositions } from './lib/snapshot-states.js';
+import { medianMicros } from './lib/timing.js';
 
 const rounds = Number(process.argv[2] ?? 400);
 const time = (before: () => void, fn: () => unknown): number => medianMicros(rounds, before, fn);

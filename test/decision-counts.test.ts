@@ -6,17 +6,15 @@
  * rebuild without a snapshot. On Redis: the upgrade from a monitor that had groups on
  * trade.signal.safe / .rejected counts what they had not read and removes them.
  */
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import type { EventBus } from '../src/bus/bus.js';
 import { GROUPS, TOPICS } from '../src/bus/topics.js';
 import { DecisionCounts, RiskApprovedSignal, RiskRejection, SCHEMA_VERSION } from '../src/core/messages.js';
-import { createLogger } from '../src/platform/logger.js';
 import { snapshotKey } from '../src/services/common/host.js';
 import { MonitorState } from '../src/services/monitor/state.js';
 import { redisUrl, waitFor } from './helpers/redis.js';
-import { approval, isSettled, readPayloads, testConfig, testScope, tick, type TestScope } from './helpers/services.js';
+import { approval, capturingLogger, isSettled, readPayloads, testConfig, testScope, tick, type TestScope } from './helpers/services.js';
 
 interface Counted {
   approved: number;
@@ -141,18 +139,6 @@ describe.each([
     expect(monitor.service.sources().sources).toEqual(shown);
   });
 });
-
-/** A logger whose JSON lines are kept. */
-function capturingLogger() {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger({ destination }), lines };
-}
 
 describe('upgrading from a monitor with groups on trade.signal.safe / .rejected (Redis)', () => {
   let scope: TestScope;

@@ -4,31 +4,17 @@
  * log line; the monitor then shows the same portfolio as before, the risk gate the same
  * books, whatever happened to the snapshot.
  */
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import type { EventBus } from '../src/bus/bus.js';
 import { publishTradeSignal } from '../src/bus/publish.js';
 import { GROUPS, TOPICS } from '../src/bus/topics.js';
-import { createLogger } from '../src/platform/logger.js';
 import { snapshotKey } from '../src/services/common/host.js';
 import { redisUrl } from './helpers/redis.js';
-import { request, testConfig, testScope, uniqueId, waitForSettled } from './helpers/services.js';
+import { capturingLogger, request, testConfig, testScope, uniqueId, waitForSettled } from './helpers/services.js';
 
 const scope = testScope('recovery');
 afterEach(() => scope.teardown());
-
-/** A logger whose JSON lines are kept, to read what the service said. */
-function capturingLogger(): { logger: ReturnType<typeof createLogger>; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger({ destination }), lines };
-}
 
 async function rawRedis<T>(fn: (client: ReturnType<typeof createClient>) => Promise<T>): Promise<T> {
   const client = createClient({ url: redisUrl() });

@@ -4,28 +4,16 @@
  * and the first commit after it stores it by parts; a restart from the parts restores the
  * same state; a state change from HTTP (host.emit / mutate) is stored by parts too.
  */
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { EventBus } from '../src/bus/bus.js';
 import { publishTradeSignal } from '../src/bus/publish.js';
 import { GROUPS, TOPICS } from '../src/bus/topics.js';
-import { createLogger } from '../src/platform/logger.js';
+import type { Logger } from '../src/platform/logger.js';
 import { readSnapshotText, snapshotKey } from '../src/services/common/host.js';
-import { request, testConfig, testScope, uniqueId, waitForSettled } from './helpers/services.js';
+import { capturingLogger, request, testConfig, testScope, uniqueId, waitForSettled } from './helpers/services.js';
 
 const scope = testScope('snapshot-parts');
 afterEach(() => scope.teardown());
-
-function capturingLogger(): { logger: ReturnType<typeof createLogger>; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: createLogger({ destination }), lines };
-}
 
 const config = testConfig();
 const SERVICES = ['risk', 'execution', 'monitor'] as const;
@@ -37,7 +25,7 @@ async function trade(bus: EventBus, symbol: string, action: string): Promise<voi
   await waitForSettled(bus, GROUPS.monitor, [TOPICS.execution]);
 }
 
-async function launchAll(bus: EventBus, loggers?: Record<(typeof SERVICES)[number], ReturnType<typeof createLogger>>) {
+async function launchAll(bus: EventBus, loggers?: Record<(typeof SERVICES)[number], Logger>) {
   const risk = await scope.launch('risk', { bus, config, logger: loggers?.risk });
   const execution = await scope.launch('execution', { bus, config, logger: loggers?.execution });
   const monitor = await scope.launch('monitor', { bus, config, logger: loggers?.monitor });

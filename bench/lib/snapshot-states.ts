@@ -15,18 +15,6 @@ import { growthConfig } from './growth.js';
 
 const T0 = Date.UTC(2026, 11, 1, 12);
 
-/** Median µs of a call of `fn` over `rounds` calls (after 20 untimed), each after a `before()` that is not timed (the median: the machine is shared). */
-export function medianMicros(rounds: number, before: () => void, fn: () => unknown): number {
-  const samples: number[] = [];
-  for (let i = 0; i < rounds + 20; i++) {
-    before();
-    const t0 = performance.now();
-    fn();
-    if (i >= 20) samples.push(performance.now() - t0);
-  }
-  return (samples.sort((a, b) => a - b)[Math.floor(samples.length / 2)] as number) * 1000;
-}
-
 export interface SnapshotStates {
   risk: RiskState;
   monitor: MonitorState;

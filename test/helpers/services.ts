@@ -12,6 +12,7 @@
  *   const results = await readPayloads(bus, TOPICS.execution, ExecutionResult);
  */
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { z } from 'zod';
 import type { EventBus, GroupInfo, StreamEntry } from '../../src/bus/bus.js';
@@ -29,7 +30,7 @@ import {
 } from '../../src/core/messages.js';
 import { systemClock } from '../../src/platform/clock.js';
 import { defaultConfig, type Config } from '../../src/platform/config.js';
-import { silentLogger, type Logger } from '../../src/platform/logger.js';
+import { createLogger, silentLogger, type Logger } from '../../src/platform/logger.js';
 import { launchService, type Launched } from '../../src/services/launch.js';
 import { cleanupPrefix, redisUrl, uniquePrefix, waitFor, type WaitOptions } from './redis.js';
 
@@ -413,4 +414,16 @@ export function metricValue(text: string, name: string, labels: Record<string, s
     if (Object.entries(labels).every(([key, value]) => found.get(key) === value)) return Number(match[2]);
   }
   return undefined;
+}
+
+/** A logger whose JSON lines are kept, to read what a service said. */
+export function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: createLogger({ destination }), lines };
 }

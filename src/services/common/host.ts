@@ -118,7 +118,10 @@ export interface HostOptions {
   /** Input topics, in the order entries of one batch are handled. */
   topics: readonly string[];
   handle: (delivery: Delivery<unknown>) => Outbound[] | void;
-  /** Messages a batch adds after its handlers, in its commit (SubscribeSettings.batchOutputs). */
+  /**
+   * Messages added after a publication's own: a batch's handlers' outputs (in its commit,
+   * SubscribeSettings.batchOutputs) and what `emit` publishes between batches (in the same write).
+   */
   batchOutputs?: (outputs: readonly Outbound[]) => Outbound[];
   snapshot: () => unknown;
   /** The snapshot's JSON, when the service can make it faster than JSON.stringify(snapshot()). */
@@ -408,8 +411,9 @@ export class ServiceHost {
    */
   async emit(fn: () => Outbound[]): Promise<number> {
     const run = async () => {
-      const out = fn();
-      if (out.length === 0) return 0; // nothing changed that needs saving
+      const made = fn();
+      if (made.length === 0) return 0; // nothing changed that needs saving
+      const out = this.options.batchOutputs ? [...made, ...this.options.batchOutputs(made)] : made;
       await this.deps.bus.publishMany(out);
       for (const o of out) this.options.metrics.messages.inc({ topic: o.topic, direction: 'out' });
       await this.saveSnapshot();

@@ -68,7 +68,8 @@ export class RiskService {
       // Ticks and fills first, so a batch's signals are decided on the freshest books.
       topics: [TOPICS.tick, TOPICS.execution, TOPICS.signal],
       handle: (d) => this.handle(d),
-      // The batch's decisions counted per source, committed with them (GET /sources on the monitor).
+      // Each batch's (and each between-batch publication's) decisions counted per source,
+      // written with them (GET /sources on the monitor).
       batchOutputs: (outputs) => decisionOutputs(outputs, this.deps.clock.now()),
       snapshot: () => this.state.toSnapshot(),
       snapshotJson: () => this.state.snapshotJson(),
@@ -225,9 +226,8 @@ export class RiskService {
     this.checkingTimeLimits = true;
     try {
       await this.host.emit(() => {
-        const now = this.deps.clock.now();
-        const closes = this.protectiveCloses(this.state.checkExits(now)) ?? [];
-        return withDecisionOutputs(withExitOutputs(closes, this.state.drainExitLevels()) ?? [], now);
+        const closes = this.protectiveCloses(this.state.checkExits(this.deps.clock.now())) ?? [];
+        return withExitOutputs(closes, this.state.drainExitLevels()) ?? [];
       });
     } catch (err) {
       this.deps.logger.warn({ err }, 'checking exit time limits failed; retrying on the next sweep');
@@ -326,9 +326,8 @@ export class RiskService {
     let closes: RiskApprovedSignal[] = [];
     if (flatten) {
       await this.host.emit(() => {
-        const now = this.deps.clock.now();
-        closes = this.state.flattenAll(now);
-        return withDecisionOutputs(closes.map((payload) => ({ topic: TOPICS.safe, payload })), now);
+        closes = this.state.flattenAll(this.deps.clock.now());
+        return closes.map((payload) => ({ topic: TOPICS.safe, payload }));
       });
       if (closes.length > 0) this.metrics.outcomes.inc({ outcome: 'kill_switch_close' }, closes.length);
     }
@@ -399,11 +398,6 @@ function decisionOutputs(outputs: readonly Outbound[], now: number): Outbound[] 
     }
   }
   return tally === null ? [] : tally.drain(now).map((payload) => ({ topic: TOPICS.decisions, payload }));
-}
-
-/** A publication between batches with its decision counts after it (written in one transaction). */
-function withDecisionOutputs(outputs: Outbound[], now: number): Outbound[] {
-  return [...outputs, ...decisionOutputs(outputs, now)];
 }
 
 /** A handler's outputs plus the exit-level changes it queued (published after them). */
